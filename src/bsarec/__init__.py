@@ -1,0 +1,28 @@
+"""bsarec: BSARec and sequential recommendation under the paper's exact protocol."""
+
+from bsarec.api import Recommendations, SequentialRecommender
+from bsarec.config import RunConfig
+from bsarec.data import (
+    SequenceDataset,
+    generate_synthetic,
+    leave_one_out,
+    read_benchmark_file,
+    read_interaction_log,
+    resolve_dataset,
+)
+from bsarec.evaluation import evaluate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Recommendations",
+    "RunConfig",
+    "SequenceDataset",
+    "SequentialRecommender",
+    "evaluate",
+    "generate_synthetic",
+    "leave_one_out",
+    "read_benchmark_file",
+    "read_interaction_log",
+    "resolve_dataset",
+]

@@ -1,0 +1,216 @@
+"""The Python API: construct with hyperparameters, `fit` on a dataset, `evaluate`, `recommend`, `save`/`load`.
+
+    from bsarec import SequentialRecommender, resolve_dataset
+    data = resolve_dataset("LastFM")                     # or a path: benchmark .txt, CSV/TSV/Parquet log
+    rec = SequentialRecommender("bsarec", alpha=0.9, c=3, num_heads=1).fit(data, run_dir="runs/lastfm")
+    rec.metrics["test"]["NDCG@10"]
+    rec.recommend(items=["i1", "i2"], k=10)               # original item ids in, original ids out
+    rec = SequentialRecommender.load("runs/lastfm")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bsarec.config import RunConfig
+from bsarec.data.dataset import SequenceDataset
+from bsarec.data.split import LeaveOneOutSplit, leave_one_out
+from bsarec.errors import ConfigError
+from bsarec.evaluation.metrics import evaluate, top_k
+from bsarec.io import atomic_write_json
+from bsarec.models import build_model
+from bsarec.training.helpers import load_weights, save_weights
+from bsarec.training.trainer import WEIGHTS_FILE, TrainResult, train
+
+log = logging.getLogger("bsarec")
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+DATASET_DIR = "dataset"
+LOG_FILE = "train.log"
+
+
+@dataclass
+class Recommendations:
+    """Top-k original item ids with scores, plus what could not be used from the request."""
+
+    items: list[Any]
+    scores: list[float]
+    unknown: list[Any]
+    empty_history: bool = False
+
+
+class SequentialRecommender:
+    def __init__(self, model: str = "bsarec", config: RunConfig | None = None, **settings: Any):
+        self.config = config if config is not None else RunConfig(model=model, **settings)
+        self.model: torch.nn.Module | None = None
+        self.dataset: SequenceDataset | None = None
+        self.metrics: dict[str, Any] = {}
+        self.result: TrainResult | None = None
+        self._split: LeaveOneOutSplit | None = None
+
+    # -- training ------------------------------------------------------------------------------------------
+    def fit(self, dataset: SequenceDataset, run_dir: str | Path | None = None, progress: bool = True):
+        """Train with early stopping on validation, restore the best weights, evaluate on test once."""
+        config = self.config
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        run_path = Path(run_dir) if run_dir is not None else None
+        handler = _attach_log_file(run_path)
+        try:
+            torch.manual_seed(config.seed)
+            self.dataset = dataset
+            self._split = leave_one_out(dataset, config.max_len)
+            self.model = build_model(config.model, dataset.n_items, config.model_settings())
+            if run_path is not None:
+                atomic_write_json(run_path / CONFIG_FILE, config.to_dict())
+                dataset.save(run_path / DATASET_DIR)
+            log.info("training %s on %s: %d users, %d items, %d training samples", config.model,
+                     dataset.name, dataset.num_users, dataset.n_items - 1, len(self._split.train_targets))
+            self.result = train(self.model, self._split, config, run_path, progress=progress)
+            started = time.perf_counter()
+            test = evaluate(self.model, self._split.test, config.history_mask, config.eval_batch_size)
+            self.metrics = {
+                "valid": self.result.best_valid,
+                "test": test,
+                "best_epoch": self.result.best_epoch,
+                "epochs": self.result.epochs,
+                "train_seconds": self.result.train_seconds,
+                "test_seconds": time.perf_counter() - started,
+                "interrupted": self.result.interrupted,
+                "history_mask": config.history_mask,
+                "dataset": dataset.name,
+                "split": self._split.report,
+                "environment": environment(),
+            }
+            log.info("test %s", " ".join(f"{k} {v:.4f}" for k, v in test.items()))
+            if run_path is not None:
+                atomic_write_json(run_path / METRICS_FILE, self.metrics)
+        finally:
+            if handler is not None:
+                logging.getLogger("bsarec").removeHandler(handler)
+                handler.close()
+        return self
+
+    @property
+    def split(self) -> LeaveOneOutSplit:
+        if self._split is None:
+            if self.dataset is None:
+                raise RuntimeError("no dataset: call fit() or load() first")
+            self._split = leave_one_out(self.dataset, self.config.max_len)
+        return self._split
+
+    def evaluate(self, split: str = "test", history_mask: str | None = None) -> dict[str, float]:
+        if split not in ("valid", "test"):
+            raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
+        model = self._require_model()
+        evalset = self.split.valid if split == "valid" else self.split.test
+        return evaluate(model, evalset, history_mask or self.config.history_mask, self.config.eval_batch_size)
+
+    # -- recommending ---------------------------------------------------------------------------------------
+    def recommend(
+        self, user: Any = None, items: list[Any] | None = None, k: int = 10, exclude_seen: bool = True
+    ) -> Recommendations:
+        """Top-k for a known user (their whole history) or for a raw history of original item ids."""
+        if (user is None) == (items is None):
+            raise ValueError("give exactly one of user= or items=")
+        dataset = self._require_dataset()
+        if user is not None:
+            row = dataset.user_row(user)
+            if row is None:
+                return Recommendations([], [], [user], empty_history=True)
+            history = dataset.sequences[row]
+            unknown: list[Any] = []
+        else:
+            known = [(item, dataset.item_index(item)) for item in items]
+            unknown = [item for item, index in known if index is None]
+            history = [index for _, index in known if index is not None]
+        return self._recommend_internal(history, k, exclude_seen, unknown)
+
+    def _recommend_internal(self, history, k: int, exclude_seen: bool, unknown: list[Any]) -> Recommendations:
+        from bsarec.data.split import pad_left
+
+        model = self._require_model()
+        dataset = self._require_dataset()
+        history = torch.as_tensor(list(history), dtype=torch.int64)
+        inputs = torch.from_numpy(pad_left(history.numpy(), self.config.max_len)).unsqueeze(0)
+        exclude = [history] if exclude_seen else None
+        indices, scores = top_k(model, inputs, k, exclude)
+        keep = torch.isfinite(scores[0])
+        return Recommendations(
+            items=[dataset.item_ids[i] for i in indices[0][keep].tolist()],
+            scores=scores[0][keep].tolist(),
+            unknown=unknown,
+            empty_history=len(history) == 0,
+        )
+
+    # -- persistence ----------------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        atomic_write_json(directory / CONFIG_FILE, self.config.to_dict())
+        save_weights(self._require_model(), directory / WEIGHTS_FILE)
+        self._require_dataset().save(directory / DATASET_DIR)
+        if self.metrics:
+            atomic_write_json(directory / METRICS_FILE, self.metrics)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> SequentialRecommender:
+        directory = Path(directory)
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            if not (directory / name).is_file():
+                raise ConfigError(f"{directory}: not a run directory (missing {name})")
+        config = RunConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text()))
+        rec = cls(config=config)
+        rec.dataset = SequenceDataset.load(directory / DATASET_DIR)
+        torch.manual_seed(config.seed)
+        rec.model = build_model(config.model, rec.dataset.n_items, config.model_settings())
+        load_weights(rec.model, directory / WEIGHTS_FILE)
+        rec.model.eval()
+        if (directory / METRICS_FILE).is_file():
+            rec.metrics = json.loads((directory / METRICS_FILE).read_text())
+        return rec
+
+    def _require_model(self) -> torch.nn.Module:
+        if self.model is None:
+            raise RuntimeError("no model: call fit() or load() first")
+        return self.model
+
+    def _require_dataset(self) -> SequenceDataset:
+        if self.dataset is None:
+            raise RuntimeError("no dataset: call fit() or load() first")
+        return self.dataset
+
+
+def environment() -> dict[str, Any]:
+    import os
+
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def _attach_log_file(run_dir: Path | None) -> logging.Handler | None:
+    if run_dir is None:
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run_dir / LOG_FILE, mode="a")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("bsarec")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler

@@ -1,0 +1,177 @@
+"""The run configuration: defaults (the reference code's), presets, and `--set key=value` overrides.
+
+Precedence, lowest first: defaults < preset < --set < explicit CLI flags (--seed, --epochs).
+The resolved config is written to every run directory and is enough to re-run it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bsarec.errors import ConfigError
+
+MODEL_DEFAULT_LOSS = {"bsarec": "ce", "sasrec": "bce"}
+HISTORY_MASKS = ("exclude", "zero")
+
+
+@dataclass
+class RunConfig:
+    model: str = "bsarec"
+    dataset: str = "synthetic"
+    data_dir: str | None = None
+    kcore: int | None = None  # raw logs only; None = 5 for raw logs, off for benchmark files
+    preset: str | None = None
+    seed: int = 42
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 0.001
+    weight_decay: float = 0.0
+    patience: int = 10
+    monitor: str = "NDCG@20"
+    max_len: int = 50
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    hidden_dropout: float = 0.5
+    attn_dropout: float = 0.5
+    alpha: float = 0.9  # BSARec: weight of the frequency branch
+    c: int = 3  # BSARec: low-pass cut-off, keeps c//2+1 rfft bins
+    loss: str | None = None  # None: the model's paper objective (bsarec: ce, sasrec: bce)
+    history_mask: str = "exclude"  # "exclude" (default) or "zero" (the reference code's 0-score masking)
+    eval_batch_size: int = 1024
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.model not in MODEL_DEFAULT_LOSS:
+            raise ConfigError(f"model: unknown {self.model!r}; choose from {', '.join(MODEL_DEFAULT_LOSS)}")
+        if self.loss not in (None, "ce", "bce"):
+            raise ConfigError(f"loss: expected 'ce' or 'bce', got {self.loss!r}")
+        if self.history_mask not in HISTORY_MASKS:
+            raise ConfigError(f"history_mask: expected one of {HISTORY_MASKS}, got {self.history_mask!r}")
+        for name in ("epochs", "batch_size", "max_len", "hidden_size", "num_layers", "num_heads", "patience"):
+            if getattr(self, name) < 1 and not (name == "epochs" and self.epochs == 0):
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"num_heads: {self.num_heads} does not divide hidden_size {self.hidden_size}")
+        for name in ("hidden_dropout", "attn_dropout", "alpha"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name}: must lie in [0, 1], got {getattr(self, name)}")
+        if self.c < 1:
+            raise ConfigError(f"c: must be >= 1, got {self.c}")
+
+    @property
+    def resolved_loss(self) -> str:
+        return self.loss or MODEL_DEFAULT_LOSS[self.model]
+
+    def model_settings(self) -> dict[str, Any]:
+        """Constructor arguments of the chosen model."""
+        settings = {
+            "hidden_size": self.hidden_size,
+            "max_len": self.max_len,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "hidden_dropout": self.hidden_dropout,
+            "attn_dropout": self.attn_dropout,
+            "loss": self.resolved_loss,
+        }
+        if self.model == "bsarec":
+            settings.update(alpha=self.alpha, c=self.c)
+        return settings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "loss": self.resolved_loss}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    def updated(self, **changes: Any) -> RunConfig:
+        return RunConfig.from_dict({**dataclasses.asdict(self), **changes})
+
+
+def _field_types() -> dict[str, str]:
+    return {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
+
+
+def parse_value(key: str, text: str) -> Any:
+    """Cast `--set key=value` text to the field's type."""
+    types = _field_types()
+    if key not in types:
+        raise ConfigError(f"--set {key}: unknown setting; known: {sorted(types)}")
+    kind = types[key]
+    if text.lower() in ("none", "null") and "None" in kind:
+        return None
+    try:
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float"):
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"--set {key}={text}: expected {kind.split(' |')[0]}") from None
+    return text
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set {pair!r}: expected key=value")
+        key, text = pair.split("=", 1)
+        values[key.strip()] = parse_value(key.strip(), text.strip())
+    return values
+
+
+def load_paper_presets() -> dict[str, Any]:
+    return json.loads(resources.files("bsarec").joinpath("presets/paper.json").read_text())
+
+
+def preset_values(preset: str, model: str, dataset_name: str) -> dict[str, Any]:
+    """Settings of a preset: `paper` (per model and dataset) or a JSON file of flat key-value settings."""
+    if preset == "paper":
+        table = load_paper_presets().get(model, {})
+        for name, values in table.items():
+            if name.lower() == dataset_name.lower():
+                return dict(values)
+        if "*" in table:
+            return dict(table["*"])
+        raise ConfigError(
+            f"--preset paper: no paper settings for {model} on {dataset_name!r}; known: {sorted(table)}"
+        )
+    path = Path(preset)
+    if not path.is_file():
+        raise ConfigError(f"--preset {preset}: expected 'paper' or a JSON file of settings")
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a JSON object of settings")
+    return values.get("settings", values)
+
+
+def resolve_config(
+    model: str,
+    dataset: str,
+    dataset_name: str,
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    **explicit: Any,
+) -> RunConfig:
+    values: dict[str, Any] = {"model": model, "dataset": dataset, "preset": preset}
+    if preset:
+        values.update(preset_values(preset, model, dataset_name))
+    values.update(overrides or {})
+    values.update({k: v for k, v in explicit.items() if v is not None})
+    return RunConfig.from_dict(values)

@@ -1,0 +1,11 @@
+"""Errors that carry the place (file, line, field) and what was expected."""
+
+from __future__ import annotations
+
+
+class DataError(ValueError):
+    """Malformed or unusable input data; the message names the file, line or field."""
+
+
+class ConfigError(ValueError):
+    """An unknown or badly typed setting."""

@@ -1,0 +1,150 @@
+"""Layers shared by the Transformer-style recommenders (BSARec, SASRec), as in the reference code.
+
+Post-LN blocks, LayerNorm eps 1e-12, exact (erf) GELU, dropout on hidden states and attention
+probabilities, additive -10000 attention mask, N(0, 0.02) initialisation.
+
+`last_only=True` in a block computes only the last position's output. In the final block nothing else is
+needed for the prediction: other positions reach the last one only through K, V (and BSARec's filter row),
+which are computed from the block's full input. This is exact, not an approximation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MASK_VALUE = -10000.0  # additive, as the reference; -inf would give NaN on all-padding query rows
+
+
+def causal_padding_mask(input_ids: torch.Tensor) -> torch.Tensor:
+    """Additive mask (B, 1, N, N): query i sees key j iff j <= i and input_j != 0."""
+    n = input_ids.size(1)
+    causal = torch.ones(n, n, dtype=torch.bool, device=input_ids.device).tril()
+    visible = causal[None, None] & (input_ids != 0)[:, None, None, :]
+    return torch.zeros(visible.shape, device=input_ids.device).masked_fill(~visible, MASK_VALUE)
+
+
+class ItemPositionEmbedding(nn.Module):
+    """E = Dropout(LayerNorm(item_emb + position_emb)); positions 0..N-1 from the left edge."""
+
+    def __init__(self, n_items: int, hidden_size: int, max_len: int, dropout: float):
+        super().__init__()
+        self.item = nn.Embedding(n_items, hidden_size, padding_idx=0)
+        self.position = nn.Embedding(max_len, hidden_size)
+        self.norm = nn.LayerNorm(hidden_size, eps=1e-12)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.size(1), device=input_ids.device)
+        return self.dropout(self.norm(self.item(input_ids) + self.position(positions)))
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """LayerNorm(X + Dropout(W_o · softmax(QK^T/sqrt(e) + M) V)), with dropout on the probabilities."""
+
+    def __init__(self, hidden_size: int, num_heads: int, attn_dropout: float, hidden_dropout: float):
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not a multiple of num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_size = hidden_size // num_heads
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.key = nn.Linear(hidden_size, hidden_size)
+        self.value = nn.Linear(hidden_size, hidden_size)
+        self.out = nn.Linear(hidden_size, hidden_size)
+        self.attn_dropout = nn.Dropout(attn_dropout)
+        self.out_dropout = nn.Dropout(hidden_dropout)
+        self.norm = nn.LayerNorm(hidden_size, eps=1e-12)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, self.num_heads, self.head_size).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        residual = x[:, -1:] if last_only else x
+        if last_only:
+            mask = mask[:, :, -1:]
+        q, k, v = self._heads(self.query(residual)), self._heads(self.key(x)), self._heads(self.value(x))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size) + mask
+        probs = self.attn_dropout(torch.softmax(scores, dim=-1))
+        context = (probs @ v).transpose(1, 2).reshape(residual.shape)
+        return self.norm(residual + self.out_dropout(self.out(context)))
+
+
+class FeedForward(nn.Module):
+    """LayerNorm(X + Dropout(W_2 GELU(W_1 X)))."""
+
+    def __init__(self, hidden_size: int, dropout: float, inner_size: int | None = None):
+        super().__init__()
+        self.dense_in = nn.Linear(hidden_size, inner_size or 4 * hidden_size)
+        self.dense_out = nn.Linear(inner_size or 4 * hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(hidden_size, eps=1e-12)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x + self.dropout(self.dense_out(F.gelu(self.dense_in(x)))))
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """Reference init: Linear and Embedding weights N(0, std) (padding row included), biases 0, LN (1, 0)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        module.weight.data.normal_(mean=0.0, std=std)
+    elif isinstance(module, nn.LayerNorm):
+        module.weight.data.fill_(1.0)
+        module.bias.data.zero_()
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        module.bias.data.zero_()
+
+
+class SequentialRecommenderModel(nn.Module):
+    """Embedding, a stack of blocks, and tied-embedding scoring; subclasses supply the blocks."""
+
+    def __init__(self, n_items: int, hidden_size: int, max_len: int, hidden_dropout: float):
+        super().__init__()
+        self.n_items = n_items
+        self.max_len = max_len
+        self.embedding = ItemPositionEmbedding(n_items, hidden_size, max_len, hidden_dropout)
+        self.blocks = nn.ModuleList()
+
+    @property
+    def item_embeddings(self) -> torch.Tensor:
+        """The output table: tied to the input item embeddings, row 0 (padding) included."""
+        return self.embedding.item.weight
+
+    def forward(self, input_ids: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """Hidden states (B, N, d), or (B, d) for the last position only."""
+        mask = causal_padding_mask(input_ids)
+        x = self.embedding(input_ids)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1)
+        return x[:, -1] if last_only else x
+
+    def encode(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """User representation: the output at the last position, (B, d)."""
+        return self.forward(input_ids, last_only=True)
+
+    def hidden_states(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
+        """[embedding output, block 1 output, ...] for analysis."""
+        mask = causal_padding_mask(input_ids)
+        states = [self.embedding(input_ids)]
+        for block in self.blocks:
+            states.append(block(states[-1], mask))
+        return states
+
+    def cross_entropy_loss(self, input_ids: torch.Tensor, targets: torch.Tensor, **_) -> torch.Tensor:
+        """Full-softmax CE of the last position's output against every item (row 0 included, as the reference)."""
+        logits = self.encode(input_ids) @ self.item_embeddings.T
+        return F.cross_entropy(logits, targets)
+
+    def bce_loss(self, input_ids: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        """BCE at the last position: label 1 for the target, 0 for one sampled negative (SASRec as the paper ran it)."""
+        h = self.encode(input_ids)
+        table = self.item_embeddings
+        pos = (h * table[targets]).sum(-1)
+        neg = (h * table[negatives]).sum(-1)
+        return F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + F.binary_cross_entropy_with_logits(
+            neg, torch.zeros_like(neg)
+        )

@@ -1,0 +1,117 @@
+"""The training loop, top to bottom: Adam, one loss per batch, validation every epoch, early stopping on
+validation NDCG@20 (patience 10 by default), best weights restored at the end.
+
+Ctrl-C stops after the current batch; the best weights seen so far are already on disk and are restored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from bsarec.config import RunConfig
+from bsarec.data.split import LeaveOneOutSplit
+from bsarec.evaluation.metrics import evaluate
+from bsarec.training.helpers import EarlyStopping, HistoryLog, sample_negatives, save_weights
+
+log = logging.getLogger("bsarec")
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    epochs: int
+    best_valid: dict[str, float]
+    train_seconds: float
+    interrupted: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train(
+    model: torch.nn.Module,
+    split: LeaveOneOutSplit,
+    config: RunConfig,
+    run_dir: Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    generator = torch.Generator().manual_seed(config.seed)  # sample order and negatives
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999),
+                                 weight_decay=config.weight_decay)
+    stopper = EarlyStopping(config.patience)
+    history = HistoryLog(run_dir / "history.jsonl" if run_dir else None)
+    needs_negatives = config.resolved_loss == "bce"
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best_valid: dict[str, float] = {}
+    n_samples = len(split.train_targets)
+    train_seconds = 0.0
+    interrupted = False
+    epoch = -1
+    try:
+        for epoch in range(config.epochs):
+            model.train()
+            started = time.perf_counter()
+            order = torch.randperm(n_samples, generator=generator)
+            total_loss, seen = 0.0, 0
+            bar = tqdm(range(0, n_samples, config.batch_size), desc=f"epoch {epoch}", leave=False,
+                       disable=not progress, unit="batch")
+            for start in bar:
+                index = order[start : start + config.batch_size]
+                inputs, targets = split.train_inputs[index], split.train_targets[index]
+                negatives = sample_negatives(inputs, targets, split.n_items, generator) if needs_negatives else None
+                loss = model.loss(inputs, targets, negatives=negatives)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total_loss += loss.item() * len(index)
+                seen += len(index)
+                bar.set_postfix(loss=f"{total_loss / seen:.4f}",
+                                samples_per_s=f"{seen / (time.perf_counter() - started):.0f}")
+            epoch_seconds = time.perf_counter() - started
+            train_seconds += epoch_seconds
+            eval_started = time.perf_counter()
+            valid = evaluate(model, split.valid, config.history_mask, config.eval_batch_size)
+            record = {
+                "epoch": epoch,
+                "loss": total_loss / max(seen, 1),
+                "train_seconds": epoch_seconds,
+                "samples_per_s": seen / epoch_seconds,
+                "valid_seconds": time.perf_counter() - eval_started,
+                **{f"valid_{k}": v for k, v in valid.items()},
+            }
+            improved = stopper.update(valid[config.monitor], epoch)
+            record["best"] = improved
+            history.append(record)
+            log.info(
+                "epoch %d loss %.4f valid %s %.4f HR@10 %.4f (%.1fs, %.0f samples/s)%s",
+                epoch, record["loss"], config.monitor, valid[config.monitor], valid["HR@10"],
+                epoch_seconds, record["samples_per_s"], " *" if improved else "",
+            )  # fmt: skip
+            if improved:
+                best_valid = valid
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if run_dir is not None:
+                    save_weights(model, run_dir / WEIGHTS_FILE)
+            if stopper.should_stop:
+                log.info("early stop: no %s improvement for %d epochs", config.monitor, config.patience)
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted during epoch %d; restoring the best weights (epoch %d)", epoch, stopper.best_epoch)
+    model.load_state_dict(best_state)
+    if run_dir is not None and stopper.best_epoch < 0:
+        save_weights(model, run_dir / WEIGHTS_FILE)  # no epoch finished: keep the initial weights usable
+    return TrainResult(
+        best_epoch=stopper.best_epoch,
+        epochs=len(history.records),
+        best_valid=best_valid,
+        train_seconds=train_seconds,
+        interrupted=interrupted,
+        history=history.records,
+    )
