@@ -1,11 +1,11 @@
 """The Python API: construct with hyperparameters, `fit` on a dataset, `evaluate`, `recommend`, `save`/`load`.
 
-    from bsarec import SequentialRecommender, resolve_dataset
-    data = resolve_dataset("LastFM")                     # or a path: benchmark .txt, CSV/TSV/Parquet log
-    rec = SequentialRecommender("bsarec", alpha=0.9, c=3, num_heads=1).fit(data, run_dir="runs/lastfm")
-    rec.metrics["test"]["NDCG@10"]
-    rec.recommend(items=["i1", "i2"], k=10)               # original item ids in, original ids out
-    rec = SequentialRecommender.load("runs/lastfm")
+from bsarec import SequentialRecommender, resolve_dataset
+data = resolve_dataset("LastFM")                     # or a path: benchmark .txt, CSV/TSV/Parquet log
+rec = SequentialRecommender("bsarec", alpha=0.9, c=3, num_heads=1).fit(data, run_dir="runs/lastfm")
+rec.metrics["test"]["NDCG@10"]
+rec.recommend(items=["i1", "i2"], k=10)               # original item ids in, original ids out
+rec = SequentialRecommender.load("runs/lastfm")
 """
 
 from __future__ import annotations
@@ -73,8 +73,14 @@ class SequentialRecommender:
             if run_path is not None:
                 atomic_write_json(run_path / CONFIG_FILE, config.to_dict())
                 dataset.save(run_path / DATASET_DIR)
-            log.info("training %s on %s: %d users, %d items, %d training samples", config.model,
-                     dataset.name, dataset.num_users, dataset.n_items - 1, len(self._split.train_targets))
+            log.info(
+                "training %s on %s: %d users, %d items, %d training samples",
+                config.model,
+                dataset.name,
+                dataset.num_users,
+                dataset.n_items - 1,
+                len(self._split.train_targets),
+            )
             self.result = train(self.model, self._split, config, run_path, progress=progress)
             started = time.perf_counter()
             test = evaluate(self.model, self._split.test, config.history_mask, config.eval_batch_size)

@@ -110,8 +110,13 @@ class SequenceDataset:
         maps = json.loads((directory / ID_MAPS_FILE).read_text())
         info = json.loads((directory / INFO_FILE).read_text())
         sequences = [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
-        return cls(sequences, maps["users"], maps["items"], name=info.get("name", directory.name),
-                   report=info.get("report", {}))
+        return cls(
+            sequences,
+            maps["users"],
+            maps["items"],
+            name=info.get("name", directory.name),
+            report=info.get("report", {}),
+        )
 
     @staticmethod
     def is_prepared_dir(path: str | Path) -> bool:

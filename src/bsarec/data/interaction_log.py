@@ -31,7 +31,9 @@ def is_interaction_log(path: str | Path) -> bool:
     return Path(path).suffix.lower() in LOG_SUFFIXES
 
 
-def _detect(columns: list[str], wanted: str | None, candidates: tuple[str, ...], role: str, path: Path) -> str:
+def _detect(
+    columns: list[str], wanted: str | None, candidates: tuple[str, ...], role: str, path: Path
+) -> str:
     if wanted is not None:
         if wanted not in columns:
             raise DataError(f"{path}: no {role} column {wanted!r}; columns are {columns}")
@@ -69,8 +71,12 @@ def read_log_table(
             u = _detect(header, user_col, USER_COLUMNS, "user", path)
             i = _detect(header, item_col, ITEM_COLUMNS, "item", path)
             # ids are read as text so that "007" stays "007"
-            frame = pl.read_csv(path, separator=sep, schema_overrides={u: pl.String, i: pl.String},
-                                infer_schema_length=100_000)
+            frame = pl.read_csv(
+                path,
+                separator=sep,
+                schema_overrides={u: pl.String, i: pl.String},
+                infer_schema_length=100_000,
+            )
             first_line = 2  # line 1 is the header
     except DataError:
         raise

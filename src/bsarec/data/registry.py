@@ -91,7 +91,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_path(path: str | Path, kcore: int | None = None, name: str | None = None, **log_columns) -> SequenceDataset:
+def load_path(
+    path: str | Path, kcore: int | None = None, name: str | None = None, **log_columns
+) -> SequenceDataset:
     """Load a prepared dataset directory, a benchmark .txt file, or a raw CSV/TSV/Parquet log."""
     path = Path(path)
     if SequenceDataset.is_prepared_dir(path):
@@ -105,11 +107,20 @@ def load_path(path: str | Path, kcore: int | None = None, name: str | None = Non
     if is_interaction_log(path):
         return read_interaction_log(path, kcore=5 if kcore is None else kcore, name=name, **log_columns)
     if kcore not in (None, 0, 1):
-        # the benchmark files are already filtered; k-core them only on request
-        dataset = read_benchmark_file(path, name=name)
-        raise DataError(f"{path}: k-core filtering applies to raw logs only (got kcore={kcore}); "
-                        f"this benchmark file has {dataset.num_users} users")
+        raise DataError(
+            f"{path}: k-core filtering applies to raw logs only (got kcore={kcore}); "
+            "the benchmark files are already filtered"
+        )
     return read_benchmark_file(path, name=name)
+
+
+def dataset_name(spec: str | Path) -> str:
+    """The name presets are looked up by: a registry name, or a file's stem (LastFM.txt -> LastFM)."""
+    path = Path(spec)
+    if path.exists():
+        return path.name if path.is_dir() else path.stem
+    entry = lookup(str(spec))
+    return entry.name if entry else str(spec)
 
 
 def resolve_dataset(
@@ -123,11 +134,15 @@ def resolve_dataset(
     path = Path(spec)
     if path.exists():
         return load_path(path, kcore=kcore, **log_columns)
+    if str(spec) == "synthetic":
+        from bsarec.data.synthetic import generate_synthetic
+
+        return generate_synthetic()
     entry = lookup(str(spec))
     if entry is None:
         raise DataError(
             f"{spec}: neither an existing file or directory nor a known dataset name "
-            f"(known: {', '.join(REGISTRY)})"
+            f"(known: synthetic, {', '.join(REGISTRY)})"
         )
     return read_benchmark_file(locate(entry, data_dir, download), name=entry.name)
 
@@ -172,7 +187,11 @@ def _offline_help(entry: RegisteredDataset, target: Path, reason: str) -> str:
         f"  - put it at {target}, or\n"
         f"  - put it in a directory and pass --data-dir DIR (or set BSAREC_DATA_DIR), or\n"
         f"  - pass the file's path as --dataset."
-        + ("\n  For ML-1M the zip itself (or its ratings.dat) can be passed as --dataset." if entry.raw_url else "")
+        + (
+            "\n  For ML-1M the zip itself (or its ratings.dat) can be passed as --dataset."
+            if entry.raw_url
+            else ""
+        )
     )
 
 
@@ -211,7 +230,9 @@ def ml1m_from_ratings(ratings: bytes | str | Path, name: str = "ML-1M") -> Seque
             continue
         parts = line.split("::")
         if len(parts) != 4:
-            raise DataError(f"ratings.dat:{line_no}: expected UserID::MovieID::Rating::Timestamp, got {line!r}")
+            raise DataError(
+                f"ratings.dat:{line_no}: expected UserID::MovieID::Rating::Timestamp, got {line!r}"
+            )
         try:
             user, movie, _, stamp = (int(p) for p in parts)
         except ValueError:

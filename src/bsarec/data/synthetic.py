@@ -18,7 +18,7 @@ from bsarec.data.dataset import SequenceDataset
 
 
 def generate_synthetic(
-    n_users: int = 1000,
+    n_users: int = 800,
     n_clusters: int = 24,
     items_per_cluster: int = 40,
     min_length: int = 8,
@@ -58,7 +58,10 @@ def generate_synthetic(
                 position = int(pop_order[cluster][rng.choice(items_per_cluster, p=within_pop)])
             seq.append(int(cluster) * items_per_cluster + position + 1)
         sequences.append(np.asarray(seq, dtype=np.int64))
-    item_ids: list = [None, *[f"c{c:02d}-i{i:02d}" for c in range(n_clusters) for i in range(items_per_cluster)]]
+    item_ids: list = [
+        None,
+        *[f"c{c:02d}-i{i:02d}" for c in range(n_clusters) for i in range(items_per_cluster)],
+    ]
     user_ids = [f"u{u:05d}" for u in range(n_users)]
     report = {"format": "synthetic", "seed": seed, "n_items": n_items}
     return SequenceDataset(sequences, user_ids, item_ids, name="synthetic", report=report)

@@ -84,7 +84,9 @@ def target_ranks(
     return ranks
 
 
-def evaluate(model: Any, evalset: EvalSet, history_mask: str = "exclude", user_batch: int = 1024) -> dict[str, float]:
+def evaluate(
+    model: Any, evalset: EvalSet, history_mask: str = "exclude", user_batch: int = 1024
+) -> dict[str, float]:
     """HR@5/10/20, NDCG@5/10/20 and MRR over all users of `evalset`."""
     return metrics_from_ranks(target_ranks(model, evalset, history_mask, user_batch))
 

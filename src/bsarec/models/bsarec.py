@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from bsarec.models.layers import (
+    Dropout,
     FeedForward,
     MultiHeadSelfAttention,
     SequentialRecommenderModel,
@@ -44,7 +45,7 @@ class FrequencyLayer(nn.Module):
         self.c = c
         self.register_buffer("low_pass", low_pass_matrix(max_len, c), persistent=False)
         self.sqrt_beta = nn.Parameter(sqrt_beta.clone().view(1, 1, hidden_size))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(hidden_size, eps=1e-12)
 
     def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:

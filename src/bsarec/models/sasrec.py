@@ -39,7 +39,8 @@ class SASRec(SequentialRecommenderModel):
     ):
         super().__init__(n_items, hidden_size, max_len, hidden_dropout)
         self.blocks = nn.ModuleList(
-            SelfAttentionBlock(hidden_size, num_heads, hidden_dropout, attn_dropout) for _ in range(num_layers)
+            SelfAttentionBlock(hidden_size, num_heads, hidden_dropout, attn_dropout)
+            for _ in range(num_layers)
         )
         self.apply(init_weights)
         self.loss = {"ce": self.cross_entropy_loss, "bce": self.bce_loss}[loss]

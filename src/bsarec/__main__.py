@@ -1,0 +1,3 @@
+from bsarec.cli import main
+
+main()

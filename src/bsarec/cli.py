@@ -1,0 +1,200 @@
+"""The `bsarec` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from bsarec.errors import ConfigError, DataError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+data_app = typer.Typer(no_args_is_help=True, help="Inspect and prepare datasets.")
+app.add_typer(data_app, name="data")
+
+
+def _setup_logging(quiet: bool = False) -> None:
+    logger = logging.getLogger("bsarec")
+    if not any(
+        isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+        for h in logger.handlers
+    ):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def _print_metrics(title: str, metrics: dict[str, float]) -> None:
+    typer.echo(f"{title}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+@app.command()
+def train(
+    model: str = typer.Option("bsarec", help="bsarec or sasrec"),
+    dataset: str = typer.Option(
+        "synthetic", help="a dataset name (LastFM, Beauty, ...), a file, or a directory"
+    ),
+    data_dir: Path | None = typer.Option(
+        None, help="directory holding the benchmark files [env BSAREC_DATA_DIR]"
+    ),
+    preset: str | None = typer.Option(
+        None, help="'paper' (the paper's settings for the dataset) or a JSON file"
+    ),
+    set_: list[str] = typer.Option([], "--set", help="override a setting: --set key=value (repeatable)"),
+    seed: int | None = typer.Option(None, help="random seed (default 42)"),
+    epochs: int | None = typer.Option(None, help="maximum epochs (default 200)"),
+    output: Path | None = typer.Option(None, help="run directory (default runs/MODEL-DATASET-TIME)"),
+    kcore: int | None = typer.Option(None, help="k-core filter for raw logs (default 5; 1 turns it off)"),
+    user_col: str | None = typer.Option(None, help="user column of a raw log (default: detected)"),
+    item_col: str | None = typer.Option(None, help="item column of a raw log (default: detected)"),
+    time_col: str | None = typer.Option(None, help="timestamp column of a raw log (default: detected)"),
+    threads: int | None = typer.Option(None, help="torch threads (default: all cores)"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Train a model with early stopping on validation NDCG@20, then evaluate on test once."""
+    from bsarec.api import SequentialRecommender
+    from bsarec.config import parse_overrides, resolve_config
+    from bsarec.data.registry import dataset_name, resolve_dataset
+
+    _setup_logging()
+    config = resolve_config(model, dataset, dataset_name(dataset), preset, parse_overrides(set_),
+                            seed=seed, epochs=epochs, kcore=kcore, threads=threads,
+                            data_dir=str(data_dir) if data_dir else None)  # fmt: skip
+    data = resolve_dataset(dataset, config.data_dir, kcore=config.kcore,
+                           user_col=user_col, item_col=item_col, time_col=time_col)  # fmt: skip
+    output = output or Path("runs") / f"{config.model}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    rec = SequentialRecommender(config=config).fit(data, run_dir=output, progress=progress)
+    _print_metrics("valid", rec.metrics["valid"])
+    _print_metrics("test ", rec.metrics["test"])
+    typer.echo(f"best epoch {rec.metrics['best_epoch']} of {rec.metrics['epochs']}; run saved in {output}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="a run directory written by `bsarec train`"),
+    split: str = typer.Option("test", help="valid or test"),
+    history_mask: str | None = typer.Option(None, help="exclude or zero (default: the run's setting)"),
+) -> None:
+    """Recompute the metrics of a saved run."""
+    from bsarec.api import SequentialRecommender
+
+    metrics = SequentialRecommender.load(run_dir).evaluate(split, history_mask)
+    typer.echo(json.dumps(metrics, indent=1))
+
+
+@app.command()
+def recommend(
+    run_dir: Path = typer.Argument(..., help="a run directory written by `bsarec train`"),
+    user: str | None = typer.Option(None, help="an original user id of the run's dataset"),
+    items: str | None = typer.Option(None, help='a history of original item ids, oldest first: "i1 i2 i3"'),
+    k: int = typer.Option(10, "-k", "--k", min=1, help="how many items"),
+    include_seen: bool = typer.Option(False, help="allow items of the history in the result"),
+) -> None:
+    """Print the top-k original item ids with scores (seen items excluded)."""
+    from bsarec.api import SequentialRecommender
+
+    if (user is None) == (items is None):
+        raise typer.BadParameter("give exactly one of --user or --items")
+    rec = SequentialRecommender.load(run_dir)
+    result = rec.recommend(user=user, items=items.split() if items is not None else None, k=k,
+                           exclude_seen=not include_seen)  # fmt: skip
+    if user is not None and result.unknown:
+        typer.echo(f"unknown user: {user}", err=True)
+        raise typer.Exit(1)
+    if result.unknown:
+        typer.echo(f"unknown item ids (ignored): {' '.join(map(str, result.unknown))}", err=True)
+    if result.empty_history:
+        typer.echo("note: empty history; this is the model's answer for an empty sequence", err=True)
+    for rank, (item, score) in enumerate(zip(result.items, result.scores, strict=True), start=1):
+        typer.echo(f"{rank:3d}  {item}  {score:.4f}")
+
+
+@app.command()
+def demo(
+    output: Path = typer.Option(Path("runs/demo"), help="where the demo runs are written"),
+    epochs: int = typer.Option(10, help="maximum epochs per model"),
+    progress: bool = typer.Option(False, help="show progress bars"),
+) -> None:
+    """The main job: generate the default data, train BSARec and SASRec, compare with popularity."""
+    from bsarec.demo import run_demo
+
+    _setup_logging()
+    run_demo(output, epochs=epochs, progress=progress)
+
+
+@app.command()
+def bench(
+    dataset: str = typer.Option("LastFM", help="dataset name or path"),
+    data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
+    model: str = typer.Option("bsarec", help="bsarec or sasrec"),
+    preset: str | None = typer.Option("paper", help="settings preset"),
+    steps: int = typer.Option(30, help="timed training steps per repeat"),
+    repeats: int = typer.Option(3, help="repeats (the median is reported)"),
+    output: Path | None = typer.Option(None, help="write the results as JSON here"),
+) -> None:
+    """Training and validation speed: samples/s, seconds per epoch and per validation pass, peak memory."""
+    from bsarec.bench import run_speed_benchmark
+
+    result = run_speed_benchmark(dataset, str(data_dir) if data_dir else None, model, preset, steps, repeats)
+    typer.echo(json.dumps(result, indent=1))
+    if output:
+        from bsarec.io import atomic_write_json
+
+        atomic_write_json(output, result)
+
+
+@data_app.command("info")
+def data_info(
+    dataset: str = typer.Argument(..., help="a dataset name, a file, or a directory"),
+    data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
+    kcore: int | None = typer.Option(None, help="k-core filter for raw logs (default 5)"),
+) -> None:
+    """Users, items, interactions, mean/median length and sparsity."""
+    from bsarec.data.registry import resolve_dataset
+
+    data = resolve_dataset(dataset, str(data_dir) if data_dir else None, kcore=kcore)
+    stats = data.stats()
+    for key, value in stats.items():
+        typer.echo(f"{key:16s} {value:.6g}" if isinstance(value, float) else f"{key:16s} {value}")
+    if data.report:
+        typer.echo("report           " + json.dumps(data.report))
+
+
+@data_app.command("prepare")
+def data_prepare(
+    source: str = typer.Argument(
+        ..., help="a raw log (CSV/TSV/Parquet), a benchmark .txt, or a dataset name"
+    ),
+    output: Path = typer.Option(..., help="directory for the prepared dataset"),
+    kcore: int | None = typer.Option(None, help="k-core filter for raw logs (default 5; 1 turns it off)"),
+    user_col: str | None = typer.Option(None, help="user column (default: detected)"),
+    item_col: str | None = typer.Option(None, help="item column (default: detected)"),
+    time_col: str | None = typer.Option(None, help="timestamp column (default: detected)"),
+    data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
+) -> None:
+    """Preprocess once (order, k-core, id maps) and save; pass the directory as --dataset afterwards."""
+    from bsarec.data.registry import resolve_dataset
+
+    started = time.perf_counter()
+    data = resolve_dataset(source, str(data_dir) if data_dir else None, kcore=kcore,
+                           user_col=user_col, item_col=item_col, time_col=time_col)  # fmt: skip
+    data.save(output)
+    typer.echo(json.dumps({"output": str(output), **data.stats(), "report": data.report,
+                           "seconds": round(time.perf_counter() - started, 2)}, indent=1))  # fmt: skip
+
+
+def main() -> None:
+    try:
+        app()
+    except (DataError, ConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
