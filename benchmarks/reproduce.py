@@ -39,8 +39,12 @@ def summarise(runs_dir: Path, datasets: list[str], seeds: list[int]) -> dict:
             metrics_file = runs_dir / f"bsarec-{name}-seed{seed}" / "metrics.json"
             if metrics_file.is_file():
                 m = json.loads(metrics_file.read_text())
-                per_seed[seed] = {**m["test"], "best_epoch": m["best_epoch"], "epochs": m["epochs"],
-                                  "train_seconds": m["train_seconds"]}  # fmt: skip
+                per_seed[seed] = {
+                    **m["test"],
+                    "best_epoch": m["best_epoch"],
+                    "epochs": m["epochs"],
+                    "train_seconds": m["train_seconds"],
+                }
         summary = {}
         for metric in METRICS:
             values = [r[metric] for r in per_seed.values()]
@@ -102,8 +106,9 @@ def main() -> None:
             if (run_dir / "metrics.json").is_file():
                 logging.info("skip %s (finished)", run_dir)
                 continue
-            config = resolve_config("bsarec", name, name, "paper", seed=seed, threads=args.threads,
-                                    data_dir=args.data_dir)  # fmt: skip
+            config = resolve_config(
+                "bsarec", name, name, "paper", seed=seed, threads=args.threads, data_dir=args.data_dir
+            )
             SequentialRecommender(config=config).fit(data, run_dir=run_dir, progress=False)
             write_results(args, command)
     write_results(args, command)
@@ -112,12 +117,17 @@ def main() -> None:
 def write_results(args, command: str) -> None:
     results = summarise(args.runs, args.datasets, args.seeds)
     env = environment()
-    meta = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": f"{platform.processor() or platform.machine()}, {env['cpu_count']} cores, torch {env['torch']}",
-            "protocol": "PROTOCOL.md: leave-one-out, full ranking, history excluded, early stop on valid NDCG@20"}  # fmt: skip
+    meta = {
+        "command": command,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.processor() or platform.machine()}, {env['cpu_count']} cores, torch {env['torch']}",
+        "protocol": "PROTOCOL.md: leave-one-out, full ranking, history excluded, early stop on valid NDCG@20",
+    }
     atomic_write_json(args.results.with_suffix(".json"), {"meta": meta, "results": results})
-    header = (f"# BSARec reproduction (paper presets)\n\n`{meta['command']}` — {meta['date']} — {meta['machine']}\n\n"
-              f"Test metrics, mean ± std over seeds ({meta['protocol']}).")  # fmt: skip
+    header = (
+        f"# BSARec reproduction (paper presets)\n\n`{meta['command']}` — {meta['date']} — {meta['machine']}\n\n"
+        f"Test metrics, mean ± std over seeds ({meta['protocol']})."
+    )
     atomic_write_text(args.results.with_suffix(".md"), markdown(results, header))
 
 

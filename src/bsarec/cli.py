@@ -62,11 +62,21 @@ def train(
     from bsarec.data.registry import dataset_name, resolve_dataset
 
     _setup_logging()
-    config = resolve_config(model, dataset, dataset_name(dataset), preset, parse_overrides(set_),
-                            seed=seed, epochs=epochs, kcore=kcore, threads=threads,
-                            data_dir=str(data_dir) if data_dir else None)  # fmt: skip
-    data = resolve_dataset(dataset, config.data_dir, kcore=config.kcore,
-                           user_col=user_col, item_col=item_col, time_col=time_col)  # fmt: skip
+    config = resolve_config(
+        model,
+        dataset,
+        dataset_name(dataset),
+        preset,
+        parse_overrides(set_),
+        seed=seed,
+        epochs=epochs,
+        kcore=kcore,
+        threads=threads,
+        data_dir=str(data_dir) if data_dir else None,
+    )
+    data = resolve_dataset(
+        dataset, config.data_dir, kcore=config.kcore, user_col=user_col, item_col=item_col, time_col=time_col
+    )
     output = output or Path("runs") / f"{config.model}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rec = SequentialRecommender(config=config).fit(data, run_dir=output, progress=progress)
     _print_metrics("valid", rec.metrics["valid"])
@@ -101,8 +111,9 @@ def recommend(
     if (user is None) == (items is None):
         raise typer.BadParameter("give exactly one of --user or --items")
     rec = SequentialRecommender.load(run_dir)
-    result = rec.recommend(user=user, items=items.split() if items is not None else None, k=k,
-                           exclude_seen=not include_seen)  # fmt: skip
+    result = rec.recommend(
+        user=user, items=items.split() if items is not None else None, k=k, exclude_seen=not include_seen
+    )
     if user is not None and result.unknown:
         typer.echo(f"unknown user: {user}", err=True)
         raise typer.Exit(1)
@@ -181,11 +192,26 @@ def data_prepare(
     from bsarec.data.registry import resolve_dataset
 
     started = time.perf_counter()
-    data = resolve_dataset(source, str(data_dir) if data_dir else None, kcore=kcore,
-                           user_col=user_col, item_col=item_col, time_col=time_col)  # fmt: skip
+    data = resolve_dataset(
+        source,
+        str(data_dir) if data_dir else None,
+        kcore=kcore,
+        user_col=user_col,
+        item_col=item_col,
+        time_col=time_col,
+    )
     data.save(output)
-    typer.echo(json.dumps({"output": str(output), **data.stats(), "report": data.report,
-                           "seconds": round(time.perf_counter() - started, 2)}, indent=1))  # fmt: skip
+    typer.echo(
+        json.dumps(
+            {
+                "output": str(output),
+                **data.stats(),
+                "report": data.report,
+                "seconds": round(time.perf_counter() - started, 2),
+            },
+            indent=1,
+        )
+    )
 
 
 def main() -> None:

@@ -44,8 +44,11 @@ def run_demo(output: Path, epochs: int = 10, progress: bool = False, patience: i
     typer.echo("\ntest metrics (synthetic data)")
     typer.echo(f"{'model':18s}" + "".join(f"{c:>9s}" for c in COLUMNS) + f"{'epochs':>8s}{'train s':>9s}")
     for name, row in rows.items():
-        typer.echo(f"{name:18s}" + "".join(f"{row[c]:9.4f}" for c in COLUMNS)
-                   + f"{row['epochs']:8d}{row['seconds']:9.1f}")  # fmt: skip
+        typer.echo(
+            f"{name:18s}"
+            + "".join(f"{row[c]:9.4f}" for c in COLUMNS)
+            + f"{row['epochs']:8d}{row['seconds']:9.1f}"
+        )
     bsarec = recommenders["bsarec"]
     typer.echo("\nBSARec recommendations (original ids; seen items excluded)")
     for user in data.user_ids[:3]:

@@ -20,9 +20,20 @@ from bsarec.errors import DataError
 
 USER_COLUMNS = ("user_id", "userid", "user", "uid", "customer_id", "visitor_id", "visitorid", "session_id")
 ITEM_COLUMNS = (
-    "item_id", "itemid", "item", "iid", "product_id", "productid", "movie_id", "movieid", "asin",
-    "business_id", "track_id", "artist_id", "sku",
-)  # fmt: skip
+    "item_id",
+    "itemid",
+    "item",
+    "iid",
+    "product_id",
+    "productid",
+    "movie_id",
+    "movieid",
+    "asin",
+    "business_id",
+    "track_id",
+    "artist_id",
+    "sku",
+)
 TIME_COLUMNS = ("timestamp", "time", "ts", "datetime", "date", "event_time", "created_at", "unix_time")
 LOG_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".parquet": None, ".pq": None}
 
@@ -108,7 +119,10 @@ def _time_as_float(frame: pl.DataFrame, name: str, path: Path, where: str) -> pl
         if as_number.null_count() == 0:
             values = as_number
         else:
-            parsed = column.str.to_datetime(strict=False, time_unit="us")
+            try:
+                parsed = column.str.to_datetime(strict=False, time_unit="us")
+            except pl.exceptions.ComputeError:  # no single date format fits the column
+                parsed = as_number.cast(pl.Datetime("us"))
             bad = frame.filter(parsed.is_null())
             if bad.height:
                 raise DataError(

@@ -39,36 +39,50 @@ REGISTRY: dict[str, RegisteredDataset] = {
     d.name: d
     for d in [
         RegisteredDataset(
-            "Beauty", "Beauty.txt", f"{S3REC_DATA}/Beauty.txt",
+            "Beauty",
+            "Beauty.txt",
+            f"{S3REC_DATA}/Beauty.txt",
             "226cce9c3105299ca0db9615d7d3fb32b3175e90da43100ae352599f0f0107b8",
             "Amazon reviews 5-core (McAuley et al.), S3-Rec preprocessing",
         ),
         RegisteredDataset(
-            "Sports_and_Outdoors", "Sports_and_Outdoors.txt", f"{S3REC_DATA}/Sports_and_Outdoors.txt",
+            "Sports_and_Outdoors",
+            "Sports_and_Outdoors.txt",
+            f"{S3REC_DATA}/Sports_and_Outdoors.txt",
             "2a095e0648872beb9982408958290f5d655db5be2911c3756b5446de9f0b8de2",
             "Amazon reviews 5-core (McAuley et al.), S3-Rec preprocessing",
         ),
         RegisteredDataset(
-            "Toys_and_Games", "Toys_and_Games.txt", f"{S3REC_DATA}/Toys_and_Games.txt", None,
+            "Toys_and_Games",
+            "Toys_and_Games.txt",
+            f"{S3REC_DATA}/Toys_and_Games.txt",
+            None,
             "Amazon reviews 5-core (McAuley et al.), S3-Rec preprocessing",
         ),
         RegisteredDataset(
-            "Yelp", "Yelp.txt", f"{S3REC_DATA}/Yelp.txt",
+            "Yelp",
+            "Yelp.txt",
+            f"{S3REC_DATA}/Yelp.txt",
             "724b219106b81dd2349027da997334ddb6da9fe2f152ad6e0d97a93170f7caed",
             "Yelp dataset challenge, S3-Rec preprocessing",
         ),
         RegisteredDataset(
-            "LastFM", "LastFM.txt", f"{S3REC_DATA}/LastFM.txt",
+            "LastFM",
+            "LastFM.txt",
+            f"{S3REC_DATA}/LastFM.txt",
             "9ded486adb5b0fe9dc761950afa0a9a05e93ff018992e0c52bf11afec529f802",
             "HetRec 2011 Last.fm (GroupLens), S3-Rec preprocessing",
         ),
         RegisteredDataset(
-            "ML-1M", "ML-1M.txt", "https://files.grouplens.org/datasets/movielens/ml-1m.zip", None,
+            "ML-1M",
+            "ML-1M.txt",
+            "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
+            None,
             "MovieLens 1M ratings (GroupLens): each user's ratings by timestamp, no rating threshold",
             raw_url="https://files.grouplens.org/datasets/movielens/ml-1m.zip",
         ),
     ]
-}  # fmt: skip
+}
 
 
 def cache_dir() -> Path:

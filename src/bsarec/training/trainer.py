@@ -107,9 +107,15 @@ def train(
             history.append(record)
             log.info(
                 "epoch %d loss %.4f valid %s %.4f HR@10 %.4f (%.1fs, %.0f samples/s)%s",
-                epoch, record["loss"], config.monitor, valid[config.monitor], valid["HR@10"],
-                epoch_seconds, record["samples_per_s"], " *" if improved else "",
-            )  # fmt: skip
+                epoch,
+                record["loss"],
+                config.monitor,
+                valid[config.monitor],
+                valid["HR@10"],
+                epoch_seconds,
+                record["samples_per_s"],
+                " *" if improved else "",
+            )
             if improved:
                 best_valid = valid
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -1,0 +1,93 @@
+import math
+
+import pytest
+import torch
+
+from bsarec.data.split import EvalSet
+from bsarec.evaluation.metrics import metrics_from_ranks, target_ranks, top_k
+
+
+class TableModel:
+    """Scores come from a fixed table: user u (given as inputs[:, 0]) scores item i with table[u, i]."""
+
+    def __init__(self, scores):
+        self.scores = torch.as_tensor(scores, dtype=torch.float32)
+        self.item_embeddings = torch.eye(self.scores.size(1))
+
+    def encode(self, inputs):
+        return self.scores[inputs[:, 0]]
+
+    def eval(self):
+        return self
+
+
+def evalset(targets, histories):
+    offsets = torch.tensor([0] + [len(h) for h in histories]).cumsum(0)
+    return EvalSet(
+        inputs=torch.arange(len(targets)).unsqueeze(1),
+        targets=torch.tensor(targets),
+        history_items=torch.tensor([i for h in histories for i in h], dtype=torch.long),
+        history_offsets=offsets,
+        user_rows=torch.arange(len(targets)),
+    )
+
+
+SCORES = [[9, 1, 5, 3, 4, 2], [0, 6, 5, 4, 3, 2]]
+
+
+def test_ranks_exclude_history_and_padding():
+    ranks = target_ranks(TableModel(SCORES), evalset([4, 1], [[2], [1]]), "exclude")
+    assert ranks.tolist() == [0.0, math.inf]  # user 1's target is in its history: no hit possible
+
+
+def test_ranks_with_the_reference_zero_score_masking():
+    ranks = target_ranks(TableModel(SCORES), evalset([4, 1], [[2], [1]]), "zero")
+    # user 0: padding row 0 (score 9) outranks the target; user 1: target scored 0, items 2..5 outrank it
+    assert ranks.tolist() == [1.0, 4.0]
+
+
+def test_metrics_from_hand_computed_ranks():
+    m = metrics_from_ranks(torch.tensor([0.0, 4.0, math.inf, 12.0]))
+    assert (
+        m["HR@5"] == pytest.approx(0.5)
+        and m["HR@10"] == pytest.approx(0.5)
+        and m["HR@20"] == pytest.approx(0.75)
+    )
+    assert m["NDCG@5"] == pytest.approx((1 + 1 / math.log2(6)) / 4)
+    assert m["NDCG@20"] == pytest.approx((1 + 1 / math.log2(6) + 1 / math.log2(14)) / 4)
+    assert m["MRR"] == pytest.approx((1 + 1 / 5 + 1 / 13) / 4)
+
+
+def reference_ranks(scores, targets, histories):
+    """Sort-based ranks: mask history and padding with -inf, then the target's position in the sort."""
+    ranks = []
+    for row, target in enumerate(targets):
+        s = scores[row].clone()
+        s[0] = -math.inf
+        s[list(histories[row])] = -math.inf
+        if target in histories[row]:
+            ranks.append(math.inf)
+            continue
+        order = torch.argsort(s, descending=True).tolist()
+        ranks.append(float(order.index(target)))
+    return ranks
+
+
+@pytest.mark.parametrize("chunk", [1 << 24, 7, 1])
+def test_chunked_ranks_equal_a_sort_based_reference(chunk):
+    torch.manual_seed(0)
+    users, items = 37, 23
+    scores = torch.randn(users, items)
+    targets = torch.randint(1, items, (users,)).tolist()
+    histories = [torch.randint(1, items, (int(torch.randint(0, 6, ())),)).tolist() for _ in range(users)]
+    ranks = target_ranks(
+        TableModel(scores), evalset(targets, histories), "exclude", user_batch=5, max_scores_per_chunk=chunk
+    )
+    assert ranks.tolist() == reference_ranks(scores, targets, histories)
+
+
+def test_top_k_never_returns_padding_or_excluded_items():
+    model = TableModel(SCORES)
+    ids, values = top_k(model, torch.tensor([[0], [1]]), 3, exclude=[torch.tensor([2]), torch.tensor([1])])
+    assert ids.tolist() == [[4, 3, 5], [2, 3, 4]]
+    assert values.tolist() == [[4, 3, 2], [5, 4, 3]]

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from bsarec import SequentialRecommender, read_interaction_log
+
+
+@pytest.fixture(scope="module")
+def string_id_log(tmp_path_factory):
+    """A small log with string ids where each user walks along a chain of items."""
+    rng = np.random.default_rng(0)
+    rows = ["user,item,timestamp"]
+    for u in range(120):
+        start = int(rng.integers(0, 30))
+        for t in range(int(rng.integers(6, 15))):
+            rows.append(f"user-{u},sku-{(start + t) % 30:03d},{1000 + t}")
+    path = tmp_path_factory.mktemp("log") / "events.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(string_id_log, tmp_path_factory):
+    data = read_interaction_log(string_id_log, kcore=2)
+    run_dir = tmp_path_factory.mktemp("run")
+    rec = SequentialRecommender(
+        "bsarec", epochs=8, hidden_size=32, max_len=10, num_heads=1, lr=0.005, batch_size=64
+    ).fit(data, run_dir=run_dir, progress=False)
+    return rec, run_dir
+
+
+def test_recommend_speaks_original_ids_and_excludes_seen(fitted):
+    rec, run_dir = fitted
+    loaded = SequentialRecommender.load(run_dir)
+    history = ["sku-003", "sku-004", "sku-005", "sku-006"]
+    result = loaded.recommend(items=history, k=5)
+    assert len(result.items) == 5 and all(str(i).startswith("sku-") for i in result.items)
+    assert not set(history) & set(result.items)
+    assert result.scores == sorted(result.scores, reverse=True)
+    assert "sku-007" in result.items[:3]  # the chain continues
+    with_seen = loaded.recommend(items=history, k=30, exclude_seen=False)
+    assert set(history) <= set(with_seen.items)
+
+
+def test_unknown_ids_are_reported_not_fatal(fitted):
+    rec, _ = fitted
+    result = rec.recommend(items=["nope", "sku-001"], k=3)
+    assert result.unknown == ["nope"] and len(result.items) == 3 and not result.empty_history
+    empty = rec.recommend(items=["nope"], k=3)
+    assert empty.empty_history and len(empty.items) == 3
+    assert rec.recommend(user="no-such-user").unknown == ["no-such-user"]
+
+
+def test_known_user_uses_the_whole_history(fitted):
+    rec, _ = fitted
+    seq = rec.dataset.sequences[rec.dataset.user_row("user-0")]
+    seen = {rec.dataset.item_ids[i] for i in seq}
+    result = rec.recommend(user="user-0", k=5)
+    assert len(result.items) == 5 and not seen & set(result.items)
+
+
+def test_save_load_round_trip_keeps_metrics(fitted, tmp_path):
+    rec, _ = fitted
+    rec.save(tmp_path / "copy")
+    again = SequentialRecommender.load(tmp_path / "copy")
+    assert again.evaluate("test") == pytest.approx(rec.metrics["test"])
+    assert again.recommend(items=["sku-001"], k=4).items == rec.recommend(items=["sku-001"], k=4).items

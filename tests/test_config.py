@@ -1,0 +1,52 @@
+import pytest
+
+from bsarec.config import RunConfig, parse_overrides, preset_values, resolve_config
+from bsarec.errors import ConfigError
+
+
+def test_paper_presets_per_dataset():
+    assert preset_values("paper", "bsarec", "LastFM") == {
+        "lr": 0.001,
+        "alpha": 0.9,
+        "c": 3,
+        "num_heads": 1,
+        "loss": "ce",
+    }
+    assert preset_values("paper", "bsarec", "beauty")["c"] == 5
+    assert preset_values("paper", "sasrec", "Anything")["loss"] == "bce"
+    with pytest.raises(ConfigError, match="no paper settings"):
+        preset_values("paper", "bsarec", "MyShop")
+
+
+def test_precedence_defaults_preset_set_flags(tmp_path):
+    config = resolve_config(
+        "bsarec",
+        "LastFM",
+        "LastFM",
+        "paper",
+        parse_overrides(["alpha=0.5", "hidden_size=32"]),
+        seed=3,
+        epochs=None,
+    )
+    assert (config.alpha, config.c, config.hidden_size, config.seed, config.epochs) == (0.5, 3, 32, 3, 200)
+    preset = tmp_path / "best.json"
+    preset.write_text('{"settings": {"alpha": 0.2, "c": 7}}')
+    assert resolve_config("bsarec", "x", "x", str(preset)).c == 7
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [(["nope=1"], "unknown setting"), (["alpha"], "expected key=value"), (["epochs=ten"], "expected int")],
+)
+def test_bad_overrides(pairs, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_overrides(pairs)
+
+
+def test_validation_and_loss_defaults():
+    assert RunConfig(model="sasrec").resolved_loss == "bce" and RunConfig().resolved_loss == "ce"
+    with pytest.raises(ConfigError, match="num_heads"):
+        RunConfig(num_heads=3)
+    with pytest.raises(ConfigError, match="history_mask"):
+        RunConfig(history_mask="drop")
+    assert RunConfig.from_dict(RunConfig(c=9).to_dict()).c == 9

@@ -1,0 +1,95 @@
+import json
+
+import pytest
+import torch
+
+from bsarec.api import SequentialRecommender
+from bsarec.data.split import leave_one_out
+from bsarec.data.synthetic import generate_synthetic
+from bsarec.evaluation.metrics import evaluate
+from bsarec.models.popularity import Popularity
+from bsarec.training import trainer
+from bsarec.training.helpers import EarlyStopping, load_weights, sample_negatives
+
+SMALL = dict(hidden_size=32, max_len=20, num_heads=1, batch_size=128, lr=0.003, threads=2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate_synthetic(n_users=200, n_clusters=8, items_per_cluster=20, max_length=40, seed=1)
+
+
+def test_short_training_beats_popularity(data):
+    split = leave_one_out(data, max_len=20)
+    popularity = evaluate(Popularity(split), split.test)
+    for model, loss in (("bsarec", "ce"), ("sasrec", "bce")):
+        rec = SequentialRecommender(model, epochs=6, alpha=0.7, c=5, loss=loss, **SMALL).fit(
+            data, progress=False
+        )
+        test = rec.metrics["test"]
+        assert test["NDCG@10"] > 1.5 * popularity["NDCG@10"], (model, test, popularity)
+        assert test["HR@10"] > popularity["HR@10"], model
+
+
+def test_same_seed_same_numbers_and_another_seed_differs(data):
+    runs = [
+        SequentialRecommender("bsarec", epochs=2, seed=s, **SMALL).fit(data, progress=False)
+        for s in (7, 7, 8)
+    ]
+    assert runs[0].metrics["test"] == runs[1].metrics["test"]
+    assert runs[0].metrics["valid"] == runs[1].metrics["valid"]
+    for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert runs[0].metrics["test"] != runs[2].metrics["test"]
+
+
+def test_run_directory_contents(data, tmp_path):
+    SequentialRecommender("bsarec", epochs=3, **SMALL).fit(data, run_dir=tmp_path, progress=False)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR"}
+    assert {"valid", "best_epoch", "epochs", "train_seconds"} <= set(metrics)
+    history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [0, 1, 2] and all("valid_NDCG@20" in h for h in history)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model"] == "bsarec" and config["max_len"] == 20 and config["loss"] == "ce"
+    assert (tmp_path / "train.log").read_text().count("epoch") >= 3
+    assert (tmp_path / "dataset" / "id_maps.json").is_file()
+    reloaded = SequentialRecommender.load(tmp_path)
+    assert reloaded.evaluate("test") == pytest.approx(metrics["test"])
+
+
+def test_ctrl_c_keeps_the_best_checkpoint(data, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real_evaluate = trainer.evaluate
+
+    def interrupt_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", interrupt_on_third)
+    rec = SequentialRecommender("bsarec", epochs=10, **SMALL).fit(data, run_dir=tmp_path, progress=False)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["epochs"] == 2 and metrics["best_epoch"] in (0, 1)
+    fresh = SequentialRecommender.load(tmp_path)
+    for a, b in zip(fresh.model.parameters(), rec.model.parameters(), strict=True):
+        assert torch.equal(a, b)  # the restored best weights are the ones on disk
+    load_weights(fresh.model, tmp_path / "model.safetensors")
+
+
+def test_early_stopping_is_strict_and_counts_patience():
+    stop = EarlyStopping(patience=2)
+    assert stop.update(0.1, 0) and not stop.update(0.1, 1)  # equal is not better
+    assert not stop.should_stop
+    assert not stop.update(0.05, 2) and stop.should_stop and stop.best_epoch == 0
+
+
+def test_negatives_avoid_the_samples_own_items():
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]]).repeat(500, 1)
+    targets = torch.tensor([8, 1]).repeat(500)
+    negatives = sample_negatives(inputs, targets, 10, generator)
+    assert ((negatives >= 1) & (negatives < 10)).all()
+    assert not (negatives[:, None] == inputs).any(1).any() and not (negatives == targets).any()
+    assert set(negatives[::2].tolist()) == {4, 5, 6, 7, 9}
