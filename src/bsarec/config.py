@@ -43,7 +43,7 @@ class RunConfig:
     c: int = 3  # BSARec: low-pass cut-off, keeps c//2+1 rfft bins
     loss: str | None = None  # None: the model's paper objective (bsarec: ce, sasrec: bce)
     history_mask: str = "exclude"  # "exclude" (default) or "zero" (the reference code's 0-score masking)
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 256
     threads: int | None = None
 
     def __post_init__(self) -> None:

@@ -39,7 +39,7 @@ def target_ranks(
     model: Any,
     evalset: EvalSet,
     history_mask: str = "exclude",
-    user_batch: int = 1024,
+    user_batch: int = 256,
     max_scores_per_chunk: int = 1 << 24,
 ) -> torch.Tensor:
     """0-based rank of every user's target (float, inf where the target is excluded as history)."""
@@ -85,7 +85,7 @@ def target_ranks(
 
 
 def evaluate(
-    model: Any, evalset: EvalSet, history_mask: str = "exclude", user_batch: int = 1024
+    model: Any, evalset: EvalSet, history_mask: str = "exclude", user_batch: int = 256
 ) -> dict[str, float]:
     """HR@5/10/20, NDCG@5/10/20 and MRR over all users of `evalset`."""
     return metrics_from_ranks(target_ranks(model, evalset, history_mask, user_batch))
