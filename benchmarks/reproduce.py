@@ -31,6 +31,15 @@ REFERENCE = {  # PROTOCOL.md: the reference code's logs (GPU) and the same code 
 METRICS = ("HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR")
 
 
+def zero_mask_metrics(run_dir: Path) -> dict:
+    """Test metrics of the same weights under the reference code's 0-score history masking (cached)."""
+    cached = run_dir / "metrics_history_mask_zero.json"
+    if not cached.is_file():
+        metrics = SequentialRecommender.load(run_dir).evaluate("test", history_mask="zero")
+        atomic_write_json(cached, metrics)
+    return json.loads(cached.read_text())
+
+
 def summarise(runs_dir: Path, datasets: list[str], seeds: list[int]) -> dict:
     results: dict = {}
     for name in datasets:
@@ -39,7 +48,9 @@ def summarise(runs_dir: Path, datasets: list[str], seeds: list[int]) -> dict:
             metrics_file = runs_dir / f"bsarec-{name}-seed{seed}" / "metrics.json"
             if metrics_file.is_file():
                 m = json.loads(metrics_file.read_text())
+                zero = zero_mask_metrics(metrics_file.parent)
                 per_seed[seed] = {
+                    "test_history_mask_zero": zero,
                     **m["test"],
                     "best_epoch": m["best_epoch"],
                     "epochs": m["epochs"],
@@ -78,6 +89,18 @@ def markdown(results: dict, header: str) -> str:
             + f" | {epochs} |"
         )
     lines.append("")
+    lines.append(
+        "Same weights, the reference code's 0-score history masking instead of exclusion (test, mean over seeds):"
+    )
+    lines.append("")
+    for name, r in results.items():
+        zero = [v["test_history_mask_zero"] for v in r["per_seed"].values()]
+        if zero:
+            cells = ", ".join(
+                f"{m} {statistics.fmean(z[m] for z in zero):.4f}" for m in ("HR@10", "NDCG@10", "NDCG@20")
+            )
+            lines.append(f"- {name}: {cells}")
+    lines.append("")
     for name, r in results.items():
         for where, ref in r["reference"].items():
             lines.append(
@@ -96,10 +119,13 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("benchmarks/runs/reproduce"))
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/reproduce"))
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--summary-only", action="store_true", help="only rewrite the results from finished runs"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     command = "python " + " ".join(sys.argv)
-    for name in args.datasets:
+    for name in [] if args.summary_only else args.datasets:
         data = resolve_dataset(name, args.data_dir)
         for seed in args.seeds:
             run_dir = args.runs / f"bsarec-{name}-seed{seed}"

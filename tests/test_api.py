@@ -47,7 +47,8 @@ def test_unknown_ids_are_reported_not_fatal(fitted):
     assert result.unknown == ["nope"] and len(result.items) == 3 and not result.empty_history
     empty = rec.recommend(items=["nope"], k=3)
     assert empty.empty_history and len(empty.items) == 3
-    assert rec.recommend(user="no-such-user").unknown == ["no-such-user"]
+    cold = rec.recommend(user="no-such-user", k=3)
+    assert cold.unknown == ["no-such-user"] and cold.empty_history and cold.items == empty.items
 
 
 def test_known_user_uses_the_whole_history(fitted):

@@ -131,10 +131,9 @@ class SequentialRecommender:
         dataset = self._require_dataset()
         if user is not None:
             row = dataset.user_row(user)
-            if row is None:
-                return Recommendations([], [], [user], empty_history=True)
-            history = dataset.sequences[row]
-            unknown: list[Any] = []
+            # an unknown user is a cold-start user: the answer for an empty history, flagged
+            history = dataset.sequences[row] if row is not None else []
+            unknown: list[Any] = [] if row is not None else [user]
         else:
             known = [(item, dataset.item_index(item)) for item in items]
             unknown = [item for item, index in known if index is None]

@@ -116,8 +116,7 @@ def recommend(
     )
     if user is not None and result.unknown:
         typer.echo(f"unknown user: {user}", err=True)
-        raise typer.Exit(1)
-    if result.unknown:
+    elif result.unknown:
         typer.echo(f"unknown item ids (ignored): {' '.join(map(str, result.unknown))}", err=True)
     if result.empty_history:
         typer.echo("note: empty history; this is the model's answer for an empty sequence", err=True)
