@@ -114,6 +114,35 @@ class FeedForward(nn.Module):
         return self.norm(x + self.dropout(self.dense_out(F.gelu(self.dense_in(x)))))
 
 
+class _SoftmaxCrossEntropy(torch.autograd.Function):
+    """mean_b [logsumexp_v(h_b · W_v) - h_b · W_target]; the probabilities computed in the forward pass are
+    kept and turned into the gradient in place, so the (B, V) logits are materialised once, not four times."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        probs = h @ table.T
+        row_max = probs.amax(1, keepdim=True)
+        probs.sub_(row_max).exp_()
+        total = probs.sum(1, keepdim=True)
+        loss = (total.log() + row_max).squeeze(1) - (h * table[targets]).sum(1)
+        probs.div_(total)
+        ctx.save_for_backward(h, table, targets, probs)
+        return loss.mean()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        h, table, targets, probs = ctx.saved_tensors
+        probs[torch.arange(len(targets), device=targets.device), targets] -= 1.0
+        probs.mul_(grad / len(targets))
+        return probs @ table, probs.T @ h, None
+
+
+def softmax_cross_entropy(h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """F.cross_entropy(h @ table.T, targets), fused (same value and gradients up to float rounding)."""
+    return _SoftmaxCrossEntropy.apply(h, table, targets)
+
+
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
     """Reference init: Linear and Embedding weights N(0, std) (padding row included), biases 0, LN (1, 0)."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -162,8 +191,7 @@ class SequentialRecommenderModel(nn.Module):
 
     def cross_entropy_loss(self, input_ids: torch.Tensor, targets: torch.Tensor, **_) -> torch.Tensor:
         """Full-softmax CE of the last position's output against every item (row 0 included, as the reference)."""
-        logits = self.encode(input_ids) @ self.item_embeddings.T
-        return F.cross_entropy(logits, targets)
+        return softmax_cross_entropy(self.encode(input_ids), self.item_embeddings, targets)
 
     def bce_loss(
         self, input_ids: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor
