@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format clean
+.PHONY: demo test lint format clean reproduce speed
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Benchmarks (long; resumable). DATA_DIR holds the benchmark files, e.g. ../shared/data.
+DATA_DIR ?= ../shared/data
+reproduce: $(STAMP)
+	$(BIN)/python benchmarks/reproduce.py --data-dir $(DATA_DIR)
+
+speed: $(STAMP)
+	$(BIN)/python benchmarks/speed.py --data-dir $(DATA_DIR)
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks

@@ -90,7 +90,7 @@ def measure(
     order = torch.randperm(len(split.train_targets), generator=generator)
     loss_name = config.resolved_loss
     batch = config.batch_size
-    batches = [order[i : i + batch] for i in range(0, len(order) - batch + 1, batch)]
+    batches = [order[i : i + batch] for i in range(0, max(1, len(order) - batch + 1), batch)]
 
     def step(index):
         inputs, targets = split.train_inputs[index], split.train_targets[index]
