@@ -55,6 +55,9 @@ def test_evaluate_recomputes_the_metrics(run_dir):
     assert result.exit_code == 0, result.output
     saved = json.loads((run_dir / "metrics.json").read_text())["test"]
     assert json.loads(result.output) == pytest.approx(saved)
+    result = runner.invoke(app, ["evaluate", str(run_dir), "--split", "valid", "--history-mask", "zero"])
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.output)) == set(saved)
 
 
 def test_recommend_for_items_and_user(run_dir):
