@@ -23,7 +23,7 @@ import torch
 
 from bsarec.config import RunConfig
 from bsarec.data.dataset import SequenceDataset
-from bsarec.data.split import LeaveOneOutSplit, leave_one_out
+from bsarec.data.split import LeaveOneOutSplit, leave_one_out, pad_left
 from bsarec.errors import ConfigError
 from bsarec.evaluation.metrics import evaluate, top_k
 from bsarec.io import atomic_write_json
@@ -141,8 +141,6 @@ class SequentialRecommender:
         return self._recommend_internal(history, k, exclude_seen, unknown)
 
     def _recommend_internal(self, history, k: int, exclude_seen: bool, unknown: list[Any]) -> Recommendations:
-        from bsarec.data.split import pad_left
-
         model = self._require_model()
         dataset = self._require_dataset()
         history = torch.as_tensor(list(history), dtype=torch.int64)
