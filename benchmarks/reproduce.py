@@ -140,8 +140,17 @@ def main() -> None:
     write_results(args, command)
 
 
+def copy_run_records(runs_dir: Path, results: Path) -> None:
+    """Keep each finished run's config, metrics and per-epoch history beside the results (the weights stay out)."""
+    for metrics_file in sorted(runs_dir.glob("*/metrics.json")):
+        target = results.parent / f"{results.name}_runs" / metrics_file.parent.name
+        for name in ("config.json", "metrics.json", "history.jsonl"):
+            atomic_write_text(target / name, (metrics_file.parent / name).read_text())
+
+
 def write_results(args, command: str) -> None:
     results = summarise(args.runs, args.datasets, args.seeds)
+    copy_run_records(args.runs, args.results)
     env = environment()
     meta = {
         "command": command,
