@@ -120,12 +120,15 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        probs = h @ table.T
-        row_max = probs.amax(1, keepdim=True)
-        probs.sub_(row_max).exp_()
-        total = probs.sum(1, keepdim=True)
-        loss = (total.log() + row_max).squeeze(1) - (h * table[targets]).sum(1)
-        probs.div_(total)
+        ctx.dtypes = h.dtype, table.dtype
+        with torch.autocast(h.device.type, enabled=False):  # the softmax always runs in fp32
+            h, table = h.float(), table.float()
+            probs = h @ table.T
+            row_max = probs.amax(1, keepdim=True)
+            probs.sub_(row_max).exp_()
+            total = probs.sum(1, keepdim=True)
+            loss = (total.log() + row_max).squeeze(1) - (h * table[targets]).sum(1)
+            probs.div_(total)
         ctx.save_for_backward(h, table, targets, probs)
         return loss.mean()
 
@@ -133,9 +136,11 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         h, table, targets, probs = ctx.saved_tensors
-        probs[torch.arange(len(targets), device=targets.device), targets] -= 1.0
-        probs.mul_(grad / len(targets))
-        return probs @ table, probs.T @ h, None
+        with torch.autocast(h.device.type, enabled=False):
+            probs[torch.arange(len(targets), device=targets.device), targets] -= 1.0
+            probs.mul_(grad.float() / len(targets))
+            grad_h, grad_table = probs @ table, probs.T @ h
+        return grad_h.to(ctx.dtypes[0]), grad_table.to(ctx.dtypes[1]), None
 
 
 def softmax_cross_entropy(h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
