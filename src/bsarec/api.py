@@ -1,11 +1,13 @@
 """The Python API: construct with hyperparameters, `fit` on a dataset, `evaluate`, `recommend`, `save`/`load`.
 
-from bsarec import SequentialRecommender, resolve_dataset
-data = resolve_dataset("LastFM")                     # or a path: benchmark .txt, CSV/TSV/Parquet log
-rec = SequentialRecommender("bsarec", alpha=0.9, c=3, num_heads=1).fit(data, run_dir="runs/lastfm")
-rec.metrics["test"]["NDCG@10"]
-rec.recommend(items=["i1", "i2"], k=10)               # original item ids in, original ids out
-rec = SequentialRecommender.load("runs/lastfm")
+Example (not run as a doctest):
+
+>>> from bsarec import SequentialRecommender, resolve_dataset
+>>> data = resolve_dataset("LastFM")                     # or a path: benchmark .txt, CSV/TSV/Parquet log
+>>> rec = SequentialRecommender("bsarec", alpha=0.9, c=3, num_heads=1).fit(data, run_dir="runs/lastfm")
+>>> rec.metrics["test"]["NDCG@10"]
+>>> rec.recommend(items=["i1", "i2"], k=10)               # original item ids in, original ids out
+>>> rec = SequentialRecommender.load("runs/lastfm")
 """
 
 from __future__ import annotations
