@@ -50,10 +50,7 @@ def straightforward_loss(model, inputs, targets, negatives, loss_name):
     table = model.item_embeddings
     if loss_name == "ce":
         return F.cross_entropy(h @ table.T, targets)
-    pos, neg = (h * table[targets]).sum(-1), (h * table[negatives]).sum(-1)
-    return F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + F.binary_cross_entropy_with_logits(
-        neg, torch.zeros_like(neg)
-    )
+    return layers.target_negative_bce(h, table, targets, negatives)
 
 
 @torch.no_grad()

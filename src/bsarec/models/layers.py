@@ -148,6 +148,17 @@ def softmax_cross_entropy(h: torch.Tensor, table: torch.Tensor, targets: torch.T
     return _SoftmaxCrossEntropy.apply(h, table, targets)
 
 
+def target_negative_bce(
+    h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor
+) -> torch.Tensor:
+    """BCE-with-logits: label 1 for h · W_target, label 0 for h · W_negative, each averaged over the batch."""
+    pos = (h * table[targets]).sum(-1)
+    neg = (h * table[negatives]).sum(-1)
+    return F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + F.binary_cross_entropy_with_logits(
+        neg, torch.zeros_like(neg)
+    )
+
+
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
     """Reference init: Linear and Embedding weights N(0, std) (padding row included), biases 0, LN (1, 0)."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -202,10 +213,4 @@ class SequentialRecommenderModel(nn.Module):
         self, input_ids: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor
     ) -> torch.Tensor:
         """BCE at the last position: label 1 for the target, 0 for one sampled negative (SASRec as the paper ran it)."""
-        h = self.encode(input_ids)
-        table = self.item_embeddings
-        pos = (h * table[targets]).sum(-1)
-        neg = (h * table[negatives]).sum(-1)
-        return F.binary_cross_entropy_with_logits(
-            pos, torch.ones_like(pos)
-        ) + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
+        return target_negative_bce(self.encode(input_ids), self.item_embeddings, targets, negatives)
