@@ -27,7 +27,7 @@ from bsarec.config import RunConfig
 from bsarec.data.dataset import SequenceDataset
 from bsarec.data.split import LeaveOneOutSplit, leave_one_out, pad_left
 from bsarec.errors import ConfigError
-from bsarec.evaluation.metrics import evaluate, top_k
+from bsarec.evaluation.metrics import evaluate, sampled_candidates, top_k
 from bsarec.io import atomic_write_json
 from bsarec.models import build_model
 from bsarec.training.helpers import load_weights, save_weights
@@ -58,6 +58,7 @@ class SequentialRecommender:
         self.metrics: dict[str, Any] = {}
         self.result: TrainResult | None = None
         self._split: LeaveOneOutSplit | None = None
+        self._candidates: dict[str, torch.Tensor] = {}
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, dataset: SequenceDataset, run_dir: str | Path | None = None, progress: bool = True):
@@ -70,8 +71,9 @@ class SequentialRecommender:
         try:
             torch.manual_seed(config.seed)
             self.dataset = dataset
-            self._split = leave_one_out(dataset, config.max_len)
-            self.model = build_model(config.model, dataset.n_items, config.model_settings())
+            self._split = leave_one_out(dataset, config.max_len, config.padding)
+            self._candidates = {}
+            self.model = self._build_model(dataset).to(config.torch_device())
             if run_path is not None:
                 atomic_write_json(run_path / CONFIG_FILE, config.to_dict())
                 dataset.save(run_path / DATASET_DIR)
@@ -83,9 +85,16 @@ class SequentialRecommender:
                 dataset.n_items - 1,
                 len(self._split.train_targets),
             )
-            self.result = train(self.model, self._split, config, run_path, progress=progress)
+            self.result = train(
+                self.model,
+                self._split,
+                config,
+                run_path,
+                progress=progress,
+                candidates=self.candidates("valid"),
+            )
             started = time.perf_counter()
-            test = evaluate(self.model, self._split.test, config.history_mask, config.eval_batch_size)
+            test = self.evaluate("test")
             self.metrics = {
                 "valid": self.result.best_valid,
                 "test": test,
@@ -94,6 +103,7 @@ class SequentialRecommender:
                 "train_seconds": self.result.train_seconds,
                 "test_seconds": time.perf_counter() - started,
                 "interrupted": self.result.interrupted,
+                "protocol": self.protocol(),
                 "history_mask": config.history_mask,
                 "dataset": dataset.name,
                 "split": self._split.report,
@@ -108,20 +118,62 @@ class SequentialRecommender:
                 handler.close()
         return self
 
+    def _build_model(self, dataset: SequenceDataset) -> torch.nn.Module:
+        # Caser's user table: one row per dataset row, plus one (the reference sizes it #users + 1)
+        return build_model(
+            self.config.model, dataset.n_items, self.config.model_settings(), n_users=dataset.num_users + 1
+        )
+
+    def protocol(self) -> dict[str, Any]:
+        """The evaluation protocol of this run, for logs, result files and table captions."""
+        c = self.config
+        return {
+            "candidates": c.candidates if c.candidates == "full" else f"{c.candidates}-{c.eval_negatives}",
+            "history_mask": c.history_mask,
+            "padding": c.padding,
+            "monitor": c.monitor,
+        }
+
     @property
     def split(self) -> LeaveOneOutSplit:
         if self._split is None:
             if self.dataset is None:
                 raise RuntimeError("no dataset: call fit() or load() first")
-            self._split = leave_one_out(self.dataset, self.config.max_len)
+            self._split = leave_one_out(self.dataset, self.config.max_len, self.config.padding)
         return self._split
 
-    def evaluate(self, split: str = "test", history_mask: str | None = None) -> dict[str, float]:
+    def candidates(self, split: str, candidates: str | None = None) -> torch.Tensor | None:
+        """The sampled negatives of a split (None for full ranking); drawn once from the run's seed."""
+        kind = candidates or self.config.candidates
+        if kind == "full":
+            return None
+        key = f"{split}/{kind}"
+        if key not in self._candidates:
+            dataset = self._require_dataset()
+            weights = None
+            if kind == "sampled-popularity":  # interactions per item over every user's whole sequence
+                weights = torch.from_numpy(dataset.item_counts()).to(torch.float64)
+            evalset = self.split.valid if split == "valid" else self.split.test
+            seed = self.config.seed + (0 if split == "valid" else 1)
+            self._candidates[key] = sampled_candidates(
+                evalset, dataset.n_items, self.config.eval_negatives, weights, seed
+            )
+        return self._candidates[key]
+
+    def evaluate(
+        self, split: str = "test", history_mask: str | None = None, candidates: str | None = None
+    ) -> dict[str, float]:
+        """Metrics on the validation or test targets, under the run's protocol or the options given."""
         if split not in ("valid", "test"):
             raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
+        if candidates is not None and candidates not in ("full", "sampled-uniform", "sampled-popularity"):
+            raise ValueError(
+                f"candidates must be full, sampled-uniform or sampled-popularity, got {candidates!r}"
+            )
         model = self._require_model()
         evalset = self.split.valid if split == "valid" else self.split.test
-        return evaluate(model, evalset, history_mask or self.config.history_mask, self.config.eval_batch_size)
+        mask = history_mask or self.config.history_mask
+        return evaluate(model, evalset, mask, self.config.eval_batch_size, self.candidates(split, candidates))
 
     # -- recommending ---------------------------------------------------------------------------------------
     def recommend(
@@ -131,6 +183,7 @@ class SequentialRecommender:
         if (user is None) == (items is None):
             raise ValueError("give exactly one of user= or items=")
         dataset = self._require_dataset()
+        row = None
         if user is not None:
             row = dataset.user_row(user)
             # an unknown user is a cold-start user: the answer for an empty history, flagged
@@ -140,15 +193,18 @@ class SequentialRecommender:
             known = [(item, dataset.item_index(item)) for item in items]
             unknown = [item for item, index in known if index is None]
             history = [index for _, index in known if index is not None]
-        return self._recommend_internal(history, k, exclude_seen, unknown)
+        return self._recommend_internal(history, k, exclude_seen, unknown, row)
 
-    def _recommend_internal(self, history, k: int, exclude_seen: bool, unknown: list[Any]) -> Recommendations:
+    def _recommend_internal(
+        self, history, k: int, exclude_seen: bool, unknown: list[Any], row: int | None = None
+    ) -> Recommendations:
         model = self._require_model()
         dataset = self._require_dataset()
         history = torch.as_tensor(list(history), dtype=torch.int64)
-        inputs = torch.from_numpy(pad_left(history.numpy(), self.config.max_len)).unsqueeze(0)
+        inputs = torch.from_numpy(pad_left(history.numpy(), self.config.max_len, self.config.padding))
         exclude = [history] if exclude_seen else None
-        indices, scores = top_k(model, inputs, k, exclude)
+        users = torch.tensor([row if row is not None else 0])  # Caser: a raw history uses the row-0 user
+        indices, scores = top_k(model, inputs.unsqueeze(0), k, exclude, users=users)
         keep = torch.isfinite(scores[0])
         return Recommendations(
             items=[dataset.item_ids[i] for i in indices[0][keep].tolist()],
@@ -168,17 +224,19 @@ class SequentialRecommender:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> SequentialRecommender:
+    def load(cls, directory: str | Path, device: str = "cpu") -> SequentialRecommender:
+        """A saved run, on `device` (default cpu, whatever device it was trained on)."""
         directory = Path(directory)
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (directory / name).is_file():
                 raise ConfigError(f"{directory}: not a run directory (missing {name})")
-        config = RunConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text()))
+        config = RunConfig.from_dict({**json.loads((directory / CONFIG_FILE).read_text()), "device": device})
         rec = cls(config=config)
         rec.dataset = SequenceDataset.load(directory / DATASET_DIR)
         torch.manual_seed(config.seed)
-        rec.model = build_model(config.model, rec.dataset.n_items, config.model_settings())
+        rec.model = rec._build_model(rec.dataset)
         load_weights(rec.model, directory / WEIGHTS_FILE)
+        rec.model.to(config.torch_device())
         rec.model.eval()
         if (directory / METRICS_FILE).is_file():
             rec.metrics = json.loads((directory / METRICS_FILE).read_text())

@@ -15,8 +15,28 @@ from typing import Any
 
 from bsarec.errors import ConfigError
 
-MODEL_DEFAULT_LOSS = {"bsarec": "ce", "sasrec": "bce"}
+MODEL_DEFAULT_LOSS = {
+    "bsarec": "ce",
+    "caser": "bce",
+    "gru4rec": "bpr",
+    "sasrec": "bce",
+    "bert4rec": "ce",
+    "fmlprec": "bce",
+    "duorec": "ce",
+    "fearec": "ce",
+}
+LOSSES = ("ce", "bce", "bpr")
 HISTORY_MASKS = ("exclude", "zero")
+CANDIDATES = ("full", "sampled-uniform", "sampled-popularity")
+PADDINGS = ("zeros", "cyclic", "reflect", "symmetric")
+DEVICES = ("cpu", "cuda", "auto")
+# the baselines train with their paper objective only; BSARec and SASRec may use "ce" or "bce"
+LOSS_CHOICES = {
+    **{m: (loss,) for m, loss in MODEL_DEFAULT_LOSS.items()},
+    "bsarec": ("ce", "bce"),
+    "sasrec": ("ce", "bce"),
+}
+MONITORS = tuple(f"{m}@{k}" for k in (5, 10, 20) for m in ("HR", "NDCG")) + ("MRR",)
 
 
 @dataclass
@@ -41,9 +61,27 @@ class RunConfig:
     attn_dropout: float = 0.5
     alpha: float = 0.9  # BSARec: weight of the frequency branch
     c: int = 3  # BSARec: low-pass cut-off, keeps c//2+1 rfft bins
-    loss: str | None = None  # None: the model's paper objective (bsarec: ce, sasrec: bce)
+    loss: str | None = None  # None: the model's paper objective (MODEL_DEFAULT_LOSS)
+    # baselines (BASELINES.md; the reference code's defaults)
+    nh: int = 8  # Caser: horizontal filters per height
+    nv: int = 4  # Caser: vertical filters
+    reg_weight: float = 1e-4  # Caser: L2 weight
+    gru_hidden_size: int = 64  # GRU4Rec
+    mask_ratio: float = 0.2  # BERT4Rec: masked share of the slots
+    tau: float = 1.0  # DuoRec, FEARec: InfoNCE temperature
+    lmd_sem: float = 0.1  # DuoRec, FEARec: weight of the same-target InfoNCE term
+    sim: str = "dot"  # DuoRec, FEARec: "dot" or "cos"
+    global_ratio: float = 0.6  # FEARec: band width
+    spatial_ratio: float = 0.1  # FEARec: weight of the time-domain attention
+    topk_factor: int = 10  # FEARec: top-k delays = int(topk_factor * ln N)
+    freq_loss_weight: float = 0.1  # FEARec: weight of the frequency-domain regulariser
+    # the protocol switchboard (the paper's protocol is the default)
     history_mask: str = "exclude"  # "exclude" (default) or "zero" (the reference code's 0-score masking)
+    candidates: str = "full"  # "full" ranking or the target + eval_negatives sampled negatives
+    eval_negatives: int = 99
+    padding: str = "zeros"  # "zeros" (the paper), "cyclic", "reflect", "symmetric"
     eval_batch_size: int = 256
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -52,39 +90,76 @@ class RunConfig:
     def validate(self) -> None:
         if self.model not in MODEL_DEFAULT_LOSS:
             raise ConfigError(f"model: unknown {self.model!r}; choose from {', '.join(MODEL_DEFAULT_LOSS)}")
-        if self.loss not in (None, "ce", "bce"):
-            raise ConfigError(f"loss: expected 'ce' or 'bce', got {self.loss!r}")
-        if self.history_mask not in HISTORY_MASKS:
-            raise ConfigError(f"history_mask: expected one of {HISTORY_MASKS}, got {self.history_mask!r}")
-        for name in ("epochs", "batch_size", "max_len", "hidden_size", "num_layers", "num_heads", "patience"):
+        if self.loss not in (None, *LOSSES):
+            raise ConfigError(f"loss: expected one of {LOSSES}, got {self.loss!r}")
+        for name, choices in (
+            ("history_mask", HISTORY_MASKS),
+            ("candidates", CANDIDATES),
+            ("padding", PADDINGS),
+            ("device", DEVICES),
+            ("monitor", MONITORS),
+            ("sim", ("dot", "cos")),
+        ):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name}: expected one of {choices}, got {getattr(self, name)!r}")
+        for name in (
+            "epochs",
+            "batch_size",
+            "max_len",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "patience",
+            "eval_negatives",
+            "nh",
+            "nv",
+            "gru_hidden_size",
+            "topk_factor",
+        ):
             if getattr(self, name) < 1 and not (name == "epochs" and self.epochs == 0):
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
             raise ConfigError(f"num_heads: {self.num_heads} does not divide hidden_size {self.hidden_size}")
-        for name in ("hidden_dropout", "attn_dropout", "alpha"):
+        for name in (
+            "hidden_dropout",
+            "attn_dropout",
+            "alpha",
+            "mask_ratio",
+            "global_ratio",
+            "spatial_ratio",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}: must lie in [0, 1], got {getattr(self, name)}")
         if self.c < 1:
             raise ConfigError(f"c: must be >= 1, got {self.c}")
+        if self.tau <= 0:
+            raise ConfigError(f"tau: must be > 0, got {self.tau}")
+        if self.model == "bert4rec" and int(self.max_len * self.mask_ratio) < 1:
+            raise ConfigError(f"mask_ratio: {self.mask_ratio} x max_len {self.max_len} masks no slot")
+        if self.resolved_loss not in LOSS_CHOICES[self.model]:
+            raise ConfigError(
+                f"loss: {self.model} trains with {LOSS_CHOICES[self.model]}, got {self.resolved_loss!r}"
+            )
+
+    def torch_device(self) -> str:
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device: cuda was asked for, but torch sees no CUDA device")
+        return self.device
 
     @property
     def resolved_loss(self) -> str:
         return self.loss or MODEL_DEFAULT_LOSS[self.model]
 
     def model_settings(self) -> dict[str, Any]:
-        """Constructor arguments of the chosen model."""
-        settings = {
-            "hidden_size": self.hidden_size,
-            "max_len": self.max_len,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "hidden_dropout": self.hidden_dropout,
-            "attn_dropout": self.attn_dropout,
-            "loss": self.resolved_loss,
-        }
-        if self.model == "bsarec":
-            settings.update(alpha=self.alpha, c=self.c)
-        return settings
+        """Constructor arguments of the chosen model: the settings whose names its constructor takes."""
+        from bsarec.models import model_parameters
+
+        values = {**dataclasses.asdict(self), "loss": self.resolved_loss}
+        return {name: values[name] for name in model_parameters(self.model)}
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "loss": self.resolved_loss}

@@ -4,6 +4,11 @@ For a user sequence s of length n: test target s[n-1] with input s[:n-1]; valida
 input s[:n-2]; training items s[:n-2]. Inputs keep their last max_len items, left-padded with 0.
 Training samples: from t = s[:n-2][-max_len:], every prefix is one sample (input t[:i], target t[i]),
 the empty prefix included. Users with a single item cannot be split and are counted in `skipped_users`.
+
+Padding of short inputs: "zeros" (the paper) or, as options, filling the empty slots from the sequence
+itself: "cyclic" (the sequence repeated), "reflect" (mirrored without repeating the edge item) and
+"symmetric" (mirrored with it), NumPy's `pad` modes. Filled slots hold real item ids, so the models treat
+them as real items (they are not masked); an empty sequence stays all zeros.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class EvalSet:
 class LeaveOneOutSplit:
     train_inputs: torch.Tensor  # (S, max_len) int64
     train_targets: torch.Tensor  # (S,) int64
+    train_users: torch.Tensor  # (S,) dataset row of each sample's user
     valid: EvalSet
     test: EvalSet
     n_items: int
@@ -48,27 +54,42 @@ class LeaveOneOutSplit:
     report: dict = field(default_factory=dict)
 
 
-PADDING_MODES = ("zeros",)
+PADDING_MODES = {"zeros": None, "cyclic": "wrap", "reflect": "reflect", "symmetric": "symmetric"}
 
 
-def pad_left(sequence: np.ndarray, max_len: int) -> np.ndarray:
-    """The last max_len items of `sequence`, left-padded with 0 to exactly max_len."""
-    out = np.zeros(max_len, dtype=np.int64)
+def check_padding(padding: str) -> None:
+    if padding not in PADDING_MODES:
+        raise ValueError(f"padding must be one of {', '.join(PADDING_MODES)}, got {padding!r}")
+
+
+def pad_left(sequence: np.ndarray, max_len: int, padding: str = "zeros") -> np.ndarray:
+    """The last max_len items of `sequence`, left-padded to exactly max_len (with 0 or, see the module
+    docstring, with items of the sequence itself)."""
+    check_padding(padding)
     tail = np.asarray(sequence[-max_len:] if max_len > 0 else sequence[:0], dtype=np.int64)
+    if PADDING_MODES[padding] is not None and 0 < len(tail) < max_len:
+        return np.pad(tail, (max_len - len(tail), 0), mode=PADDING_MODES[padding])
+    out = np.zeros(max_len, dtype=np.int64)
     if len(tail):
         out[max_len - len(tail) :] = tail
     return out
 
 
-def prefix_samples(train_items: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+def prefix_samples(
+    train_items: np.ndarray, max_len: int, padding: str = "zeros"
+) -> tuple[np.ndarray, np.ndarray]:
     """Every prefix of the last max_len training items as one (padded input, target) sample."""
+    check_padding(padding)
     t = np.asarray(train_items[-max_len:], dtype=np.int64)
     if len(t) == 0:
         return np.zeros((0, max_len), np.int64), np.zeros(0, np.int64)
     padded = np.concatenate([np.zeros(max_len, np.int64), t])
     # the window padded[i : i + max_len] ends just before t[i], so it is t[:i] left-padded
-    windows = np.lib.stride_tricks.sliding_window_view(padded, max_len)[: len(t)]
-    return windows.copy(), t.copy()
+    windows = np.lib.stride_tricks.sliding_window_view(padded, max_len)[: len(t)].copy()
+    if PADDING_MODES[padding] is not None:
+        for i in range(1, min(len(t), max_len)):  # the prefixes that are neither empty nor full
+            windows[i] = pad_left(t[:i], max_len, padding)
+    return windows, t.copy()
 
 
 def _eval_set(inputs, targets, histories, rows) -> EvalSet:
@@ -84,8 +105,9 @@ def _eval_set(inputs, targets, histories, rows) -> EvalSet:
     )
 
 
-def leave_one_out(dataset: SequenceDataset, max_len: int = 50) -> LeaveOneOutSplit:
-    train_x, train_y = [], []
+def leave_one_out(dataset: SequenceDataset, max_len: int = 50, padding: str = "zeros") -> LeaveOneOutSplit:
+    check_padding(padding)
+    train_x, train_y, train_u = [], [], []
     valid_in, valid_t, valid_h, test_in, test_t, test_h, rows = [], [], [], [], [], [], []
     skipped = 0
     for row, seq in enumerate(dataset.sequences):
@@ -93,22 +115,24 @@ def leave_one_out(dataset: SequenceDataset, max_len: int = 50) -> LeaveOneOutSpl
         if n < 2:
             skipped += 1
             continue
-        x, y = prefix_samples(seq[: n - 2], max_len)
+        x, y = prefix_samples(seq[: n - 2], max_len, padding)
         train_x.append(x)
         train_y.append(y)
-        valid_in.append(pad_left(seq[: n - 2], max_len))
+        train_u.append(np.full(len(y), row, dtype=np.int64))
+        valid_in.append(pad_left(seq[: n - 2], max_len, padding))
         valid_t.append(seq[n - 2])
         valid_h.append(seq[: n - 2])
-        test_in.append(pad_left(seq[: n - 1], max_len))
+        test_in.append(pad_left(seq[: n - 1], max_len, padding))
         test_t.append(seq[n - 1])
         test_h.append(seq[: n - 1])
         rows.append(row)
     if not rows:
         raise ValueError(f"{dataset.name}: no user has 2 or more items; nothing to split")
-    report = {"users_split": len(rows), "skipped_one_item_users": skipped}
+    report = {"users_split": len(rows), "skipped_one_item_users": skipped, "padding": padding}
     return LeaveOneOutSplit(
         train_inputs=torch.from_numpy(np.concatenate(train_x)),
         train_targets=torch.from_numpy(np.concatenate(train_y)),
+        train_users=torch.from_numpy(np.concatenate(train_u)),
         valid=_eval_set(valid_in, valid_t, valid_h, rows),
         test=_eval_set(test_in, test_t, test_h, rows),
         n_items=dataset.n_items,

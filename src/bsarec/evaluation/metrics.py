@@ -2,7 +2,11 @@
 
 The rank of the target is the number of other candidates that score strictly higher (0-based), so the
 computation is vectorised and memory-bounded (chunks of users x chunks of items), with no sort.
-History masking:
+Candidates: every item (full ranking, the paper's main protocol) or, as `sampled_candidates` gives, the
+target plus n sampled negatives per user (the paper's sampled table: 99 negatives, drawn uniformly or in
+proportion to item popularity, never from the user's history). The negatives are drawn once per split
+from a seeded generator, so every epoch's validation sees the same candidates.
+History masking (full ranking):
 - "exclude" (default): the user's known items and the padding row are not candidates; a target that is
   already in the history (repeat consumption) cannot be hit.
 - "zero": the reference code's behaviour: history items get score 0 and stay candidates, padding row 0
@@ -34,6 +38,44 @@ def metrics_from_ranks(ranks: torch.Tensor, ks: tuple[int, ...] = KS) -> dict[st
     return out
 
 
+def sampled_candidates(
+    evalset: EvalSet, n_items: int, n: int, weights: torch.Tensor | None, seed: int
+) -> torch.Tensor:
+    """(U, n) distinct negatives per user, none of them padding, the target or a history item; drawn
+    uniformly (weights None) or in proportion to `weights` (V,), e.g. item popularity."""
+    users = len(evalset)
+    if weights is None:
+        weights = torch.ones(n_items, dtype=torch.float64)
+    weights = weights.to(torch.float64).clone()
+    weights[0] = 0.0
+    lengths = evalset.history_offsets[1:] - evalset.history_offsets[:-1]
+    history_keys = torch.repeat_interleave(torch.arange(users), lengths) * n_items + evalset.history_items
+    history_keys = history_keys.sort().values
+    generator = torch.Generator().manual_seed(seed)
+    out = torch.zeros(users, n, dtype=torch.int64)
+    todo = torch.arange(users)
+    while len(todo):
+        draw = torch.multinomial(weights, len(todo) * 3 * n, replacement=True, generator=generator)
+        draw = draw.view(len(todo), 3 * n)
+        keys = todo[:, None] * n_items + draw
+        at = torch.searchsorted(history_keys, keys).clamp(max=max(len(history_keys) - 1, 0))
+        in_history = (
+            history_keys[at] == keys if len(history_keys) else torch.zeros_like(keys, dtype=torch.bool)
+        )
+        keep = ~in_history & (draw != evalset.targets[todo][:, None])
+        ordered, order = draw.sort(1, stable=True)
+        repeat = torch.zeros_like(keep)
+        repeat.scatter_(1, order[:, 1:], ordered[:, 1:] == ordered[:, :-1])  # later copies of an item
+        keep &= ~repeat
+        enough = keep.sum(1) >= n
+        first = (~keep).to(torch.int8).argsort(1, stable=True)[:, :n]  # the first n kept draws, in order
+        out[todo[enough]] = draw.gather(1, first)[enough]
+        todo = todo[~enough]
+        if len(todo) and int((weights > 0).sum()) < n + 1:
+            raise ValueError(f"cannot draw {n} negatives from {int((weights > 0).sum())} items")
+    return out
+
+
 @torch.no_grad()
 def target_ranks(
     model: Any,
@@ -41,30 +83,39 @@ def target_ranks(
     history_mask: str = "exclude",
     user_batch: int = 256,
     max_scores_per_chunk: int = 1 << 24,
+    candidates: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """0-based rank of every user's target (float, inf where the target is excluded as history)."""
+    """0-based rank of every user's target (float, inf where the target is excluded as history), among all
+    items or, when `candidates` (U, n) is given, among the target and those negatives."""
     if history_mask not in ("exclude", "zero"):
         raise ValueError(f"history_mask must be 'exclude' or 'zero', got {history_mask!r}")
     was_training = getattr(model, "training", False)
     model.eval()
     table = model.item_embeddings.detach()
+    device = table.device
     n_items = table.size(0)
     ranks = torch.empty(len(evalset), dtype=torch.float64)
     for start in range(0, len(evalset), user_batch):
         stop = min(start + user_batch, len(evalset))
         users = stop - start
-        h = model.encode(evalset.inputs[start:stop])
-        targets = evalset.targets[start:stop]
+        h = model.encode(
+            evalset.inputs[start:stop].to(device), users=evalset.user_rows[start:stop].to(device)
+        )
+        targets = evalset.targets[start:stop].to(device)
         target_scores = (h * table[targets]).sum(-1)
-        hist_rows, hist_items = evalset.history_slice(start, stop)
-        target_in_history = torch.zeros(users, dtype=torch.bool)
+        if candidates is not None:
+            negative_scores = (h[:, None] * table[candidates[start:stop].to(device)]).sum(-1)
+            ranks[start:stop] = (negative_scores > target_scores[:, None]).sum(1).cpu().to(torch.float64)
+            continue
+        hist_rows, hist_items = (t.to(device) for t in evalset.history_slice(start, stop))
+        target_in_history = torch.zeros(users, dtype=torch.bool, device=device)
         target_in_history[hist_rows[hist_items == targets[hist_rows]]] = True
         if history_mask == "zero":
             target_scores = torch.where(target_in_history, torch.zeros_like(target_scores), target_scores)
         fill = float("-inf") if history_mask == "exclude" else 0.0
-        count = torch.zeros(users, dtype=torch.int64)
+        count = torch.zeros(users, dtype=torch.int64, device=device)
         item_chunk = max(1, max_scores_per_chunk // users)
-        rows = torch.arange(users)
+        rows = torch.arange(users, device=device)
         for lo in range(0, n_items, item_chunk):
             hi = min(lo + item_chunk, n_items)
             scores = h @ table[lo:hi].T
@@ -78,17 +129,21 @@ def target_ranks(
         chunk_ranks = count.to(torch.float64)
         if history_mask == "exclude":
             chunk_ranks[target_in_history] = float("inf")
-        ranks[start:stop] = chunk_ranks
+        ranks[start:stop] = chunk_ranks.cpu()
     if was_training:
         model.train()
     return ranks
 
 
 def evaluate(
-    model: Any, evalset: EvalSet, history_mask: str = "exclude", user_batch: int = 256
+    model: Any,
+    evalset: EvalSet,
+    history_mask: str = "exclude",
+    user_batch: int = 256,
+    candidates: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """HR@5/10/20, NDCG@5/10/20 and MRR over all users of `evalset`."""
-    return metrics_from_ranks(target_ranks(model, evalset, history_mask, user_batch))
+    return metrics_from_ranks(target_ranks(model, evalset, history_mask, user_batch, candidates=candidates))
 
 
 def top_k(
@@ -96,12 +151,15 @@ def top_k(
     inputs: torch.Tensor,
     k: int,
     exclude: list[torch.Tensor] | None = None,
+    users: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k internal item ids and scores per row; padding and each row's `exclude` items are never returned."""
     was_training = getattr(model, "training", False)
     model.eval()
+    table = model.item_embeddings.detach()
     with torch.no_grad():
-        scores = model.encode(inputs) @ model.item_embeddings.detach().T
+        users = users.to(table.device) if users is not None else None
+        scores = (model.encode(inputs.to(table.device), users=users) @ table.T).cpu()
     if was_training:
         model.train()
     scores[:, 0] = float("-inf")

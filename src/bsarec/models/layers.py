@@ -45,6 +45,13 @@ class Dropout(nn.Module):
         return x * keep_scaled
 
 
+def bidirectional_padding_mask(input_ids: torch.Tensor) -> torch.Tensor:
+    """Additive mask (B, 1, 1, N): every query sees key j iff input_j != 0 (BERT4Rec)."""
+    return torch.zeros(input_ids.shape, device=input_ids.device).masked_fill(input_ids == 0, MASK_VALUE)[
+        :, None, None, :
+    ]
+
+
 def causal_padding_mask(input_ids: torch.Tensor) -> torch.Tensor:
     """Additive mask (B, 1, N, N): query i sees key j iff j <= i and input_j != 0."""
     n = input_ids.size(1)
@@ -159,6 +166,21 @@ def target_negative_bce(
     )
 
 
+def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float, sim: str = "dot") -> torch.Tensor:
+    """InfoNCE of DuoRec/FEARec: for each of the 2B rows of z = [a; b], the partner row (i ± B) is the positive
+    and the other 2B - 2 rows are negatives (the row itself is left out); averaged over the 2B rows."""
+    z = torch.cat([a, b])
+    if sim == "cos":
+        z = F.normalize(z, dim=-1)
+    elif sim != "dot":
+        raise ValueError(f"sim must be 'dot' or 'cos', got {sim!r}")
+    logits = (z @ z.T) / tau
+    logits.fill_diagonal_(float("-inf"))
+    n = len(a)
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return F.cross_entropy(logits, partner)
+
+
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
     """Reference init: Linear and Embedding weights N(0, std) (padding row included), biases 0, LN (1, 0)."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -171,7 +193,16 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
 
 
 class SequentialRecommenderModel(nn.Module):
-    """Embedding, a stack of blocks, and tied-embedding scoring; subclasses supply the blocks."""
+    """Embedding, a stack of blocks, and tied-embedding scoring; subclasses supply the blocks.
+
+    What the training loop must hand to `loss` besides inputs and targets is declared by flags:
+    `needs_negatives` (one sampled negative per sample), `needs_users` (dataset rows) and
+    `needs_positives` (a same-target sample's input, for the contrastive models).
+    """
+
+    needs_negatives = False
+    needs_users = False
+    needs_positives = False
 
     def __init__(self, n_items: int, hidden_size: int, max_len: int, hidden_dropout: float):
         super().__init__()
@@ -180,37 +211,48 @@ class SequentialRecommenderModel(nn.Module):
         self.embedding = ItemPositionEmbedding(n_items, hidden_size, max_len, hidden_dropout)
         self.blocks = nn.ModuleList()
 
+    def select_loss(self, name: str) -> None:
+        """Full-softmax cross-entropy ("ce") or BCE against one sampled negative ("bce")."""
+        options = {"ce": self.cross_entropy_loss, "bce": self.bce_loss}
+        if name not in options:
+            raise ValueError(f"loss must be one of {', '.join(options)}, got {name!r}")
+        self.loss = options[name]
+        self.needs_negatives = name == "bce"
+
     @property
     def item_embeddings(self) -> torch.Tensor:
         """The output table: tied to the input item embeddings, row 0 (padding) included."""
         return self.embedding.item.weight
 
+    def attention_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return causal_padding_mask(input_ids)
+
     def forward(self, input_ids: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """Hidden states (B, N, d), or (B, d) for the last position only."""
-        mask = causal_padding_mask(input_ids)
+        mask = self.attention_mask(input_ids)
         x = self.embedding(input_ids)
         for i, block in enumerate(self.blocks):
             x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1)
         return x[:, -1] if last_only else x
 
-    def encode(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def encode(self, input_ids: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         """User representation: the output at the last position, (B, d)."""
         return self.forward(input_ids, last_only=True)
 
     def hidden_states(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
         """[embedding output, block 1 output, ...] for analysis."""
-        mask = causal_padding_mask(input_ids)
+        mask = self.attention_mask(input_ids)
         states = [self.embedding(input_ids)]
         for block in self.blocks:
             states.append(block(states[-1], mask))
         return states
 
-    def cross_entropy_loss(self, input_ids: torch.Tensor, targets: torch.Tensor, **_) -> torch.Tensor:
+    def cross_entropy_loss(self, inputs: torch.Tensor, targets: torch.Tensor, **_) -> torch.Tensor:
         """Full-softmax CE of the last position's output against every item (row 0 included, as the reference)."""
-        return softmax_cross_entropy(self.encode(input_ids), self.item_embeddings, targets)
+        return softmax_cross_entropy(self.encode(inputs), self.item_embeddings, targets)
 
     def bce_loss(
-        self, input_ids: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor
+        self, inputs: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, **_
     ) -> torch.Tensor:
         """BCE at the last position: label 1 for the target, 0 for one sampled negative (SASRec as the paper ran it)."""
-        return target_negative_bce(self.encode(input_ids), self.item_embeddings, targets, negatives)
+        return target_negative_bce(self.encode(inputs), self.item_embeddings, targets, negatives)

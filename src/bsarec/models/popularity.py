@@ -14,7 +14,7 @@ class Popularity:
         counts = torch.bincount(split.train_targets, minlength=split.n_items).float()
         self.item_embeddings = counts.unsqueeze(1)  # (V, 1): score = 1 · count
 
-    def encode(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def encode(self, input_ids: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         return torch.ones(input_ids.size(0), 1)
 
     def eval(self) -> Popularity:

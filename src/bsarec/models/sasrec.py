@@ -43,4 +43,4 @@ class SASRec(SequentialRecommenderModel):
             for _ in range(num_layers)
         )
         self.apply(init_weights)
-        self.loss = {"ce": self.cross_entropy_loss, "bce": self.bce_loss}[loss]
+        self.select_loss(loss)

@@ -54,12 +54,12 @@ class HistoryLog:
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     """Weights as safetensors, written atomically (no pickles anywhere)."""
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     atomic_write_bytes(path, save_safetensors(state))
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
-    model.load_state_dict(load_safetensors(Path(path).read_bytes()))
+    model.load_state_dict(load_safetensors(Path(path).read_bytes()))  # copied onto the model's device
 
 
 def sample_negatives(

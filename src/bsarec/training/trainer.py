@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bsarec.config import RunConfig
+from bsarec.data.same_target import SameTargetSampler
 from bsarec.data.split import LeaveOneOutSplit
 from bsarec.evaluation.metrics import evaluate
 from bsarec.training.helpers import EarlyStopping, HistoryLog, sample_negatives, save_weights
@@ -43,18 +44,46 @@ def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Opt
         return torch.optim.Adam(model.parameters(), **kwargs)
 
 
+class BatchMaker:
+    """What a model's loss takes for a batch of sample indices: inputs and targets, plus the sampled negatives,
+    user rows or same-target positives that the model declares it needs; all on the model's device."""
+
+    def __init__(self, model: torch.nn.Module, split: LeaveOneOutSplit, device: str):
+        self.split, self.device = split, device
+        self.negatives = getattr(model, "needs_negatives", False)
+        self.users = getattr(model, "needs_users", False)
+        self.positives = (
+            SameTargetSampler(split.train_inputs, split.train_targets)
+            if getattr(model, "needs_positives", False)
+            else None
+        )
+
+    def __call__(self, index: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        split = self.split
+        batch = {"inputs": split.train_inputs[index], "targets": split.train_targets[index]}
+        if self.negatives:
+            batch["negatives"] = sample_negatives(batch["inputs"], batch["targets"], split.n_items, generator)
+        if self.users:
+            batch["users"] = split.train_users[index]
+        if self.positives is not None:
+            batch["positives"] = split.train_inputs[self.positives.sample(index, generator)]
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+
 def train(
     model: torch.nn.Module,
     split: LeaveOneOutSplit,
     config: RunConfig,
     run_dir: Path | None = None,
     progress: bool = True,
+    candidates: torch.Tensor | None = None,
 ) -> TrainResult:
-    generator = torch.Generator().manual_seed(config.seed)  # sample order and negatives
+    """Train `model` (already on its device); `candidates` are the validation's sampled negatives, if any."""
+    generator = torch.Generator().manual_seed(config.seed)  # sample order, negatives, positives
     optimizer = make_optimizer(model, config)
     stopper = EarlyStopping(config.patience)
     history = HistoryLog(run_dir / "history.jsonl" if run_dir else None)
-    needs_negatives = config.resolved_loss == "bce"
+    make_batch = BatchMaker(model, split, config.torch_device())
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     best_valid: dict[str, float] = {}
     n_samples = len(split.train_targets)
@@ -76,11 +105,7 @@ def train(
             )
             for start in bar:
                 index = order[start : start + config.batch_size]
-                inputs, targets = split.train_inputs[index], split.train_targets[index]
-                negatives = (
-                    sample_negatives(inputs, targets, split.n_items, generator) if needs_negatives else None
-                )
-                loss = model.loss(inputs, targets, negatives=negatives)
+                loss = model.loss(**make_batch(index, generator))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -93,7 +118,7 @@ def train(
             epoch_seconds = time.perf_counter() - started
             train_seconds += epoch_seconds
             eval_started = time.perf_counter()
-            valid = evaluate(model, split.valid, config.history_mask, config.eval_batch_size)
+            valid = evaluate(model, split.valid, config.history_mask, config.eval_batch_size, candidates)
             record = {
                 "epoch": epoch,
                 "loss": total_loss / max(seen, 1),

@@ -1,0 +1,51 @@
+"""DuoRec (Qiu et al., WSDM 2022) as the BSARec paper ran it (BASELINES.md §7, `ssl = us_x`).
+
+The SASRec encoder; the loss adds contrastive learning between two views of the same next item:
+  L = CE(h, target) + lmd_sem · InfoNCE(h', h_sem)
+h is the anchor's last-slot output, h' the same input encoded again under another dropout mask, h_sem the
+output for a different training sample with the same target (see `bsarec.data.same_target`). InfoNCE uses
+the 2B - 2 other rows of the batch as negatives, with dot-product similarity over a temperature tau.
+The three passes run as one batch of 3B: dropout masks are drawn per element, so this equals three passes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bsarec.models.layers import SequentialRecommenderModel, info_nce, init_weights, softmax_cross_entropy
+from bsarec.models.sasrec import SelfAttentionBlock
+
+
+class DuoRec(SequentialRecommenderModel):
+    needs_positives = True
+
+    def __init__(
+        self,
+        n_items: int,
+        hidden_size: int = 64,
+        max_len: int = 50,
+        num_layers: int = 2,
+        num_heads: int = 2,
+        hidden_dropout: float = 0.5,
+        attn_dropout: float = 0.5,
+        tau: float = 1.0,
+        lmd_sem: float = 0.1,
+        sim: str = "dot",
+        loss: str = "ce",
+    ):
+        super().__init__(n_items, hidden_size, max_len, hidden_dropout)
+        if loss != "ce":
+            raise ValueError(f"DuoRec trains with loss 'ce' plus its contrastive term, got {loss!r}")
+        self.tau, self.lmd_sem, self.sim = tau, lmd_sem, sim
+        self.blocks = nn.ModuleList(
+            SelfAttentionBlock(hidden_size, num_heads, hidden_dropout, attn_dropout)
+            for _ in range(num_layers)
+        )
+        self.apply(init_weights)
+
+    def loss(self, inputs, targets, positives, **_) -> torch.Tensor:
+        h, h_aug, h_sem = self.encode(torch.cat([inputs, inputs, positives])).split(len(targets))
+        return softmax_cross_entropy(h, self.item_embeddings, targets) + self.lmd_sem * info_nce(
+            h_aug, h_sem, self.tau, self.sim
+        )

@@ -1,0 +1,188 @@
+"""FEARec (Du et al., SIGIR 2023) as the BSARec paper ran it (BASELINES.md §8).
+
+Each block replaces self-attention by a hybrid of two attentions on one band of frequencies, then the FFN.
+Layer l keeps the rfft bins [left_l, right_l) (with the defaults, layer 0 keeps 10-25, layer 1 keeps 0-15).
+  Q, K, V = X W_q, X W_k, X W_v
+  R(τ)    = mean over channels of irfft(band(rfft(Q) ⊙ conj(rfft(K))))[τ]       auto-correlation (Eq. 8)
+  A_auto  = sum over the top-k delays τ of softmax(R(τ)) · roll(V, -τ)           time-delay aggregation (Eq. 9)
+            (training: the delays of the batch-mean R; inference: each sample's own delays)
+  A_time  = softmax(P Q (P K)^T / sqrt(e) + M) P V, P = the band's projection     frequency-ramped attention (Eq. 6)
+  H       = LayerNorm(X + Dropout(W_o ((1 - r) A_auto + r A_time)))               r = spatial_ratio
+Loss: CE(h, target) + lmd_sem · InfoNCE(h', h_sem) + w · mean |rfft(H') - rfft(H_sem)|, the views as in DuoRec;
+the last term compares the two views' whole output sequences along the slot axis (orthonormal rfft).
+The band projection and the circular shifts are fixed linear maps on the slot axis, so they run as N x N
+matrix products (equal to the FFT forms; a test checks both) instead of the reference's per-bin loops.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from bsarec.models.layers import (
+    Dropout,
+    FeedForward,
+    SequentialRecommenderModel,
+    info_nce,
+    init_weights,
+    softmax_cross_entropy,
+)
+
+
+def frequency_band(max_len: int, layer: int, num_layers: int, global_ratio: float) -> tuple[int, int]:
+    """[left, right) rfft bins kept by a layer, as the reference computes them."""
+    bins = max_len // 2 + 1
+    if global_ratio > 1 / num_layers:  # "global": overlapping bands of width global_ratio
+        width = global_ratio
+        step = (bins * (1 - global_ratio)) // (num_layers - 1) if num_layers > 1 else 0.0
+    else:  # "local": disjoint bands of width 1/num_layers
+        width = 1 / num_layers
+        step = width * bins
+    return int(bins * (1 - width) - layer * step), int(bins - layer * step)
+
+
+def band_projection(max_len: int, left: int, right: int) -> torch.Tensor:
+    """The real N x N matrix P with P @ x = irfft(rfft(x) restricted to bins [left, right)) along slots."""
+    keep = torch.zeros(max_len // 2 + 1, 1, dtype=torch.float64)
+    keep[left:right] = 1
+    impulses = torch.eye(max_len, dtype=torch.float64)  # column j: the unit impulse at slot j
+    return torch.fft.irfft(torch.fft.rfft(impulses, dim=0) * keep, n=max_len, dim=0).float()
+
+
+class HybridAttention(nn.Module):
+    def __init__(
+        self,
+        hidden_size: int,
+        max_len: int,
+        num_heads: int,
+        band: tuple[int, int],
+        spatial_ratio: float,
+        top_k: int,
+        attn_dropout: float,
+        hidden_dropout: float,
+    ):
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not a multiple of num_heads {num_heads}")
+        self.num_heads, self.head_size = num_heads, hidden_size // num_heads
+        self.band, self.spatial_ratio, self.top_k = band, spatial_ratio, top_k
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.key = nn.Linear(hidden_size, hidden_size)
+        self.value = nn.Linear(hidden_size, hidden_size)
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.attn_dropout = Dropout(attn_dropout)
+        self.out_dropout = Dropout(hidden_dropout)
+        self.norm = nn.LayerNorm(hidden_size, eps=1e-12)
+        self.register_buffer("projection", band_projection(max_len, *band), persistent=False)
+        slots = torch.arange(max_len)
+        self.register_buffer("delay_of", (slots[None, :] - slots[:, None]) % max_len, persistent=False)
+
+    def autocorrelation(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """R (B, N): channel-mean circular cross-correlation of Q and K on the layer's band."""
+        spectrum = (torch.fft.rfft(q, dim=1) * torch.fft.rfft(k, dim=1).conj()).mean(-1)
+        left, right = self.band
+        spectrum[:, :left] = 0
+        spectrum[:, right:] = 0
+        return torch.fft.irfft(spectrum, n=q.size(1), dim=1)
+
+    def delay_weights(self, corr: torch.Tensor, groups: int) -> torch.Tensor:
+        """(B, N) weight of every delay: softmax over the top-k delays, 0 elsewhere."""
+        if self.training:  # one set of delays per group (pass), from the group's mean correlation
+            b, n = corr.shape
+            shared = corr.view(groups, b // groups, n).mean(1).topk(self.top_k, dim=-1).indices
+            delays = shared.repeat_interleave(b // groups, dim=0)
+        else:
+            delays = corr.topk(self.top_k, dim=-1).indices
+        return torch.zeros_like(corr).scatter(1, delays, torch.softmax(corr.gather(1, delays), -1))
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, self.num_heads, self.head_size).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, groups: int = 1) -> torch.Tensor:
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        weights = self.delay_weights(self.autocorrelation(q, k), groups)
+        shift = weights[:, self.delay_of]  # shift[b, t, s] = weight of delay (s - t) mod N
+        auto = shift @ v  # slot t reads sum over τ of w(τ) · V[(t + τ) mod N]
+        qs, ks, vs = (self._heads(self.projection @ y) for y in (q, k, v))
+        scores = qs @ ks.transpose(-1, -2) / math.sqrt(self.head_size) + mask
+        spatial = (self.attn_dropout(torch.softmax(scores, -1)) @ vs).transpose(1, 2).reshape(x.shape)
+        mixed = (1 - self.spatial_ratio) * auto + self.spatial_ratio * spatial
+        return self.norm(x + self.out_dropout(self.dense(mixed)))
+
+
+class FEARecBlock(nn.Module):
+    def __init__(self, attention: HybridAttention, hidden_size: int, dropout: float):
+        super().__init__()
+        self.attention = attention
+        self.ffn = FeedForward(hidden_size, dropout)
+
+    def forward(self, x, mask, last_only: bool = False, groups: int = 1) -> torch.Tensor:
+        h = self.attention(x, mask, groups)
+        return self.ffn(h[:, -1:] if last_only else h)
+
+
+class FEARec(SequentialRecommenderModel):
+    needs_positives = True
+
+    def __init__(
+        self,
+        n_items: int,
+        hidden_size: int = 64,
+        max_len: int = 50,
+        num_layers: int = 2,
+        num_heads: int = 2,
+        hidden_dropout: float = 0.5,
+        attn_dropout: float = 0.5,
+        tau: float = 1.0,
+        lmd_sem: float = 0.1,
+        sim: str = "dot",
+        global_ratio: float = 0.6,
+        spatial_ratio: float = 0.1,
+        topk_factor: int = 10,
+        freq_loss_weight: float = 0.1,
+        loss: str = "ce",
+    ):
+        super().__init__(n_items, hidden_size, max_len, hidden_dropout)
+        if loss != "ce":
+            raise ValueError(f"FEARec trains with loss 'ce' plus its auxiliary terms, got {loss!r}")
+        self.tau, self.lmd_sem, self.sim, self.freq_loss_weight = tau, lmd_sem, sim, freq_loss_weight
+        top_k = min(max_len, int(topk_factor * math.log(max_len)))
+        self.blocks = nn.ModuleList(
+            FEARecBlock(
+                HybridAttention(
+                    hidden_size,
+                    max_len,
+                    num_heads,
+                    frequency_band(max_len, layer, num_layers, global_ratio),
+                    spatial_ratio,
+                    top_k,
+                    attn_dropout,
+                    hidden_dropout,
+                ),
+                hidden_size,
+                hidden_dropout,
+            )
+            for layer in range(num_layers)
+        )
+        self.apply(init_weights)
+
+    def forward(self, input_ids: torch.Tensor, last_only: bool = False, groups: int = 1) -> torch.Tensor:
+        mask = self.attention_mask(input_ids)
+        x = self.embedding(input_ids)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1, groups=groups)
+        return x[:, -1] if last_only else x
+
+    def loss(self, inputs, targets, positives, **_) -> torch.Tensor:
+        # three passes (anchor, anchor again, same-target sample) as one batch; each keeps its own delays
+        states = self.forward(torch.cat([inputs, inputs, positives]), groups=3)
+        anchor, augmented, semantic = states.split(len(targets))
+        ce = softmax_cross_entropy(anchor[:, -1], self.item_embeddings, targets)
+        nce = info_nce(augmented[:, -1], semantic[:, -1], self.tau, self.sim)
+        spectra = torch.fft.rfft(augmented, dim=1, norm="ortho") - torch.fft.rfft(
+            semantic, dim=1, norm="ortho"
+        )
+        return ce + self.lmd_sem * nce + self.freq_loss_weight * spectra.abs().mean()
