@@ -35,7 +35,9 @@ def _print_metrics(title: str, metrics: dict[str, float]) -> None:
 
 @app.command()
 def train(
-    model: str = typer.Option("bsarec", help="bsarec or sasrec"),
+    model: str = typer.Option(
+        "bsarec", help="bsarec, caser, gru4rec, sasrec, bert4rec, fmlprec, duorec or fearec"
+    ),
     dataset: str = typer.Option(
         "synthetic", help="a dataset name (LastFM, Beauty, ...), a file, or a directory"
     ),
@@ -54,6 +56,7 @@ def train(
     item_col: str | None = typer.Option(None, help="item column of a raw log (default: detected)"),
     time_col: str | None = typer.Option(None, help="timestamp column of a raw log (default: detected)"),
     threads: int | None = typer.Option(None, help="torch threads (default: all cores)"),
+    device: str | None = typer.Option(None, help="cpu (default), cuda or auto"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Train a model with early stopping on validation NDCG@20, then evaluate on test once."""
@@ -72,6 +75,7 @@ def train(
         epochs=epochs,
         kcore=kcore,
         threads=threads,
+        device=device,
         data_dir=str(data_dir) if data_dir else None,
     )
     data = resolve_dataset(
@@ -89,11 +93,15 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="a run directory written by `bsarec train`"),
     split: str = typer.Option("test", help="valid or test"),
     history_mask: str | None = typer.Option(None, help="exclude or zero (default: the run's setting)"),
+    candidates: str | None = typer.Option(
+        None, help="full, sampled-uniform or sampled-popularity (default: the run's setting)"
+    ),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto"),
 ) -> None:
-    """Recompute the metrics of a saved run."""
+    """Recompute the metrics of a saved run, under its own protocol or another one."""
     from bsarec.api import SequentialRecommender
 
-    metrics = SequentialRecommender.load(run_dir).evaluate(split, history_mask)
+    metrics = SequentialRecommender.load(run_dir, device=device).evaluate(split, history_mask, candidates)
     typer.echo(json.dumps(metrics, indent=1))
 
 
@@ -141,7 +149,7 @@ def demo(
 def bench(
     dataset: str = typer.Option("LastFM", help="dataset name or path"),
     data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
-    model: str = typer.Option("bsarec", help="bsarec or sasrec"),
+    model: str = typer.Option("bsarec", help="any model of `bsarec train --model`"),
     preset: str | None = typer.Option("paper", help="settings preset"),
     steps: int = typer.Option(30, help="timed training steps per repeat"),
     repeats: int = typer.Option(3, help="repeats (the median is reported)"),
@@ -156,6 +164,77 @@ def bench(
         from bsarec.io import atomic_write_json
 
         atomic_write_json(output, result)
+
+
+def _split_list(values: list[str]) -> list[str]:
+    return [v for value in values for v in value.replace(",", " ").split()]
+
+
+@app.command()
+def benchmark(
+    models: list[str] = typer.Option(
+        ["bsarec", "sasrec"], "--models", "-m", help="models (repeat or comma-separate)"
+    ),
+    datasets: list[str] = typer.Option(["LastFM"], "--datasets", "-d", help="datasets (names or paths)"),
+    seeds: list[str] = typer.Option(["42", "43", "44"], "--seeds", help="seeds (repeat or comma-separate)"),
+    data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
+    runs: Path = typer.Option(Path("runs/benchmark"), help="where the run directories go"),
+    output: Path | None = typer.Option(None, help="where results.csv/json and table.md go (default: RUNS)"),
+    preset: str | None = typer.Option("paper", help="'paper', a JSON file, or 'none' for the defaults"),
+    set_: list[str] = typer.Option(
+        [], "--set", help="protocol or model override for every cell: --set padding=cyclic (repeatable)"
+    ),
+    jobs: int = typer.Option(1, help="cells trained at once, each in its own process"),
+    threads: int | None = typer.Option(None, help="torch threads per cell (default: all cores / jobs)"),
+    device: str | None = typer.Option(None, help="cpu, cuda or auto"),
+    epochs: int | None = typer.Option(None, help="maximum epochs (default 200)"),
+    reference: Path | None = typer.Option(None, help="published numbers (JSON) to show beside ours"),
+    summary_only: bool = typer.Option(False, help="only rebuild the results from finished runs"),
+) -> None:
+    """Train a grid of models x datasets x seeds (resumable) and write results and the paper-style table."""
+    import os
+
+    from bsarec import benchmark as bench_grid
+    from bsarec.config import parse_overrides
+
+    _setup_logging()
+    models, datasets = [m.lower() for m in _split_list(models)], _split_list(datasets)
+    try:
+        seed_list = [int(s) for s in _split_list(seeds)]
+    except ValueError:
+        raise typer.BadParameter(f"--seeds: expected integers, got {seeds}") from None
+    overrides = parse_overrides(set_)
+    preset = None if preset in (None, "none") else preset
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
+    explicit = {
+        "epochs": epochs,
+        "threads": threads,
+        "device": device,
+        "data_dir": str(data_dir) if data_dir else None,
+    }
+    pending, cells = bench_grid.plan(models, datasets, seed_list, runs, preset, overrides, **explicit)
+    first = bench_grid.cell_config(cells[0][0], preset, overrides, seed=seed_list[0], **explicit)
+    caption = bench_grid.caption_for(overrides, preset, seed_list, first)
+    meta = {
+        "command": "bsarec " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": bench_grid.machine_line() + f", device {first.torch_device()}",
+    }
+    published = bench_grid.load_published(reference)
+    output = output or runs
+
+    def write() -> None:
+        bench_grid.write_results(cells, output, caption, models, published, meta)
+
+    if not summary_only:
+        typer.echo(f"{len(cells)} cells, {len(cells) - len(pending)} finished, {len(pending)} to run")
+        failures = bench_grid.run_grid(pending, jobs, write)
+        if failures:
+            write()
+            typer.echo("failed cells:\n  " + "\n  ".join(failures), err=True)
+            raise typer.Exit(1)
+    write()
+    typer.echo((output / "table.md").read_text())
 
 
 @data_app.command("info")

@@ -95,7 +95,8 @@ def train(
             model.train()
             started = time.perf_counter()
             order = torch.randperm(n_samples, generator=generator)
-            total_loss, seen = 0.0, 0
+            total_loss = torch.zeros((), device=make_batch.device)  # summed on the device: no sync per step
+            seen = 0
             bar = tqdm(
                 range(0, n_samples, config.batch_size),
                 desc=f"epoch {epoch}",
@@ -103,18 +104,20 @@ def train(
                 disable=not progress,
                 unit="batch",
             )
-            for start in bar:
+            for step, start in enumerate(bar):
                 index = order[start : start + config.batch_size]
                 loss = model.loss(**make_batch(index, generator))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                total_loss += loss.item() * len(index)
+                total_loss += loss.detach() * len(index)
                 seen += len(index)
-                bar.set_postfix(
-                    loss=f"{total_loss / seen:.4f}",
-                    samples_per_s=f"{seen / (time.perf_counter() - started):.0f}",
-                )
+                if progress and step % 20 == 0:
+                    bar.set_postfix(
+                        loss=f"{total_loss.item() / seen:.4f}",
+                        samples_per_s=f"{seen / (time.perf_counter() - started):.0f}",
+                    )
+            total_loss = total_loss.item()
             epoch_seconds = time.perf_counter() - started
             train_seconds += epoch_seconds
             eval_started = time.perf_counter()
