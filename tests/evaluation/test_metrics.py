@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bsarec.data.split import EvalSet
-from bsarec.evaluation.metrics import metrics_from_ranks, target_ranks, top_k
+from bsarec.evaluation.metrics import evaluate, metrics_from_ranks, target_ranks, top_k
 
 
 class TableModel:
@@ -32,7 +32,7 @@ def evalset(targets, histories):
     )
 
 
-SCORES = [[9, 1, 5, 3, 4, 2], [0, 6, 5, 4, 3, 2]]
+SCORES = [[9, 1, 5, 3, 4, 2], [-1, 6, 5, 4, 3, 2]]
 
 
 def test_ranks_exclude_history_and_padding():
@@ -91,3 +91,80 @@ def test_top_k_never_returns_padding_or_excluded_items():
     ids, values = top_k(model, torch.tensor([[0], [1]]), 3, exclude=[torch.tensor([2]), torch.tensor([1])])
     assert ids.tolist() == [[4, 3, 5], [2, 3, 4]]
     assert values.tolist() == [[4, 3, 2], [5, 4, 3]]
+
+
+class ConstantModel:
+    """Scores every item 0: a dead ReLU output."""
+
+    def __init__(self, n_items):
+        self.item_embeddings = torch.zeros(n_items, 4)
+
+    def encode(self, inputs, users=None):
+        return torch.zeros(len(inputs), 4)
+
+    def eval(self):
+        return self
+
+
+def test_ties_are_broken_at_random_not_in_the_targets_favour():
+    evalset = make_evalset_for_ties(users=400, n_items=1000)
+    metrics = evaluate(ConstantModel(1000), evalset)
+    # 997 candidates (padding and the 2 history items excluded) all tie with the target: HR@10 ~ 10/997
+    assert metrics["HR@10"] < 0.05
+    assert metrics["HR@20"] > metrics["HR@5"]
+
+
+def make_evalset_for_ties(users, n_items):
+    from bsarec.data.split import EvalSet
+
+    return EvalSet(
+        inputs=torch.ones(users, 3, dtype=torch.long),
+        targets=torch.full((users,), 7, dtype=torch.long),
+        history_items=torch.tensor([1, 2] * users),
+        history_offsets=torch.arange(0, 2 * users + 1, 2),
+        user_rows=torch.arange(users),
+    )
+
+
+def test_sampled_candidates_are_distinct_and_never_history_or_target():
+    from bsarec.evaluation.metrics import sampled_candidates
+
+    evalset = make_evalset_for_ties(users=50, n_items=120)
+    for weights in (None, torch.arange(120, dtype=torch.float64)):
+        cands = sampled_candidates(evalset, 120, 99, weights, seed=3)
+        assert cands.shape == (50, 99)
+        for row in cands.tolist():
+            assert len(set(row)) == 99
+            assert not {0, 1, 2, 7} & set(row)
+    again = sampled_candidates(evalset, 120, 99, None, seed=3)
+    assert torch.equal(again, sampled_candidates(evalset, 120, 99, None, seed=3))  # fixed per seed
+
+
+def test_popularity_sampling_prefers_popular_items():
+    from bsarec.evaluation.metrics import sampled_candidates
+
+    evalset = make_evalset_for_ties(users=200, n_items=1000)
+    weights = torch.ones(1000, dtype=torch.float64)
+    weights[500:] = 50.0
+    cands = sampled_candidates(evalset, 1000, 20, weights, seed=0)
+    assert (cands >= 500).float().mean() > 0.9
+
+
+def test_sampled_ranking_counts_only_the_candidates():
+    table = torch.eye(6)[:, :4]  # items 0..5; item i scores 1 on dim i for i < 4
+    model = type("M", (), {})()
+    model.item_embeddings = table
+    model.encode = lambda inputs, users=None: torch.tensor([[0.0, 3.0, 2.0, 1.0]]).repeat(len(inputs), 1)
+    model.eval = lambda: model
+    from bsarec.data.split import EvalSet
+
+    evalset = EvalSet(
+        inputs=torch.ones(1, 2, dtype=torch.long),
+        targets=torch.tensor([2]),
+        history_items=torch.tensor([5]),
+        history_offsets=torch.tensor([0, 1]),
+        user_rows=torch.tensor([0]),
+    )
+    ranks = target_ranks(model, evalset, candidates=torch.tensor([[3, 4]]))
+    assert ranks.tolist() == [0.0]  # item 1 scores higher but is not a candidate
+    assert target_ranks(model, evalset).tolist() == [1.0]

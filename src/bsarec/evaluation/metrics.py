@@ -2,6 +2,9 @@
 
 The rank of the target is the number of other candidates that score strictly higher (0-based), so the
 computation is vectorised and memory-bounded (chunks of users x chunks of items), with no sort.
+Ties are broken at random (the protocol: "arbitrarily"): a target tied with t other candidates takes a
+uniformly drawn place among the t + 1, from a fixed-seed generator. Counting only strictly higher scores
+would rank a target first whenever all scores tie, e.g. when a ReLU output layer (Caser) outputs zeros.
 Candidates: every item (full ranking, the paper's main protocol) or, as `sampled_candidates` gives, the
 target plus n sampled negatives per user (the paper's sampled table: 99 negatives, drawn uniformly or in
 proportion to item popularity, never from the user's history). The negatives are drawn once per split
@@ -63,17 +66,22 @@ def sampled_candidates(
             history_keys[at] == keys if len(history_keys) else torch.zeros_like(keys, dtype=torch.bool)
         )
         keep = ~in_history & (draw != evalset.targets[todo][:, None])
-        ordered, order = draw.sort(1, stable=True)
+        ordered, order = draw.sort(dim=1, stable=True)
         repeat = torch.zeros_like(keep)
         repeat.scatter_(1, order[:, 1:], ordered[:, 1:] == ordered[:, :-1])  # later copies of an item
         keep &= ~repeat
         enough = keep.sum(1) >= n
-        first = (~keep).to(torch.int8).argsort(1, stable=True)[:, :n]  # the first n kept draws, in order
+        first = (~keep).to(torch.int8).argsort(dim=1, stable=True)[:, :n]  # the first n kept draws, in order
         out[todo[enough]] = draw.gather(1, first)[enough]
         todo = todo[~enough]
         if len(todo) and int((weights > 0).sum()) < n + 1:
             raise ValueError(f"cannot draw {n} negatives from {int((weights > 0).sum())} items")
     return out
+
+
+def _break_ties(higher: torch.Tensor, ties: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """0-based rank: the candidates scoring higher, plus a uniform place among the tied ones."""
+    return higher.to(torch.float64) + torch.floor(uniform * (ties + 1).to(torch.float64))
 
 
 @torch.no_grad()
@@ -95,6 +103,7 @@ def target_ranks(
     device = table.device
     n_items = table.size(0)
     ranks = torch.empty(len(evalset), dtype=torch.float64)
+    tie_break = torch.rand(len(evalset), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     for start in range(0, len(evalset), user_batch):
         stop = min(start + user_batch, len(evalset))
         users = stop - start
@@ -105,7 +114,9 @@ def target_ranks(
         target_scores = (h * table[targets]).sum(-1)
         if candidates is not None:
             negative_scores = (h[:, None] * table[candidates[start:stop].to(device)]).sum(-1)
-            ranks[start:stop] = (negative_scores > target_scores[:, None]).sum(1).cpu().to(torch.float64)
+            higher = (negative_scores > target_scores[:, None]).sum(1)
+            ties = (negative_scores == target_scores[:, None]).sum(1)
+            ranks[start:stop] = _break_ties(higher.cpu(), ties.cpu(), tie_break[start:stop])
             continue
         hist_rows, hist_items = (t.to(device) for t in evalset.history_slice(start, stop))
         target_in_history = torch.zeros(users, dtype=torch.bool, device=device)
@@ -114,6 +125,7 @@ def target_ranks(
             target_scores = torch.where(target_in_history, torch.zeros_like(target_scores), target_scores)
         fill = float("-inf") if history_mask == "exclude" else 0.0
         count = torch.zeros(users, dtype=torch.int64, device=device)
+        ties = torch.zeros(users, dtype=torch.int64, device=device)
         item_chunk = max(1, max_scores_per_chunk // users)
         rows = torch.arange(users, device=device)
         for lo in range(0, n_items, item_chunk):
@@ -126,10 +138,11 @@ def target_ranks(
             own = (targets >= lo) & (targets < hi)
             scores[rows[own], targets[own] - lo] = float("-inf")  # the target does not outrank itself
             count += (scores > target_scores[:, None]).sum(1)
-        chunk_ranks = count.to(torch.float64)
+            ties += (scores == target_scores[:, None]).sum(1)
+        chunk_ranks = _break_ties(count.cpu(), ties.cpu(), tie_break[start:stop])
         if history_mask == "exclude":
-            chunk_ranks[target_in_history] = float("inf")
-        ranks[start:stop] = chunk_ranks.cpu()
+            chunk_ranks[target_in_history.cpu()] = float("inf")
+        ranks[start:stop] = chunk_ranks
     if was_training:
         model.train()
     return ranks
