@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 
 from bsarec.cli import app
 from bsarec.data.synthetic import generate_synthetic
+from bsarec.errors import ConfigError
 
 runner = CliRunner()
 FAST = [
@@ -130,3 +131,86 @@ def test_console_entry_point_exit_code(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "bad.txt:2: duplicate line for user 1" in proc.stderr
+
+
+@pytest.mark.parametrize("model", ["caser", "gru4rec", "sasrec", "bert4rec", "fmlprec", "duorec", "fearec"])
+def test_every_model_trains_through_the_cli_and_recommends(tmp_path, model):
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=1)
+    data.save(tmp_path / "prepared")
+    out = tmp_path / "run"
+    args = ["train", "--model", model, "--dataset", str(tmp_path / "prepared"), "--preset", "paper", *FAST]
+    result = runner.invoke(app, [*args, "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == model and config["max_len"] == 10
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"] == {
+        "candidates": "full",
+        "history_mask": "exclude",
+        "padding": "zeros",
+        "monitor": "NDCG@20",
+    }
+    result = runner.invoke(app, ["recommend", str(out), "--user", data.user_ids[0], "-k", "3"])
+    assert result.exit_code == 0, result.output
+    assert len(result.output.strip().splitlines()) == 3
+
+
+def test_switchboard_options_reach_the_run(tmp_path):
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=2)
+    data.save(tmp_path / "prepared")
+    out = tmp_path / "run"
+    switches = ["padding=cyclic", "candidates=sampled-uniform", "eval_negatives=9", "monitor=HR@10"]
+    sets = [x for s in switches for x in ("--set", s)]
+    args = ["train", "--dataset", str(tmp_path / "prepared"), *FAST, *sets, "--output", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"]["candidates"] == "sampled-uniform-9"
+    assert metrics["protocol"]["padding"] == "cyclic" and metrics["protocol"]["monitor"] == "HR@10"
+    assert metrics["test"]["HR@10"] == 1.0  # 1 target + 9 negatives: it is always in the top 10
+    full = runner.invoke(app, ["evaluate", str(out), "--candidates", "full"])
+    assert full.exit_code == 0, full.output
+    assert json.loads(full.output)["HR@10"] < 1.0
+
+
+def test_benchmark_runs_a_grid_resumes_and_checks_settings(tmp_path):
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=3)
+    data.save(tmp_path / "prepared")
+    args = [
+        "benchmark",
+        "-m",
+        "bsarec,sasrec",
+        "-d",
+        str(tmp_path / "prepared"),
+        "--seeds",
+        "1,2",
+        "--runs",
+        str(tmp_path / "runs"),
+        "--preset",
+        "none",
+        "--epochs",
+        "1",
+        "--set",
+        "hidden_size=16",
+        "--set",
+        "max_len=10",
+    ]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "4 cells, 0 finished, 4 to run" in first.output
+    rows = (tmp_path / "runs" / "results.csv").read_text().splitlines()
+    assert len(rows) == 5 and rows[0].startswith("dataset,model,seed,HR@5")
+    table = (tmp_path / "runs" / "table.md").read_text()
+    assert "| metric | BSARec | SASRec | Improv. vs best baseline |" in table
+    assert "hidden_size=16" in table  # the overrides are in the caption
+    results = json.loads((tmp_path / "runs" / "results.json").read_text())
+    assert results["significance"][next(iter(results["summary"]))]["sasrec"]["seeds"] == [1, 2]
+    weights = sorted((tmp_path / "runs").rglob("model.safetensors"))
+    stamps = [w.stat().st_mtime_ns for w in weights]
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "4 cells, 4 finished, 0 to run" in again.output
+    assert [w.stat().st_mtime_ns for w in weights] == stamps  # nothing retrained
+    changed = runner.invoke(
+        app, [*args[:-6], "--epochs", "2", *args[-4:]]
+    )  # same cells, other settings: refused
+    assert isinstance(changed.exception, ConfigError) and "other settings" in str(changed.exception)

@@ -50,3 +50,29 @@ def test_validation_and_loss_defaults():
     with pytest.raises(ConfigError, match="history_mask"):
         RunConfig(history_mask="drop")
     assert RunConfig.from_dict(RunConfig(c=9).to_dict()).c == 9
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"padding": "mirror"}, "padding"),
+        ({"candidates": "sampled"}, "candidates"),
+        ({"monitor": "NDCG@50"}, "monitor"),
+        ({"device": "tpu"}, "device"),
+        ({"model": "caser", "loss": "ce"}, "loss"),
+        ({"model": "bert4rec", "mask_ratio": 0.01}, "mask_ratio"),
+        ({"eval_negatives": 0}, "eval_negatives"),
+        ({"sim": "l2"}, "sim"),
+    ],
+)
+def test_switchboard_and_baseline_settings_are_validated(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig(**changes)
+
+
+def test_each_model_gets_only_its_own_settings():
+    assert "alpha" in RunConfig(model="bsarec").model_settings()
+    caser = RunConfig(model="caser").model_settings()
+    assert {"nh", "nv", "reg_weight"} <= set(caser) and "alpha" not in caser and "num_heads" not in caser
+    assert RunConfig(model="fearec").model_settings()["topk_factor"] == 10
+    assert RunConfig(model="gru4rec").resolved_loss == "bpr"

@@ -57,3 +57,33 @@ def test_training_never_contains_validation_or_test_targets_positions():
 def test_nothing_to_split():
     with pytest.raises(ValueError, match="nothing to split"):
         leave_one_out(dataset([1], [2]))
+
+
+def test_padding_modes_fill_short_inputs_from_the_sequence():
+    seq = np.array([1, 2, 3])
+    assert pad_left(seq, 7, "zeros").tolist() == [0, 0, 0, 0, 1, 2, 3]
+    assert pad_left(seq, 7, "cyclic").tolist() == [3, 1, 2, 3, 1, 2, 3]
+    assert pad_left(seq, 7, "reflect").tolist() == [1, 2, 3, 2, 1, 2, 3]
+    assert pad_left(seq, 7, "symmetric").tolist() == [3, 3, 2, 1, 1, 2, 3]
+    assert pad_left(np.array([], dtype=np.int64), 4, "cyclic").tolist() == [0, 0, 0, 0]  # nothing to repeat
+    assert pad_left(np.arange(1, 10), 4, "cyclic").tolist() == [6, 7, 8, 9]  # full: no padding at all
+    with pytest.raises(ValueError, match="padding"):
+        pad_left(seq, 7, "mirror")
+
+
+def test_padded_prefix_samples_match_pad_left_of_each_prefix():
+    t = np.array([4, 5, 6, 7])
+    for mode in ("cyclic", "reflect", "symmetric"):
+        x, y = prefix_samples(t, 5, mode)
+        assert y.tolist() == [4, 5, 6, 7]
+        assert x.tolist() == [pad_left(t[:i], 5, mode).tolist() for i in range(4)]
+        assert x[0].tolist() == [0] * 5 and 0 not in x[1].tolist()
+    x, _ = prefix_samples(t, 3, "cyclic")  # the last 3 training items only; the full window needs no padding
+    assert x.tolist() == [[0, 0, 0], [5, 5, 5], [6, 5, 6]]
+
+
+def test_split_pads_every_input_the_same_way():
+    split = leave_one_out(dataset([1, 2, 3, 4, 5]), max_len=6, padding="cyclic")
+    assert split.valid.inputs.tolist() == [[1, 2, 3, 1, 2, 3]]
+    assert split.test.inputs.tolist() == [[3, 4, 1, 2, 3, 4]]
+    assert split.train_users.tolist() == [0, 0, 0]
