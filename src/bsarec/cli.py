@@ -153,12 +153,15 @@ def bench(
     preset: str | None = typer.Option("paper", help="settings preset"),
     steps: int = typer.Option(30, help="timed training steps per repeat"),
     repeats: int = typer.Option(3, help="repeats (the median is reported)"),
+    straightforward: bool = typer.Option(True, help="also time the plain step (bsarec, sasrec) side by side"),
     output: Path | None = typer.Option(None, help="write the results as JSON here"),
 ) -> None:
     """Training and validation speed: samples/s, seconds per epoch and per validation pass, peak memory."""
     from bsarec.bench import run_speed_benchmark
 
-    result = run_speed_benchmark(dataset, str(data_dir) if data_dir else None, model, preset, steps, repeats)
+    result = run_speed_benchmark(
+        dataset, str(data_dir) if data_dir else None, model, preset, steps, repeats, straightforward
+    )
     typer.echo(json.dumps(result, indent=1))
     if output:
         from bsarec.io import atomic_write_json
