@@ -65,3 +65,29 @@ def test_save_load_round_trip_keeps_metrics(fitted, tmp_path):
     again = SequentialRecommender.load(tmp_path / "copy")
     assert again.evaluate("test") == pytest.approx(rec.metrics["test"])
     assert again.recommend(items=["sku-001"], k=4).items == rec.recommend(items=["sku-001"], k=4).items
+
+
+def test_allow_and_deny_shape_the_answer(fitted):
+    rec, _ = fitted
+    history = ["sku-003", "sku-004"]
+    free = rec.recommend(items=history, k=5)
+    denied = rec.recommend(items=history, k=5, deny=[free.items[0], "not-an-item"])
+    assert free.items[0] not in denied.items and denied.items[:4] == free.items[1:5]
+    allowed = rec.recommend(items=history, k=5, allow=["sku-010", "sku-011", "sku-003", "ghost"])
+    assert set(allowed.items) == {"sku-010", "sku-011"}  # the seen sku-003 stays excluded; ghost is no item
+
+
+def test_batch_equals_one_by_one_and_keeps_the_latest_items(fitted):
+    rec, _ = fitted
+    histories = [["sku-001", "sku-002"], [], ["zzz"], [f"sku-{i:03d}" for i in range(25)]]
+    batch = rec.recommend_batch(histories, k=4, batch_size=3)
+    for history, result in zip(histories, batch, strict=True):
+        single = rec.recommend(items=history, k=4)
+        assert result.items == single.items and result.scores == pytest.approx(single.scores)
+        assert result.unknown == single.unknown and result.empty_history == single.empty_history
+    assert batch[1].empty_history and batch[2].empty_history and batch[2].unknown == ["zzz"]
+    # longer than max_len (10): only the last 10 items are read, but all 25 are excluded as seen
+    tail = rec.recommend(items=[f"sku-{i:03d}" for i in range(15, 25)], k=4, exclude_seen=False)
+    full = rec.recommend(items=[f"sku-{i:03d}" for i in range(25)], k=4, exclude_seen=False)
+    assert tail.items == full.items
+    assert not set(batch[3].items) & {f"sku-{i:03d}" for i in range(25)}

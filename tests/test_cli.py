@@ -74,6 +74,21 @@ def test_recommend_for_items_and_user(run_dir):
     assert len(result.stdout.strip().splitlines()) == 10
 
 
+def test_recommend_scores_a_file_of_histories(run_dir, tmp_path):
+    (tmp_path / "h.csv").write_text("id,items\nr1,c00-i01 c00-i02\nr2,\n")
+    out = tmp_path / "recs.parquet"
+    args = ["recommend", str(run_dir), "--input", str(tmp_path / "h.csv"), "--output", str(out), "-k", "5"]
+    result = runner.invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["histories"] == 2
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(out).to_pylist()
+    assert [r["id"] for r in rows] == ["r1", "r2"] and len(rows[0]["items"]) == 5
+    missing = runner.invoke(app, ["recommend", str(run_dir), "--input", str(tmp_path / "h.csv")])
+    assert missing.exit_code != 0 and "--output" in missing.output
+
+
 def test_sasrec_trains_from_a_benchmark_file(tmp_path):
     text = "\n".join(f"{u} " + " ".join(str((u + t) % 15 + 1) for t in range(8)) for u in range(1, 30)) + "\n"
     (tmp_path / "Tiny.txt").write_text(text)

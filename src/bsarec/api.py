@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from bsarec.config import RunConfig
@@ -177,41 +178,111 @@ class SequentialRecommender:
 
     # -- recommending ---------------------------------------------------------------------------------------
     def recommend(
-        self, user: Any = None, items: list[Any] | None = None, k: int = 10, exclude_seen: bool = True
+        self,
+        user: Any = None,
+        items: list[Any] | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        allow: list[Any] | None = None,
+        deny: list[Any] | None = None,
     ) -> Recommendations:
-        """Top-k for a known user (their whole history) or for a raw history of original item ids."""
+        """Top-k for a known user (their whole history) or for a raw history of original item ids, oldest
+        first. Unknown item ids are dropped and listed in `unknown`; an empty (or all-unknown) history gets
+        the model's answer for an empty sequence, flagged `empty_history`. Only the last max_len items are
+        read; `exclude_seen` removes every item of the history. `allow` restricts the answer to those ids,
+        `deny` removes ids (ids outside the catalogue are ignored: they could never be recommended)."""
         if (user is None) == (items is None):
             raise ValueError("give exactly one of user= or items=")
         dataset = self._require_dataset()
-        row = None
         if user is not None:
             row = dataset.user_row(user)
             # an unknown user is a cold-start user: the answer for an empty history, flagged
-            history = dataset.sequences[row] if row is not None else []
+            history = list(dataset.sequences[row]) if row is not None else []
             unknown: list[Any] = [] if row is not None else [user]
-        else:
-            known = [(item, dataset.item_index(item)) for item in items]
-            unknown = [item for item, index in known if index is None]
-            history = [index for _, index in known if index is not None]
-        return self._recommend_internal(history, k, exclude_seen, unknown, row)
+            return self._recommend_internal([history], [unknown], [row], k, exclude_seen, allow, deny)[0]
+        history, unknown = self._to_internal(items)
+        return self._recommend_internal([history], [unknown], [None], k, exclude_seen, allow, deny)[0]
+
+    def recommend_batch(
+        self,
+        histories: list[list[Any]],
+        k: int = 10,
+        exclude_seen: bool = True,
+        allow: list[Any] | None = None,
+        deny: list[Any] | None = None,
+        batch_size: int = 256,
+    ) -> list[Recommendations]:
+        """`recommend(items=...)` for many raw histories at once (scored `batch_size` at a time)."""
+        out: list[Recommendations] = []
+        for start in range(0, len(histories), batch_size):
+            parsed = [self._to_internal(items) for items in histories[start : start + batch_size]]
+            out += self._recommend_internal(
+                [h for h, _ in parsed],
+                [u for _, u in parsed],
+                [None] * len(parsed),
+                k,
+                exclude_seen,
+                allow,
+                deny,
+            )
+        return out
+
+    def _to_internal(self, items: list[Any]) -> tuple[list[int], list[Any]]:
+        dataset = self._require_dataset()
+        known = [(item, dataset.item_index(item)) for item in items]
+        return [i for _, i in known if i is not None], [item for item, i in known if i is None]
+
+    def _candidate_mask(self, allow: list[Any] | None, deny: list[Any] | None) -> torch.Tensor | None:
+        if allow is None and deny is None:
+            return None
+        dataset = self._require_dataset()
+        indices = (dataset.item_index(i) for i in allow) if allow is not None else None
+        mask = torch.ones(dataset.n_items, dtype=torch.bool)
+        if indices is not None:
+            mask[:] = False
+            mask[[i for i in indices if i is not None]] = True
+        for index in (dataset.item_index(i) for i in deny or []):
+            if index is not None:
+                mask[index] = False
+        return mask
 
     def _recommend_internal(
-        self, history, k: int, exclude_seen: bool, unknown: list[Any], row: int | None = None
-    ) -> Recommendations:
+        self,
+        histories: list[list[int]],
+        unknowns: list[list[Any]],
+        rows: list[int | None],
+        k: int,
+        exclude_seen: bool,
+        allow: list[Any] | None = None,
+        deny: list[Any] | None = None,
+    ) -> list[Recommendations]:
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
         model = self._require_model()
         dataset = self._require_dataset()
-        history = torch.as_tensor(list(history), dtype=torch.int64)
-        inputs = torch.from_numpy(pad_left(history.numpy(), self.config.max_len, self.config.padding))
-        exclude = [history] if exclude_seen else None
-        users = torch.tensor([row if row is not None else 0])  # Caser: a raw history uses the row-0 user
-        indices, scores = top_k(model, inputs.unsqueeze(0), k, exclude, users=users)
-        keep = torch.isfinite(scores[0])
-        return Recommendations(
-            items=[dataset.item_ids[i] for i in indices[0][keep].tolist()],
-            scores=scores[0][keep].tolist(),
-            unknown=unknown,
-            empty_history=len(history) == 0,
+        max_len, padding = self.config.max_len, self.config.padding
+        inputs = torch.from_numpy(
+            np.stack([pad_left(np.asarray(h, np.int64), max_len, padding) for h in histories])
         )
+        exclude = [torch.as_tensor(h, dtype=torch.int64) for h in histories] if exclude_seen else None
+        users = torch.tensor(
+            [row if row is not None else 0 for row in rows]
+        )  # Caser: raw histories use row 0
+        indices, scores = top_k(
+            model, inputs, k, exclude, users=users, allowed=self._candidate_mask(allow, deny)
+        )
+        out = []
+        for i, history in enumerate(histories):
+            keep = torch.isfinite(scores[i])
+            out.append(
+                Recommendations(
+                    items=[dataset.item_ids[j] for j in indices[i][keep].tolist()],
+                    scores=scores[i][keep].tolist(),
+                    unknown=unknowns[i],
+                    empty_history=len(history) == 0,
+                )
+            )
+        return out
 
     # -- persistence ----------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:

@@ -110,15 +110,35 @@ def recommend(
     run_dir: Path = typer.Argument(..., help="a run directory written by `bsarec train`"),
     user: str | None = typer.Option(None, help="an original user id of the run's dataset"),
     items: str | None = typer.Option(None, help='a history of original item ids, oldest first: "i1 i2 i3"'),
+    input_file: Path | None = typer.Option(
+        None, "--input", help="a CSV or Parquet file of histories (batch scoring)"
+    ),
+    output: Path | None = typer.Option(None, help="the Parquet file of recommendations (with --input)"),
+    items_col: str = typer.Option("items", help="the history column of --input"),
+    id_col: str | None = typer.Option(
+        None, help="the id column of --input (default: id, user, user_id, ...)"
+    ),
+    chunk_rows: int = typer.Option(10_000, min=1, help="histories per chunk (bounds memory)"),
     k: int = typer.Option(10, "-k", "--k", min=1, help="how many items"),
     include_seen: bool = typer.Option(False, help="allow items of the history in the result"),
+    progress: bool = typer.Option(True, help="show a progress bar (batch scoring)"),
 ) -> None:
-    """Print the top-k original item ids with scores (seen items excluded)."""
+    """Top-k original item ids with scores (seen items excluded), for a user, a history, or a file of histories."""
     from bsarec.api import SequentialRecommender
 
-    if (user is None) == (items is None):
-        raise typer.BadParameter("give exactly one of --user or --items")
+    if sum(x is not None for x in (user, items, input_file)) != 1:
+        raise typer.BadParameter("give exactly one of --user, --items or --input")
     rec = SequentialRecommender.load(run_dir)
+    if input_file is not None:
+        from bsarec.serving.batch import score_file
+
+        if output is None:
+            raise typer.BadParameter("--input needs --output (a .parquet file)")
+        counts = score_file(
+            rec, input_file, output, k, not include_seen, items_col, id_col, chunk_rows, progress=progress
+        )
+        typer.echo(json.dumps({"output": str(output), **counts}))
+        return
     result = rec.recommend(
         user=user, items=items.split() if items is not None else None, k=k, exclude_seen=not include_seen
     )

@@ -165,8 +165,10 @@ def top_k(
     k: int,
     exclude: list[torch.Tensor] | None = None,
     users: torch.Tensor | None = None,
+    allowed: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k internal item ids and scores per row; padding and each row's `exclude` items are never returned."""
+    """Top-k internal item ids and scores per row; padding, each row's `exclude` items and the items outside
+    `allowed` (a (V,) bool mask) are never returned (they score -inf; callers drop non-finite entries)."""
     was_training = getattr(model, "training", False)
     model.eval()
     table = model.item_embeddings.detach()
@@ -176,6 +178,8 @@ def top_k(
     if was_training:
         model.train()
     scores[:, 0] = float("-inf")
+    if allowed is not None:
+        scores[:, ~allowed] = float("-inf")
     for row, items in enumerate(exclude or []):
         scores[row, items] = float("-inf")
     k = min(k, scores.size(1) - 1)

@@ -1,0 +1,1 @@
+"""Serving: batch scoring of history files (and, later, the HTTP service and exports)."""
