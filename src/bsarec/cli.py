@@ -153,6 +153,41 @@ def recommend(
 
 
 @app.command()
+def serve(
+    run_dir: Path = typer.Argument(..., help="a run directory written by `bsarec train`"),
+    host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for every interface)"),
+    port: int = typer.Option(8000, help="TCP port"),
+    workers: int = typer.Option(1, min=1, help="worker processes (each loads the model)"),
+    threads: int = typer.Option(1, min=1, help="torch threads per worker"),
+    max_k: int = typer.Option(100, min=1, help="largest k a request may ask for"),
+    max_history: int = typer.Option(1000, min=1, help="most items in one history"),
+    max_batch: int = typer.Option(256, min=1, help="most histories in one batch request"),
+    max_body_bytes: int = typer.Option(1_000_000, min=1, help="largest request body"),
+) -> None:
+    """Serve top-k recommendations over HTTP (FastAPI + Uvicorn); OpenAPI docs at /docs."""
+    import os
+
+    import uvicorn
+
+    from bsarec.api import CONFIG_FILE
+
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (missing {CONFIG_FILE})")
+    settings = {
+        "RUN_DIR": str(run_dir.resolve()),
+        "THREADS": threads,
+        "MAX_K": max_k,
+        "MAX_HISTORY": max_history,
+        "MAX_BATCH": max_batch,
+        "MAX_BODY_BYTES": max_body_bytes,
+    }
+    os.environ.update({f"BSAREC_SERVE_{k}": str(v) for k, v in settings.items()})
+    uvicorn.run(
+        "bsarec.serving.app:app_from_environment", factory=True, host=host, port=port, workers=workers
+    )
+
+
+@app.command()
 def demo(
     output: Path = typer.Option(Path("runs/demo"), help="where the demo runs are written"),
     epochs: int = typer.Option(10, help="maximum epochs per model"),

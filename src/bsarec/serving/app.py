@@ -1,0 +1,170 @@
+"""The HTTP service: FastAPI over a loaded run, served by Uvicorn (`bsarec serve RUN_DIR`).
+
+Endpoints
+- POST /recommend        one history: {"items": [original ids, oldest first], "k": 10, "exclude_seen": true,
+                         "allow": null, "deny": null} -> {"items", "scores", "unknown", "empty_history"}
+- POST /recommend/batch  {"histories": [[...], ...], "k", "exclude_seen", "allow", "deny"} -> {"results": [...]}
+- GET  /health           {"status": "ok"}
+- GET  /model            model, dataset, settings, item and user counts, the run's metrics and protocol
+OpenAPI docs at /docs. Every limit has a default and a flag: k, history length, batch size, request body
+bytes. Invalid input gets a 4xx naming the field (422 from the schemas, 413 for an oversize body, 411 for a
+body without Content-Length), never a 500.
+Item ids may be strings or integers; they are matched by their text, as the dataset's id map stores them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+ItemId = int | str
+
+
+@dataclass
+class ServiceLimits:
+    max_k: int = 100
+    max_history: int = 1000
+    max_batch: int = 256
+    max_body_bytes: int = 1_000_000
+
+
+class RecommendRequest(BaseModel):
+    items: list[ItemId] = Field(description="the history, original item ids, oldest first")
+    k: int = Field(10, ge=1, description="how many items to return")
+    exclude_seen: bool = Field(True, description="never return items of the history")
+    allow: list[ItemId] | None = Field(None, description="only these items may be returned")
+    deny: list[ItemId] | None = Field(None, description="these items are never returned")
+
+
+class Recommendation(BaseModel):
+    items: list[ItemId]
+    scores: list[float]
+    unknown: list[ItemId] = Field(description="history ids not in the model's catalogue (ignored)")
+    empty_history: bool = Field(
+        description="nothing of the history was known: the answer for an empty sequence"
+    )
+
+
+class BatchRequest(BaseModel):
+    histories: list[list[ItemId]]
+    k: int = Field(10, ge=1)
+    exclude_seen: bool = True
+    allow: list[ItemId] | None = None
+    deny: list[ItemId] | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[Recommendation]
+
+
+def _limit_error(field: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"detail": [{"loc": ["body", field], "msg": message}]})
+
+
+def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads: int | None = 1) -> FastAPI:
+    import torch
+
+    from bsarec.api import SequentialRecommender
+
+    limits = limits or ServiceLimits()
+    if threads:
+        torch.set_num_threads(threads)  # one intra-op thread per worker keeps latency flat under concurrency
+    rec = SequentialRecommender.load(run_dir)
+    app = FastAPI(
+        title="bsarec",
+        description=f"Top-k sequential recommendations from the {rec.config.model} run in {run_dir}.",
+    )
+    info = {
+        "model": rec.config.model,
+        "dataset": rec.dataset.name,
+        "run_dir": str(run_dir),
+        "items": rec.dataset.n_items - 1,
+        "users": rec.dataset.num_users,
+        "max_len": rec.config.max_len,
+        "settings": rec.config.to_dict(),
+        "metrics": {k: rec.metrics.get(k) for k in ("valid", "test", "best_epoch", "protocol")},
+        "limits": asdict(limits),
+    }
+
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next):
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            return JSONResponse(
+                status_code=413, content={"detail": f"request body over {limits.max_body_bytes} bytes"}
+            )
+        if request.method == "POST" and declared is None:  # a chunked body could be of any size
+            return JSONResponse(status_code=411, content={"detail": "a Content-Length header is required"})
+        return await call_next(request)
+
+    def check(k: int, histories: list[list[Any]], batch: bool) -> JSONResponse | None:
+        if k > limits.max_k:
+            return _limit_error("k", f"k is at most {limits.max_k}, got {k}")
+        for i, history in enumerate(histories):
+            if len(history) > limits.max_history:
+                where = f"histories[{i}]" if batch else "items"
+                return _limit_error(
+                    where, f"a history holds at most {limits.max_history} items, got {len(history)}"
+                )
+        return None
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/model")
+    def model_info() -> dict[str, Any]:
+        return info
+
+    @app.post("/recommend", response_model=Recommendation)
+    def recommend(request: RecommendRequest):
+        error = check(request.k, [request.items], batch=False)
+        if error:
+            return error
+        result = rec.recommend(
+            items=request.items,
+            k=request.k,
+            exclude_seen=request.exclude_seen,
+            allow=request.allow,
+            deny=request.deny,
+        )
+        return Recommendation(**asdict(result))
+
+    @app.post("/recommend/batch", response_model=BatchResponse)
+    def recommend_batch(request: BatchRequest):
+        if len(request.histories) > limits.max_batch:
+            return _limit_error(
+                "histories", f"at most {limits.max_batch} histories, got {len(request.histories)}"
+            )
+        error = check(request.k, request.histories, batch=True)
+        if error:
+            return error
+        results = rec.recommend_batch(
+            request.histories,
+            k=request.k,
+            exclude_seen=request.exclude_seen,
+            allow=request.allow,
+            deny=request.deny,
+        )
+        return BatchResponse(results=[Recommendation(**asdict(r)) for r in results])
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The factory Uvicorn's workers call: settings travel in BSAREC_SERVE_* variables."""
+    limits = ServiceLimits(
+        **{
+            name: int(os.environ[f"BSAREC_SERVE_{name.upper()}"])
+            for name in ServiceLimits.__dataclass_fields__
+            if f"BSAREC_SERVE_{name.upper()}" in os.environ
+        }
+    )
+    threads = int(os.environ.get("BSAREC_SERVE_THREADS", "1"))
+    return create_app(os.environ["BSAREC_SERVE_RUN_DIR"], limits, threads)
