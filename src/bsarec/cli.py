@@ -188,6 +188,20 @@ def serve(
 
 
 @app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="a run directory written by `bsarec train`"),
+    fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript"),
+    output: Path | None = typer.Option(None, help="the file to write (default: in RUN_DIR)"),
+    top_k: int | None = typer.Option(None, help="return the k best ids and scores instead of all scores"),
+    exclude_seen: bool = typer.Option(False, help="score the items of the input window -inf"),
+) -> None:
+    """Export the run's scoring graph (padded history in, item scores or top-k out), checked against PyTorch."""
+    from bsarec.serving.export import export_run
+
+    typer.echo(json.dumps(export_run(run_dir, fmt, output, top_k, exclude_seen), indent=1))
+
+
+@app.command()
 def demo(
     output: Path = typer.Option(Path("runs/demo"), help="where the demo runs are written"),
     epochs: int = typer.Option(10, help="maximum epochs per model"),

@@ -58,7 +58,7 @@ class Caser(nn.Module):
 
     def encode(self, input_ids: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         if users is None:
-            users = torch.zeros(len(input_ids), dtype=torch.long, device=input_ids.device)
+            users = input_ids.new_zeros(input_ids.size(0))
         e = self.item(input_ids)  # (B, N, d)
         o_v = torch.einsum("bnd,vn->bvd", e, self.conv_v.weight[:, 0, :, 0]) + self.conv_v.bias[:, None]
         rows = e.transpose(1, 2)  # (B, d, N): a k x d filter over rows is a 1-d convolution with d channels

@@ -43,6 +43,30 @@ def frequency_band(max_len: int, layer: int, num_layers: int, global_ratio: floa
     return int(bins * (1 - width) - layer * step), int(bins - layer * step)
 
 
+def real_dft(
+    max_len: int, left: int, right: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Real matrices of the rfft (cos, sin: F x N) and of the irfft restricted to the band (N x F each), so that
+    the band-limited cross-correlation runs without complex numbers (and exports to ONNX)."""
+    bins = max_len // 2 + 1
+    f = torch.arange(bins, dtype=torch.float64)[:, None]
+    t = torch.arange(max_len, dtype=torch.float64)[None, :]
+    angle = 2 * torch.pi * f * t / max_len
+    weight = torch.full((bins,), 2.0, dtype=torch.float64)  # each bin stands for itself and its mirror image
+    weight[0] = 1.0
+    if max_len % 2 == 0:
+        weight[-1] = 1.0
+    keep = torch.zeros(bins, dtype=torch.float64)
+    keep[left:right] = 1.0
+    inverse = (weight * keep)[:, None] / max_len
+    return (
+        torch.cos(angle).float(),
+        torch.sin(angle).float(),
+        (inverse * torch.cos(angle)).T.float().contiguous(),
+        (inverse * torch.sin(angle)).T.float().contiguous(),
+    )
+
+
 def band_projection(max_len: int, left: int, right: int) -> torch.Tensor:
     """The real N x N matrix P with P @ x = irfft(rfft(x) restricted to bins [left, right)) along slots."""
     keep = torch.zeros(max_len // 2 + 1, 1, dtype=torch.float64)
@@ -78,14 +102,19 @@ class HybridAttention(nn.Module):
         self.register_buffer("projection", band_projection(max_len, *band), persistent=False)
         slots = torch.arange(max_len)
         self.register_buffer("delay_of", (slots[None, :] - slots[:, None]) % max_len, persistent=False)
+        for name, matrix in zip(
+            ("dft_cos", "dft_sin", "idft_cos", "idft_sin"), real_dft(max_len, *band), strict=True
+        ):
+            self.register_buffer(name, matrix, persistent=False)
 
     def autocorrelation(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """R (B, N): channel-mean circular cross-correlation of Q and K on the layer's band."""
-        spectrum = (torch.fft.rfft(q, dim=1) * torch.fft.rfft(k, dim=1).conj()).mean(-1)
-        left, right = self.band
-        spectrum[:, :left] = 0
-        spectrum[:, right:] = 0
-        return torch.fft.irfft(spectrum, n=q.size(1), dim=1)
+        """R (B, N): channel-mean circular cross-correlation of Q and K on the layer's band, i.e.
+        irfft(band(mean over channels of rfft(Q) · conj(rfft(K)))), in real arithmetic."""
+        q_re, q_im = self.dft_cos @ q, -(self.dft_sin @ q)  # rfft along the slots: (B, F, d)
+        k_re, k_im = self.dft_cos @ k, -(self.dft_sin @ k)
+        cross_re = (q_re * k_re + q_im * k_im).mean(-1)  # Q · conj(K), averaged over channels: (B, F)
+        cross_im = (q_im * k_re - q_re * k_im).mean(-1)
+        return cross_re @ self.idft_cos.T - cross_im @ self.idft_sin.T  # irfft of the band only
 
     def delay_weights(self, corr: torch.Tensor, groups: int) -> torch.Tensor:
         """(B, N) weight of every delay: softmax over the top-k delays, 0 elsewhere."""
