@@ -76,6 +76,9 @@ def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads
     if threads:
         torch.set_num_threads(threads)  # one intra-op thread per worker keeps latency flat under concurrency
     rec = SequentialRecommender.load(run_dir)
+    # Scoring one history takes about a millisecond: the endpoints score on the event loop itself, one request
+    # at a time per worker, instead of handing each request to a thread pool whose threads would fight over
+    # the GIL and the cores. More throughput comes from more workers (processes).
     app = FastAPI(
         title="bsarec",
         description=f"Top-k sequential recommendations from the {rec.config.model} run in {run_dir}.",
@@ -123,7 +126,7 @@ def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads
         return info
 
     @app.post("/recommend", response_model=Recommendation)
-    def recommend(request: RecommendRequest):
+    async def recommend(request: RecommendRequest):
         error = check(request.k, [request.items], batch=False)
         if error:
             return error
@@ -137,7 +140,7 @@ def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads
         return Recommendation(**asdict(result))
 
     @app.post("/recommend/batch", response_model=BatchResponse)
-    def recommend_batch(request: BatchRequest):
+    async def recommend_batch(request: BatchRequest):
         if len(request.histories) > limits.max_batch:
             return _limit_error(
                 "histories", f"at most {limits.max_batch} histories, got {len(request.histories)}"
