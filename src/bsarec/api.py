@@ -62,8 +62,15 @@ class SequentialRecommender:
         self._candidates: dict[str, torch.Tensor] = {}
 
     # -- training ------------------------------------------------------------------------------------------
-    def fit(self, dataset: SequenceDataset, run_dir: str | Path | None = None, progress: bool = True):
-        """Train with early stopping on validation, restore the best weights, evaluate on test once."""
+    def fit(
+        self,
+        dataset: SequenceDataset,
+        run_dir: str | Path | None = None,
+        progress: bool = True,
+        resume: bool = False,
+    ):
+        """Train with early stopping on validation, restore the best weights, evaluate on test once.
+        With `resume`, continue from the run directory's newest checkpoint."""
         config = self.config
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -75,7 +82,7 @@ class SequentialRecommender:
             self._split = leave_one_out(dataset, config.max_len, config.padding)
             self._candidates = {}
             self.model = self._build_model(dataset).to(config.torch_device())
-            if run_path is not None:
+            if run_path is not None and not resume:
                 atomic_write_json(run_path / CONFIG_FILE, config.to_dict())
                 dataset.save(run_path / DATASET_DIR)
             log.info(
@@ -293,6 +300,24 @@ class SequentialRecommender:
         if self.metrics:
             atomic_write_json(directory / METRICS_FILE, self.metrics)
         return directory
+
+    @classmethod
+    def resume(
+        cls, directory: str | Path, progress: bool = True, threads: int | None = None
+    ) -> SequentialRecommender:
+        """Continue an interrupted run from its newest checkpoint, with its own config and dataset."""
+        directory = Path(directory)
+        if not (directory / CONFIG_FILE).is_file():
+            raise ConfigError(f"{directory}: not a run directory (missing {CONFIG_FILE})")
+        if (directory / METRICS_FILE).is_file():
+            raise ConfigError(f"{directory}: this run has finished (metrics.json exists); nothing to resume")
+        values = json.loads((directory / CONFIG_FILE).read_text())
+        if threads is not None:
+            values["threads"] = threads
+        rec = cls(config=RunConfig.from_dict(values))
+        return rec.fit(
+            SequenceDataset.load(directory / DATASET_DIR), directory, progress=progress, resume=True
+        )
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> SequentialRecommender:

@@ -39,7 +39,14 @@ METRICS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20")
 # rough relative cost per epoch on a CPU (LastFM, measured by `bsarec bench`), to start the slowest cells first
 RELATIVE_COST = {"caser": 7.0, "fearec": 7.5, "duorec": 3.2, "bert4rec": 1.5}
 # settings that do not change what a run computes, so they may differ between a finished run and a re-run
-RUNTIME_SETTINGS = ("threads", "device", "data_dir", "eval_batch_size")
+RUNTIME_SETTINGS = (
+    "threads",
+    "device",
+    "data_dir",
+    "eval_batch_size",
+    "checkpoint_steps",
+    "keep_checkpoints",
+)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ def train(
     time_col: str | None = typer.Option(None, help="timestamp column of a raw log (default: detected)"),
     threads: int | None = typer.Option(None, help="torch threads (default: all cores)"),
     device: str | None = typer.Option(None, help="cpu (default), cuda or auto"),
+    resume: Path | None = typer.Option(
+        None, help="continue this interrupted run from its newest checkpoint (its own settings)"
+    ),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Train a model with early stopping on validation NDCG@20, then evaluate on test once."""
@@ -65,6 +68,14 @@ def train(
     from bsarec.data.registry import dataset_name, resolve_dataset
 
     _setup_logging()
+    if resume is not None:
+        rec = SequentialRecommender.resume(resume, progress=progress, threads=threads)
+        _print_metrics("valid", rec.metrics["valid"])
+        _print_metrics("test ", rec.metrics["test"])
+        typer.echo(
+            f"best epoch {rec.metrics['best_epoch']} of {rec.metrics['epochs']}; run saved in {resume}"
+        )
+        return
     config = resolve_config(
         model,
         dataset,

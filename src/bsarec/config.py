@@ -83,6 +83,8 @@ class RunConfig:
     eval_batch_size: int = 256
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
     threads: int | None = None
+    checkpoint_steps: int | None = None  # also checkpoint every N batches (always after every epoch)
+    keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:
         self.validate()

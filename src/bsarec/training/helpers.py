@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from bsarec.io import atomic_write_bytes
+from bsarec.io import atomic_write_bytes, atomic_write_text
 
 
 class EarlyStopping:
@@ -21,6 +21,16 @@ class EarlyStopping:
         self.best_score = float("-inf")
         self.best_epoch = -1
         self.bad_epochs = 0
+
+    def state(self) -> dict[str, Any]:
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.best_score, self.best_epoch, self.bad_epochs = (
+            state["best_score"],
+            state["best_epoch"],
+            state["bad_epochs"],
+        )
 
     def update(self, score: float, epoch: int) -> bool:
         """Record an epoch's score; True when it is a new best."""
@@ -38,12 +48,12 @@ class EarlyStopping:
 class HistoryLog:
     """One JSON line per epoch, flushed as it is written so that an interrupted run keeps its history."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, records: list[dict[str, Any]] | None = None):
         self.path = path
-        self.records: list[dict[str, Any]] = []
-        if path is not None:
+        self.records: list[dict[str, Any]] = list(records or [])
+        if path is not None:  # a resumed run starts from the records of its checkpoint
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("")
+            atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in self.records))
 
     def append(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -72,3 +82,71 @@ def sample_negatives(
         if not clash.any():
             return negatives
         negatives[clash] = torch.randint(1, n_items, (int(clash.sum()),), generator=generator)
+
+
+class Checkpointer:
+    """Training checkpoints in RUN_DIR/checkpoints: tensors (model, optimizer, best weights, RNG states, the
+    epoch's sample order) as safetensors and the rest (position, early stopping, history) as JSON. Each pair
+    is written atomically, tensors first: a JSON file marks a complete checkpoint. The last `keep` are kept."""
+
+    def __init__(self, directory: Path, keep: int = 2):
+        self.directory = Path(directory)
+        self.keep = max(1, keep)
+
+    def save(self, epoch: int, batch: int, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> Path:
+        name = f"epoch{epoch:04d}-batch{batch:06d}"
+        cpu = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+        atomic_write_bytes(self.directory / f"{name}.safetensors", save_safetensors(cpu))
+        atomic_write_bytes(self.directory / f"{name}.json", json.dumps(state).encode())
+        for old in self._complete()[: -self.keep]:
+            old.with_suffix(".safetensors").unlink(missing_ok=True)
+            old.unlink(missing_ok=True)
+        return self.directory / f"{name}.json"
+
+    def _complete(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(
+            p for p in self.directory.glob("epoch*.json") if p.with_suffix(".safetensors").is_file()
+        )
+
+    def latest(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The newest complete checkpoint (tensors, state), or None."""
+        for path in reversed(self._complete()):
+            try:
+                state = json.loads(path.read_text())
+                tensors = load_safetensors(path.with_suffix(".safetensors").read_bytes())
+            except (ValueError, OSError):  # a damaged file: fall back to the one before
+                continue
+            return tensors, state
+        return None
+
+
+def optimizer_tensors(
+    optimizer: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """The optimizer's state as flat named tensors plus its JSON-able parameter groups."""
+    state = optimizer.state_dict()
+    tensors = {
+        f"optimizer.{index}.{key}": value if isinstance(value, torch.Tensor) else torch.tensor(value)
+        for index, values in state["state"].items()
+        for key, value in values.items()
+    }
+    groups = [
+        {k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state["param_groups"]
+    ]
+    return tensors, groups
+
+
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    for group in groups:
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+    optimizer.load_state_dict({"state": state, "param_groups": groups})

@@ -2,6 +2,10 @@
 validation NDCG@20 (patience 10 by default), best weights restored at the end.
 
 Ctrl-C stops after the current batch; the best weights seen so far are already on disk and are restored.
+With a run directory, a checkpoint is written after every epoch (and every `checkpoint_steps` batches when
+set): model, optimizer, best weights, the state of every random generator the loop uses, the epoch's sample
+order and position, early stopping and history. `resume=True` continues from the newest one, and the run
+ends exactly as if it had never stopped (same weights and metrics on CPU with the same thread count).
 """
 
 from __future__ import annotations
@@ -19,10 +23,19 @@ from bsarec.config import RunConfig
 from bsarec.data.same_target import SameTargetSampler
 from bsarec.data.split import LeaveOneOutSplit
 from bsarec.evaluation.metrics import evaluate
-from bsarec.training.helpers import EarlyStopping, HistoryLog, sample_negatives, save_weights
+from bsarec.training.helpers import (
+    Checkpointer,
+    EarlyStopping,
+    HistoryLog,
+    optimizer_tensors,
+    restore_optimizer,
+    sample_negatives,
+    save_weights,
+)
 
 log = logging.getLogger("bsarec")
 WEIGHTS_FILE = "model.safetensors"
+CHECKPOINT_DIR = "checkpoints"
 
 
 @dataclass
@@ -70,6 +83,21 @@ class BatchMaker:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
 
+def _rng_tensors(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    tensors = {"rng.torch": torch.get_rng_state(), "rng.loop": generator.get_state()}
+    if torch.cuda.is_available():
+        tensors |= {f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
+    return tensors
+
+
+def _restore_rng(tensors: dict[str, torch.Tensor], generator: torch.Generator) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    generator.set_state(tensors["rng.loop"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+
+
 def train(
     model: torch.nn.Module,
     split: LeaveOneOutSplit,
@@ -77,34 +105,89 @@ def train(
     run_dir: Path | None = None,
     progress: bool = True,
     candidates: torch.Tensor | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train `model` (already on its device); `candidates` are the validation's sampled negatives, if any."""
     generator = torch.Generator().manual_seed(config.seed)  # sample order, negatives, positives
     optimizer = make_optimizer(model, config)
     stopper = EarlyStopping(config.patience)
-    history = HistoryLog(run_dir / "history.jsonl" if run_dir else None)
     make_batch = BatchMaker(model, split, config.torch_device())
+    checkpoints = Checkpointer(run_dir / CHECKPOINT_DIR, config.keep_checkpoints) if run_dir else None
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     best_valid: dict[str, float] = {}
     n_samples = len(split.train_targets)
     train_seconds = 0.0
+    start_epoch, position, records = 0, None, []
+    saved = checkpoints.latest() if resume and checkpoints else None
+    if saved is not None:
+        tensors, state = saved
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        best_state = {k[5:]: v.to(make_batch.device) for k, v in tensors.items() if k.startswith("best.")}
+        restore_optimizer(optimizer, tensors, state["optimizer_groups"])
+        _restore_rng(tensors, generator)
+        stopper.restore(state["stopper"])
+        best_valid, train_seconds, records = state["best_valid"], state["train_seconds"], state["history"]
+        start_epoch = state["epoch"]
+        if state["batch"] > 0:  # stopped inside an epoch: its order, position and running loss
+            position = (
+                tensors["order"],
+                state["batch"],
+                state["loss_sum"],
+                state["seen"],
+                state["epoch_seconds"],
+            )
+        log.info("resuming at epoch %d, batch %d", state["epoch"], state["batch"])
+    elif resume:
+        log.warning("no checkpoint in %s: training from the start", run_dir)
+    history = HistoryLog(run_dir / "history.jsonl" if run_dir else None, records)
+
+    def checkpoint(epoch: int, batch: int, order=None, loss_sum=0.0, seen=0, epoch_seconds=0.0) -> None:
+        if checkpoints is None:
+            return
+        optim, groups = optimizer_tensors(optimizer)
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        tensors |= {f"best.{k}": v for k, v in best_state.items()} | optim | _rng_tensors(generator)
+        if order is not None:
+            tensors["order"] = order
+        state = {
+            "epoch": epoch,
+            "batch": batch,
+            "loss_sum": loss_sum,
+            "seen": seen,
+            "epoch_seconds": epoch_seconds,
+            "train_seconds": train_seconds,
+            "stopper": stopper.state(),
+            "best_valid": best_valid,
+            "history": history.records,
+            "optimizer_groups": groups,
+        }
+        checkpoints.save(epoch, batch, tensors, state)
+
     interrupted = False
-    epoch = -1
+    epoch = start_epoch - 1
     try:
-        for epoch in range(config.epochs):
+        for epoch in range(start_epoch, config.epochs):
+            if stopper.should_stop:  # resumed from the checkpoint of the epoch that stopped the run
+                break
             model.train()
             started = time.perf_counter()
-            order = torch.randperm(n_samples, generator=generator)
-            total_loss = torch.zeros((), device=make_batch.device)  # summed on the device: no sync per step
-            seen = 0
-            bar = tqdm(
-                range(0, n_samples, config.batch_size),
-                desc=f"epoch {epoch}",
-                leave=False,
-                disable=not progress,
-                unit="batch",
-            )
-            for step, start in enumerate(bar):
+            if position is not None:
+                order, first_batch, loss_sum, seen, earlier_seconds = position
+                position = None
+            else:
+                order, first_batch, loss_sum, seen, earlier_seconds = (
+                    torch.randperm(n_samples, generator=generator),
+                    0,
+                    0.0,
+                    0,
+                    0.0,
+                )
+            total_loss = torch.tensor(
+                loss_sum, device=make_batch.device
+            )  # summed on the device: no sync per step
+            starts = range(first_batch * config.batch_size, n_samples, config.batch_size)
+            bar = tqdm(starts, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
+            for batch_number, start in enumerate(bar, start=first_batch):
                 index = order[start : start + config.batch_size]
                 loss = model.loss(**make_batch(index, generator))
                 optimizer.zero_grad(set_to_none=True)
@@ -112,13 +195,21 @@ def train(
                 optimizer.step()
                 total_loss += loss.detach() * len(index)
                 seen += len(index)
-                if progress and step % 20 == 0:
+                if progress and batch_number % 20 == 0:
                     bar.set_postfix(
                         loss=f"{total_loss.item() / seen:.4f}",
                         samples_per_s=f"{seen / (time.perf_counter() - started):.0f}",
                     )
+                done = batch_number + 1
+                if (
+                    config.checkpoint_steps
+                    and done % config.checkpoint_steps == 0
+                    and start + config.batch_size < n_samples
+                ):
+                    elapsed = earlier_seconds + time.perf_counter() - started
+                    checkpoint(epoch, done, order, total_loss.item(), seen, elapsed)
             total_loss = total_loss.item()
-            epoch_seconds = time.perf_counter() - started
+            epoch_seconds = earlier_seconds + time.perf_counter() - started
             train_seconds += epoch_seconds
             eval_started = time.perf_counter()
             valid = evaluate(model, split.valid, config.history_mask, config.eval_batch_size, candidates)
@@ -149,6 +240,7 @@ def train(
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 if run_dir is not None:
                     save_weights(model, run_dir / WEIGHTS_FILE)
+            checkpoint(epoch + 1, 0)
             if stopper.should_stop:
                 log.info("early stop: no %s improvement for %d epochs", config.monitor, config.patience)
                 break
@@ -158,8 +250,8 @@ def train(
             "interrupted during epoch %d; restoring the best weights (epoch %d)", epoch, stopper.best_epoch
         )
     model.load_state_dict(best_state)
-    if run_dir is not None and stopper.best_epoch < 0:
-        save_weights(model, run_dir / WEIGHTS_FILE)  # no epoch finished: keep the initial weights usable
+    if run_dir is not None and (stopper.best_epoch < 0 or saved is not None):
+        save_weights(model, run_dir / WEIGHTS_FILE)  # the best weights on disk, whatever happened before
     return TrainResult(
         best_epoch=stopper.best_epoch,
         epochs=len(history.records),

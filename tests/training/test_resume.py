@@ -1,0 +1,97 @@
+"""Exact resume: a run killed with SIGKILL at a random point and resumed ends exactly like an uninterrupted one."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bsarec.data.synthetic import generate_synthetic
+
+SETTINGS = [
+    "--set",
+    "hidden_size=16",
+    "--set",
+    "max_len=12",
+    "--set",
+    "batch_size=64",
+    "--set",
+    "patience=100",
+]
+
+
+def train_command(dataset, output, model="bsarec", *extra):
+    command = [
+        sys.executable,
+        "-m",
+        "bsarec",
+        "train",
+        "--model",
+        model,
+        "--dataset",
+        str(dataset),
+        *SETTINGS,
+    ]
+    return command + ["--epochs", "8", "--threads", "1", "--no-progress", "--output", str(output), *extra]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("resume") / "data"
+    generate_synthetic(n_users=200, n_clusters=4, items_per_cluster=10, max_length=20, seed=8).save(path)
+    return path
+
+
+@pytest.mark.parametrize("model", ["bsarec", "duorec"])
+def test_killed_and_resumed_run_equals_an_uninterrupted_one(dataset, tmp_path, model):
+    extra = ["--set", "checkpoint_steps=3"]
+    subprocess.run(
+        train_command(dataset, tmp_path / "straight", model, *extra), check=True, capture_output=True
+    )
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(train_command(dataset, killed, model, *extra), stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((killed / "checkpoints").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(random.uniform(0.0, 0.4))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "metrics.json").exists(), "the run finished before it was killed"
+    resumed = subprocess.run(
+        [sys.executable, "-m", "bsarec", "train", "--resume", str(killed), "--threads", "1", "--no-progress"],
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+
+    a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    b = json.loads((killed / "metrics.json").read_text())
+    assert a["test"] == b["test"] and a["valid"] == b["valid"] and a["best_epoch"] == b["best_epoch"]
+    wa, wb = load_file(tmp_path / "straight" / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    history = [json.loads(line) for line in (killed / "history.jsonl").read_text().splitlines()]
+    straight = [
+        json.loads(line) for line in (tmp_path / "straight" / "history.jsonl").read_text().splitlines()
+    ]
+    assert [r["valid_NDCG@20"] for r in history] == [r["valid_NDCG@20"] for r in straight]
+    assert len(os.listdir(killed / "checkpoints")) <= 4  # the last 2 checkpoints, 2 files each
+
+
+def test_resume_refuses_a_finished_run_and_a_non_run(dataset, tmp_path):
+    from bsarec.api import SequentialRecommender
+    from bsarec.errors import ConfigError
+
+    subprocess.run(
+        train_command(dataset, tmp_path / "done", "sasrec", "--epochs", "1"), check=True, capture_output=True
+    )
+    with pytest.raises(ConfigError, match="finished"):
+        SequentialRecommender.resume(tmp_path / "done")
+    with pytest.raises(ConfigError, match="not a run directory"):
+        SequentialRecommender.resume(tmp_path)
