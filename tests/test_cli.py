@@ -229,3 +229,33 @@ def test_benchmark_runs_a_grid_resumes_and_checks_settings(tmp_path):
         app, [*args[:-6], "--epochs", "2", *args[-4:]]
     )  # same cells, other settings: refused
     assert isinstance(changed.exception, ConfigError) and "other settings" in str(changed.exception)
+
+
+def test_benchmark_continues_a_cell_cut_off_midway(tmp_path):
+    from bsarec.benchmark import Cell, run_cell
+
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=9)
+    data.save(tmp_path / "prepared")
+    args = ["benchmark", "-m", "sasrec", "-d", str(tmp_path / "prepared"), "--seeds", "1", "--preset", "none"]
+    args += [
+        "--runs",
+        str(tmp_path / "runs"),
+        "--epochs",
+        "3",
+        "--set",
+        "hidden_size=16",
+        "--set",
+        "max_len=10",
+    ]
+    assert runner.invoke(app, args).exit_code == 0
+    run = next((tmp_path / "runs").rglob("metrics.json")).parent
+    finished = json.loads((run / "metrics.json").read_text())
+    # pretend the run was cut off after epoch 2: drop its results and all but the first two epoch checkpoints
+    (run / "metrics.json").unlink()
+    for path in sorted((run / "checkpoints").glob("epoch0003*")):
+        path.unlink()
+    job = {"cell": Cell("sasrec", str(tmp_path / "prepared"), 1).__dict__, "run_dir": str(run)}
+    job["config"] = json.loads((run / "config.json").read_text())
+    assert run_cell(job) == finished["test"]  # continued from epoch 2, same result as the uninterrupted run
+    history = (run / "history.jsonl").read_text().splitlines()
+    assert len(history) == 3

@@ -303,17 +303,21 @@ class SequentialRecommender:
 
     @classmethod
     def resume(
-        cls, directory: str | Path, progress: bool = True, threads: int | None = None
+        cls,
+        directory: str | Path,
+        progress: bool = True,
+        threads: int | None = None,
+        device: str | None = None,
     ) -> SequentialRecommender:
-        """Continue an interrupted run from its newest checkpoint, with its own config and dataset."""
+        """Continue an interrupted run from its newest checkpoint, with its own config and dataset
+        (`threads` and `device` may change: they do not change what is computed, on CPU)."""
         directory = Path(directory)
         if not (directory / CONFIG_FILE).is_file():
             raise ConfigError(f"{directory}: not a run directory (missing {CONFIG_FILE})")
         if (directory / METRICS_FILE).is_file():
             raise ConfigError(f"{directory}: this run has finished (metrics.json exists); nothing to resume")
         values = json.loads((directory / CONFIG_FILE).read_text())
-        if threads is not None:
-            values["threads"] = threads
+        values.update({k: v for k, v in (("threads", threads), ("device", device)) if v is not None})
         rec = cls(config=RunConfig.from_dict(values))
         return rec.fit(
             SequenceDataset.load(directory / DATASET_DIR), directory, progress=progress, resume=True

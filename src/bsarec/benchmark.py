@@ -1,8 +1,8 @@
 """`bsarec benchmark`: a grid of models x datasets x seeds, each a normal training run, and the paper-style table.
 
 Every cell is a run directory RUNS/DATASET/MODEL/PROTOCOL/seedSEED (PROTOCOL is "paper" or the --set
-overrides); a cell whose metrics.json exists is skipped, so an interrupted grid resumes where it stopped
-(a cell that was cut off midway starts again from scratch). After each finished cell the results are
+overrides); a cell whose metrics.json exists is skipped, and a cell that was cut off midway continues from its
+newest checkpoint, so an interrupted grid resumes where it stopped. After each finished cell the results are
 rewritten from every finished run of the grid:
 - results.csv and results.json: per-seed test metrics, mean ± std per model and dataset, significance;
 - table.md: the paper's layout (metrics as rows, models as columns, best mean in bold), the published BSARec
@@ -63,7 +63,9 @@ def protocol_tag(overrides: dict[str, Any]) -> str:
 
 
 def run_dir_of(runs: Path, cell: Cell, tag: str) -> Path:
-    return runs / cell.dataset / cell.model / tag / f"seed{cell.seed}"
+    from bsarec.data.registry import dataset_name
+
+    return runs / dataset_name(cell.dataset) / cell.model / tag / f"seed{cell.seed}"
 
 
 def cell_config(cell: Cell, preset: str | None, overrides: dict[str, Any], **explicit: Any) -> RunConfig:
@@ -87,7 +89,14 @@ def run_cell(job: dict[str, Any]) -> dict[str, Any]:
     config = RunConfig.from_dict(job["config"])
     if config.threads:
         torch.set_num_threads(config.threads)
-    if run_dir.exists():  # an unfinished run: start it again from scratch
+    if (run_dir / "checkpoints").is_dir() and (run_dir / "config.json").is_file():
+        saved = json.loads((run_dir / "config.json").read_text())
+        if _comparable(saved) == _comparable(config.to_dict()):  # an unfinished run: continue it
+            rec = SequentialRecommender.resume(
+                run_dir, progress=False, threads=config.threads, device=config.device
+            )
+            return rec.metrics["test"]
+    if run_dir.exists():  # an unfinished run without a usable checkpoint: start it again
         shutil.rmtree(run_dir)
     data = resolve_dataset(cell.dataset, config.data_dir, kcore=config.kcore)
     rec = SequentialRecommender(config=config).fit(data, run_dir=run_dir, progress=False)
@@ -180,6 +189,8 @@ def load_published(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def collect(cells: list[tuple[Cell, Path]]) -> list[dict[str, Any]]:
+    from bsarec.data.registry import dataset_name
+
     rows = []
     for cell, run_dir in cells:
         metrics_file = run_dir / "metrics.json"
@@ -189,7 +200,7 @@ def collect(cells: list[tuple[Cell, Path]]) -> list[dict[str, Any]]:
         config = json.loads((run_dir / "config.json").read_text())
         rows.append(
             {
-                "dataset": cell.dataset,
+                "dataset": dataset_name(cell.dataset),
                 "model": cell.model,
                 "seed": cell.seed,
                 **{k: m["test"][k] for k in (*METRICS, "MRR")},
