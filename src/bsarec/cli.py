@@ -213,6 +213,30 @@ def export(
 
 
 @app.command()
+def analyze(
+    run_dir: Path = typer.Argument(..., help="a run directory written by `bsarec train`"),
+    compare: list[Path] = typer.Option([], "--compare", help="more runs to overlay (repeatable)"),
+    output: Path | None = typer.Option(
+        None, help="where analysis.json and the PNGs go (default RUN_DIR/analysis)"
+    ),
+    users: int = typer.Option(2000, min=1, help="validation users for the representation statistics"),
+) -> None:
+    """Oversmoothing, spectra, learned beta, and metrics by history length and target popularity (JSON + PNG)."""
+    from bsarec.analysis.report import analyze as run_analysis
+
+    output = output or run_dir / "analysis"
+    summary = run_analysis([run_dir, *compare], output, users)
+    for r in summary["runs"]:
+        line = f"{r['model']} ({r['run_dir']})"
+        if "oversmoothing_cosine" in r:
+            line += "  cosine per layer: " + " ".join(f"{c:.3f}" for c in r["oversmoothing_cosine"])
+        if "beta_mean" in r:
+            line += "  mean beta per layer: " + " ".join(f"{b:.2f}" for b in r["beta_mean"])
+        typer.echo(line)
+    typer.echo(f"written: {output / 'analysis.json'}, " + ", ".join(Path(f).name for f in summary["figures"]))
+
+
+@app.command()
 def demo(
     output: Path = typer.Option(Path("runs/demo"), help="where the demo runs are written"),
     epochs: int = typer.Option(10, help="maximum epochs per model"),

@@ -1,0 +1,1 @@
+"""Analyses of trained runs: oversmoothing, the frequency picture, learned beta, metrics by user and item group."""

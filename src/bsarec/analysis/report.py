@@ -1,0 +1,152 @@
+"""`bsarec analyze RUN_DIR [--compare RUN_DIR ...]`: the paper's analyses for trained runs, as JSON and PNG.
+
+For every run: the oversmoothing curve (mean pairwise cosine of the real positions after each layer), the
+spectrum of the representations per layer, BSARec's learned beta and effective filter per layer, and test
+metrics by history length and by target popularity. Validation inputs are used for the representation
+statistics (at most `users` of them), test targets for the grouped metrics. With several runs the figures
+overlay them (BSARec against SASRec, say).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bsarec.analysis.statistics import (
+    effective_filter,
+    grouped_metrics,
+    length_bucket,
+    low_frequency_share,
+    mean_pairwise_cosine,
+    popularity_groups,
+    spectrum_energy,
+)
+from bsarec.io import atomic_write_json
+
+GROUP_NAMES = ("head", "torso", "tail")
+
+
+@torch.no_grad()
+def analyze_run(run_dir: str | Path, users: int = 2000) -> dict[str, Any]:
+    from bsarec.api import SequentialRecommender
+    from bsarec.evaluation.metrics import target_ranks
+
+    rec = SequentialRecommender.load(run_dir)
+    model, split, config = rec.model.eval(), rec.split, rec.config
+    result: dict[str, Any] = {"run_dir": str(run_dir), "model": config.model, "dataset": rec.dataset.name}
+    inputs = split.valid.inputs[:users]
+    if hasattr(model, "hidden_states"):
+        states = model.hidden_states(inputs)
+        real = inputs != 0
+        if config.model == "bert4rec":  # its encoder reads the history shifted, with the mask token last
+            real = model.with_mask_token(inputs) != 0
+        energies = [spectrum_energy(s) for s in states]
+        kept = config.c // 2 + 1
+        result["layers"] = ["embedding"] + [f"block {i + 1}" for i in range(len(states) - 1)]
+        result["oversmoothing_cosine"] = [mean_pairwise_cosine(s, real) for s in states]
+        result["spectrum_energy"] = [e.tolist() for e in energies]
+        result["low_frequency_share"] = [low_frequency_share(e, kept) for e in energies]
+        result["low_frequency_bins"] = kept
+    if config.model == "bsarec":
+        betas = [block.frequency.sqrt_beta.detach().flatten() ** 2 for block in model.blocks]
+        result["beta"] = [b.tolist() for b in betas]
+        result["beta_mean"] = [float(b.mean()) for b in betas]
+        result["effective_filter_mean"] = [
+            effective_filter(block.frequency.sqrt_beta, config.max_len, config.c).mean(1).tolist()
+            for block in model.blocks
+        ]
+    ranks = target_ranks(model, split.test, config.history_mask, config.eval_batch_size)
+    lengths = (split.test.history_offsets[1:] - split.test.history_offsets[:-1]).tolist()
+    result["by_history_length"] = grouped_metrics(ranks, [length_bucket(n) for n in lengths])
+    train_counts = np.bincount(split.train_targets.numpy(), minlength=rec.dataset.n_items)
+    groups = popularity_groups(train_counts)[split.test.targets.numpy()]
+    result["by_target_popularity"] = grouped_metrics(ranks, [GROUP_NAMES[g] for g in groups])
+    return result
+
+
+def label(result: dict[str, Any]) -> str:
+    return f"{result['model']} ({Path(result['run_dir']).name})"
+
+
+def plot(results: list[dict[str, Any]], output: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    with_states = [r for r in results if "oversmoothing_cosine" in r]
+    if with_states:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for r in with_states:
+            ax.plot(r["layers"], r["oversmoothing_cosine"], marker="o", label=label(r))
+        ax.set_ylabel("mean pairwise cosine (real positions)")
+        ax.set_title(f"Oversmoothing, {results[0]['dataset']}")
+        ax.legend(fontsize=7)
+        written.append(_save(fig, output / "oversmoothing.png"))
+        fig, axes = plt.subplots(1, len(with_states), figsize=(4.5 * len(with_states), 3.5), squeeze=False)
+        for ax, r in zip(axes[0], with_states, strict=True):
+            for name, energy in zip(r["layers"], r["spectrum_energy"], strict=True):
+                ax.semilogy(energy, label=name)
+            ax.set_xlabel("rfft bin")
+            ax.set_title(label(r), fontsize=8)
+            ax.legend(fontsize=7)
+        axes[0][0].set_ylabel("energy")
+        written.append(_save(fig, output / "spectrum.png"))
+    bsarec = [r for r in results if "beta" in r]
+    if bsarec:
+        fig, axes = plt.subplots(1, len(bsarec), figsize=(5 * len(bsarec), 3.5), squeeze=False)
+        for ax, r in zip(axes[0], bsarec, strict=True):
+            for i, beta in enumerate(r["beta"]):
+                ax.plot(sorted(beta), label=f"layer {i + 1} (mean {np.mean(beta):.2f})")
+            ax.axhline(1.0, color="grey", lw=0.5)
+            ax.set_xlabel("hidden unit (sorted)")
+            ax.set_ylabel("beta")
+            ax.set_title(f"Learned beta, {label(r)}", fontsize=8)
+            ax.legend(fontsize=7)
+        written.append(_save(fig, output / "beta.png"))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for key, ax, title in (
+        ("by_history_length", axes[0], "by history length"),
+        ("by_target_popularity", axes[1], "by target popularity"),
+    ):
+        groups = list(results[0][key])
+        if key == "by_history_length":
+            groups.sort(key=lambda g: int(g.split("-")[0].lstrip(">")))
+        else:
+            groups = [g for g in GROUP_NAMES if g in groups]
+        width = 0.8 / len(results)
+        for i, r in enumerate(results):
+            values = [r[key].get(g, {}).get("NDCG@10", 0.0) for g in groups]
+            ax.bar(np.arange(len(groups)) + i * width, values, width, label=label(r))
+        ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2)
+        ax.set_xticklabels([f"{g}\n({results[0][key][g]['users']})" for g in groups], fontsize=7)
+        ax.set_ylabel("test NDCG@10")
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+    written.append(_save(fig, output / "groups.png"))
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def analyze(run_dirs: list[str | Path], output: str | Path, users: int = 2000) -> dict[str, Any]:
+    output = Path(output)
+    results = [analyze_run(run, users) for run in run_dirs]
+    figures = plot(results, output)
+    summary = {"runs": results, "figures": [str(p) for p in figures]}
+    atomic_write_json(output / "analysis.json", summary)
+    return summary

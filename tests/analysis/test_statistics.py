@@ -1,0 +1,112 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from bsarec.analysis.statistics import (
+    effective_filter,
+    grouped_metrics,
+    length_bucket,
+    low_frequency_share,
+    mean_pairwise_cosine,
+    popularity_groups,
+    spectrum_energy,
+)
+
+
+def test_identical_tokens_have_cosine_one_and_padding_is_ignored():
+    states = torch.randn(1, 6, 4)
+    states[0, 2:] = torch.tensor([1.0, 2.0, 3.0, 4.0])  # 4 real positions, all the same vector
+    real = torch.tensor([[False, False, True, True, True, True]])
+    assert mean_pairwise_cosine(states, real) == pytest.approx(1.0)
+
+
+def test_orthogonal_and_opposite_tokens():
+    eye = torch.eye(3).unsqueeze(0)
+    assert mean_pairwise_cosine(eye, torch.ones(1, 3, dtype=torch.bool)) == pytest.approx(0.0)
+    opposite = torch.tensor([[[1.0, 0.0], [-1.0, 0.0]]])
+    assert mean_pairwise_cosine(opposite, torch.ones(1, 2, dtype=torch.bool)) == pytest.approx(-1.0)
+    # sequences with fewer than 2 real positions do not count; none at all gives nan
+    one = torch.tensor([[True, False, False]])
+    assert math.isnan(mean_pairwise_cosine(eye, one))
+
+
+def test_constant_sequence_has_energy_only_in_bin_zero():
+    energy = spectrum_energy(torch.full((2, 8, 3), 2.0))
+    assert energy[0] == pytest.approx(8 * 3 * 4.0)  # orthonormal: energy is preserved (N·d·value²)
+    assert torch.allclose(energy[1:], torch.zeros(4, dtype=torch.float64), atol=1e-12)
+    assert low_frequency_share(energy, 1) == pytest.approx(1.0)
+
+
+def test_alternating_sequence_is_all_nyquist():
+    x = torch.tensor([1.0, -1.0] * 4).view(1, 8, 1)
+    energy = spectrum_energy(x)
+    assert energy[-1] == pytest.approx(8.0) and energy[:-1].sum() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_effective_filter_is_one_on_kept_bins_and_beta_above():
+    gain = effective_filter(torch.tensor([0.5, 2.0]), max_len=10, c=3)
+    assert gain.shape == (6, 2)
+    assert torch.equal(gain[:2], torch.ones(2, 2, dtype=torch.float64))
+    assert torch.allclose(gain[2:], torch.tensor([0.25, 4.0], dtype=torch.float64).repeat(4, 1))
+
+
+def test_popularity_thirds_and_length_buckets():
+    counts = np.array([0, 5, 9, 1, 7, 3, 0])  # items 1..6
+    groups = popularity_groups(counts)
+    assert (
+        groups[[2, 4]].tolist() == [0, 0]
+        and groups[[1, 5]].tolist() == [1, 1]
+        and groups[[3, 6]].tolist() == [2, 2]
+    )
+    assert [length_bucket(n) for n in (1, 5, 6, 10, 11, 20, 21, 50, 51, 300)] == [
+        "1-5",
+        "1-5",
+        "6-10",
+        "6-10",
+        "11-20",
+        "11-20",
+        "21-50",
+        "21-50",
+        ">50",
+        ">50",
+    ]
+
+
+def test_grouped_metrics_split_users():
+    ranks = torch.tensor([0.0, 50.0, 2.0, math.inf])
+    out = grouped_metrics(ranks, ["a", "b", "a", "b"])
+    assert out["a"]["users"] == 2 and out["a"]["HR@5"] == 1.0 and out["b"]["HR@20"] == 0.0
+
+
+def test_analyze_writes_json_and_figures(tmp_path):
+    from bsarec import SequentialRecommender
+    from bsarec.cli import app
+    from bsarec.data.synthetic import generate_synthetic
+
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=10)
+    for model in ("bsarec", "sasrec"):
+        SequentialRecommender(model, epochs=1, hidden_size=16, max_len=10, num_heads=1).fit(
+            data, run_dir=tmp_path / model, progress=False
+        )
+    result = CliRunner().invoke(
+        app,
+        [
+            "analyze",
+            str(tmp_path / "bsarec"),
+            "--compare",
+            str(tmp_path / "sasrec"),
+            "--output",
+            str(tmp_path / "a"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "a" / "analysis.json").read_text())
+    bsarec, sasrec = summary["runs"]
+    assert len(bsarec["oversmoothing_cosine"]) == 3 and len(bsarec["beta"]) == 2 and "beta" not in sasrec
+    assert sum(v["users"] for v in bsarec["by_history_length"].values()) == 40
+    for name in ("oversmoothing.png", "spectrum.png", "beta.png", "groups.png"):
+        assert (tmp_path / "a" / name).stat().st_size > 1000
