@@ -68,9 +68,12 @@ class SequentialRecommender:
         run_dir: str | Path | None = None,
         progress: bool = True,
         resume: bool = False,
+        evaluate_test: bool = True,
+        on_epoch=None,
     ):
         """Train with early stopping on validation, restore the best weights, evaluate on test once.
-        With `resume`, continue from the run directory's newest checkpoint."""
+        With `resume`, continue from the run directory's newest checkpoint. `evaluate_test=False` never
+        touches the test targets (tuning); `on_epoch(epoch, valid_metrics)` is called after every validation."""
         config = self.config
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -100,9 +103,11 @@ class SequentialRecommender:
                 run_path,
                 progress=progress,
                 candidates=self.candidates("valid"),
+                resume=resume,
+                on_epoch=on_epoch,
             )
             started = time.perf_counter()
-            test = self.evaluate("test")
+            test = self.evaluate("test") if evaluate_test else None
             self.metrics = {
                 "valid": self.result.best_valid,
                 "test": test,
@@ -117,7 +122,10 @@ class SequentialRecommender:
                 "split": self._split.report,
                 "environment": environment(),
             }
-            log.info("test %s", " ".join(f"{k} {v:.4f}" for k, v in test.items()))
+            if test is not None:
+                log.info("test %s", " ".join(f"{k} {v:.4f}" for k, v in test.items()))
+            else:
+                del self.metrics["test"], self.metrics["test_seconds"]
             if run_path is not None:
                 atomic_write_json(run_path / METRICS_FILE, self.metrics)
         finally:

@@ -213,6 +213,45 @@ def export(
 
 
 @app.command()
+def tune(
+    model: str = typer.Option("bsarec", help="any model of `bsarec train --model`"),
+    dataset: str = typer.Option("synthetic", help="a dataset name, a file, or a directory"),
+    data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
+    output: Path = typer.Option(Path("runs/tune"), help="study, trial runs, table, figures and best preset"),
+    trials: int = typer.Option(20, min=1, help="run until the study holds this many finished trials"),
+    space: Path | None = typer.Option(
+        None, help="a JSON search space (default: the paper's grid / per model)"
+    ),
+    preset: str | None = typer.Option(None, help="settings the search starts from ('paper' or a JSON file)"),
+    set_: list[str] = typer.Option([], "--set", help="fixed settings for every trial: --set epochs=50"),
+    storage: str | None = typer.Option(
+        None, help="an Optuna storage URL (default sqlite:///OUTPUT/study.db)"
+    ),
+    study_name: str | None = typer.Option(None, help="the study's name (default MODEL-DATASET)"),
+    seed: int = typer.Option(42, help="the sampler's and the runs' seed"),
+) -> None:
+    """Search hyperparameters with Optuna on validation NDCG@20 (resumable); write the best preset."""
+    from bsarec.config import parse_overrides
+    from bsarec.tuning.search import tune as run_tune
+
+    _setup_logging()
+    summary = run_tune(
+        model,
+        dataset,
+        str(data_dir) if data_dir else None,
+        output,
+        trials,
+        str(space) if space else None,
+        parse_overrides(set_),
+        preset,
+        storage,
+        study_name,
+        seed,
+    )
+    typer.echo(json.dumps(summary, indent=1))
+
+
+@app.command()
 def analyze(
     run_dir: Path = typer.Argument(..., help="a run directory written by `bsarec train`"),
     compare: list[Path] = typer.Option([], "--compare", help="more runs to overlay (repeatable)"),

@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -70,6 +71,8 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(dataset, tmp_path, m
         text=True,
     )
     assert resumed.returncode == 0, resumed.stderr
+    position = re.search(r"resuming at epoch (\d+), batch (\d+)", resumed.stderr)
+    assert position and (int(position[1]), int(position[2])) != (0, 0), resumed.stderr  # it did continue
 
     a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     b = json.loads((killed / "metrics.json").read_text())
@@ -81,7 +84,7 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(dataset, tmp_path, m
         json.loads(line) for line in (tmp_path / "straight" / "history.jsonl").read_text().splitlines()
     ]
     assert [r["valid_NDCG@20"] for r in history] == [r["valid_NDCG@20"] for r in straight]
-    assert len(os.listdir(killed / "checkpoints")) <= 4  # the last 2 checkpoints, 2 files each
+    assert len(os.listdir(killed / "checkpoints")) <= 4  # the last 2 checkpoints, 2 files each, no temp files
 
 
 def test_resume_refuses_a_finished_run_and_a_non_run(dataset, tmp_path):

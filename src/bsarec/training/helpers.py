@@ -111,7 +111,11 @@ class Checkpointer:
         )
 
     def latest(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-        """The newest complete checkpoint (tensors, state), or None."""
+        """The newest complete checkpoint (tensors, state), or None. Temporary files left by a writer that
+        was killed mid-write are removed (one trainer owns a run directory)."""
+        if self.directory.is_dir():
+            for stale in self.directory.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
         for path in reversed(self._complete()):
             try:
                 state = json.loads(path.read_text())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,10 @@ def train(
     progress: bool = True,
     candidates: torch.Tensor | None = None,
     resume: bool = False,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Train `model` (already on its device); `candidates` are the validation's sampled negatives, if any."""
+    """Train `model` (already on its device); `candidates` are the validation's sampled negatives, if any;
+    `on_epoch(epoch, valid_metrics)` is called after every validation (a tuner reports and prunes there)."""
     generator = torch.Generator().manual_seed(config.seed)  # sample order, negatives, positives
     optimizer = make_optimizer(model, config)
     stopper = EarlyStopping(config.patience)
@@ -241,6 +244,8 @@ def train(
                 if run_dir is not None:
                     save_weights(model, run_dir / WEIGHTS_FILE)
             checkpoint(epoch + 1, 0)
+            if on_epoch is not None:
+                on_epoch(epoch, valid)
             if stopper.should_stop:
                 log.info("early stop: no %s improvement for %d epochs", config.monitor, config.patience)
                 break

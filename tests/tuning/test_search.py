@@ -1,0 +1,86 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bsarec.cli import app
+from bsarec.data.synthetic import generate_synthetic
+from bsarec.errors import ConfigError
+from bsarec.tuning.search import load_space
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tune") / "data"
+    generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=11).save(path)
+    return path
+
+
+def tune_args(prepared, output, trials):
+    return ["tune", "--dataset", str(prepared), "--output", str(output), "--trials", str(trials)] + [
+        "--set",
+        "epochs=2",
+        "--set",
+        "hidden_size=16",
+        "--set",
+        "max_len=10",
+    ]
+
+
+def test_tune_runs_stops_resumes_and_writes_a_preset(prepared, tmp_path, monkeypatch):
+    from bsarec import api
+
+    def no_test(self, split="test", *args, **kwargs):
+        assert split != "test", "tuning must never evaluate the test split"
+        return original(self, split, *args, **kwargs)
+
+    original = api.SequentialRecommender.evaluate
+    monkeypatch.setattr(api.SequentialRecommender, "evaluate", no_test)
+    out = tmp_path / "study"
+    first = runner.invoke(app, tune_args(prepared, out, 3))
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["trials"] == 3
+    again = runner.invoke(app, tune_args(prepared, out, 5))  # the same study, continued to 5 trials
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.stdout)
+    assert summary["trials"] == 5
+    rows = (out / "trials.csv").read_text().splitlines()
+    assert len(rows) == 6 and {"alpha", "c", "lr", "num_heads"} <= set(rows[0].split(","))
+    preset = json.loads((out / "best_preset.json").read_text())
+    assert preset["settings"]["c"] in (1, 3, 5, 7, 9) and preset["validation"] == summary["best_value"]
+    for name in ("history.png", "alpha_c_heatmap.png"):
+        assert (out / name).is_file()
+    for trial in (out / "trials").iterdir():
+        assert "test" not in json.loads((trial / "metrics.json").read_text())
+    monkeypatch.setattr(api.SequentialRecommender, "evaluate", original)
+    train = runner.invoke(
+        app,
+        ["train", "--dataset", str(prepared), "--preset", str(out / "best_preset.json"), "--epochs", "1"]
+        + [
+            "--set",
+            "hidden_size=16",
+            "--set",
+            "max_len=10",
+            "--no-progress",
+            "--output",
+            str(tmp_path / "final"),
+        ],
+    )
+    assert train.exit_code == 0, train.output
+    config = json.loads((tmp_path / "final" / "config.json").read_text())
+    assert config["c"] == preset["settings"]["c"] and config["alpha"] == pytest.approx(
+        preset["settings"]["alpha"]
+    )
+
+
+def test_space_file_is_checked(tmp_path):
+    (tmp_path / "space.json").write_text(json.dumps({"alpha": {"low": 0.2, "high": 0.4, "step": 0.1}}))
+    assert load_space("bsarec", tmp_path / "space.json") == {"alpha": {"low": 0.2, "high": 0.4, "step": 0.1}}
+    (tmp_path / "bad.json").write_text(json.dumps({"gamma": {"choices": [1]}}))
+    with pytest.raises(ConfigError, match="gamma"):
+        load_space("bsarec", tmp_path / "bad.json")
+    (tmp_path / "bad2.json").write_text(json.dumps({"alpha": [0.1]}))
+    with pytest.raises(ConfigError, match="choices"):
+        load_space("bsarec", tmp_path / "bad2.json")
