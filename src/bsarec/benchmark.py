@@ -263,10 +263,12 @@ def significance(rows: list[dict[str, Any]], target: str = "bsarec") -> dict[str
     return out
 
 
-def _fmt(stat: dict[str, float] | None) -> str:
+def _fmt(stat: dict[str, float] | None, seeds: int = 1) -> str:
+    """mean ± std, with the number of seeds when fewer than the table's `seeds` finished."""
     if not stat:
         return "–"
-    return f"{stat['mean']:.4f} ± {stat['std']:.4f}" if stat["n"] > 1 else f"{stat['mean']:.4f}"
+    text = f"{stat['mean']:.4f} ± {stat['std']:.4f}" if stat["n"] > 1 else f"{stat['mean']:.4f}"
+    return text + (f" (n={stat['n']})" if stat["n"] < seeds else "")
 
 
 def markdown_table(
@@ -289,11 +291,12 @@ def markdown_table(
         if target in by_model and baselines:
             header.append("Improv. vs best baseline")
         lines += [f"### {dataset}", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        seeds = max(by_model[m][METRICS[0]]["n"] for m in present)
         for metric in METRICS:
             best = max(present, key=lambda m: by_model[m][metric]["mean"])
             cells = [metric]
             for m in present:
-                text = _fmt(by_model[m][metric])
+                text = _fmt(by_model[m][metric], seeds)
                 cells.append(f"**{text}**" if m == best and len(present) > 1 else text)
             if pub:
                 cells.append(f"{pub[metric]:.4f}" if pub.get(metric) is not None else "–")
