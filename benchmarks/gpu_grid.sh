@@ -3,6 +3,11 @@
 # Four grids run at once, one process per cell; whatever finished inside the time limit comes back as
 # tarballs in $OUT, and `bsarec benchmark ... --summary-only` rebuilds the tables from the run directories.
 # Usage (on the GPU machine, from the repository root): OUT=/some/dir DATA=.device/data LIMIT=470 bash benchmarks/gpu_grid.sh
+# What happened on 2026-11-27 (H100, torch 2.11): 24 processes on one GPU each ran at only 2-7k samples/s
+# (time-slicing between processes; these models are launch-bound), so in 470 s only 4 LastFM cells finished and
+# no Beauty cell; a second call with 6 processes finished Caser (2 seeds) and FEARec (1 seed) on LastFM, copied
+# into benchmarks/runs/baselines. A first version of Caser's results there was wrong (ties, see
+# docs/baselines.md) and was discarded. Lesson: a few processes per GPU, and CUDA graphs before more of them.
 set -u
 DATA=${DATA:-.device/data}
 LIMIT=${LIMIT:-470}
