@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bsarec.config import RunConfig
+from bsarec.config import CANDIDATES, RunConfig
 from bsarec.data.dataset import SequenceDataset
 from bsarec.data.split import LeaveOneOutSplit, leave_one_out, pad_left
 from bsarec.errors import ConfigError
@@ -182,7 +182,7 @@ class SequentialRecommender:
         """Metrics on the validation or test targets, under the run's protocol or the options given."""
         if split not in ("valid", "test"):
             raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
-        if candidates is not None and candidates not in ("full", "sampled-uniform", "sampled-popularity"):
+        if candidates is not None and candidates not in CANDIDATES:
             raise ValueError(
                 f"candidates must be full, sampled-uniform or sampled-popularity, got {candidates!r}"
             )
