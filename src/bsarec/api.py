@@ -84,7 +84,7 @@ class SequentialRecommender:
             self.dataset = dataset
             self._split = leave_one_out(dataset, config.max_len, config.padding)
             self._candidates = {}
-            self.model = self._build_model(dataset).to(config.torch_device())
+            self.model = build_run_model(config, dataset).to(config.torch_device())
             if run_path is not None and not resume:
                 atomic_write_json(run_path / CONFIG_FILE, config.to_dict())
                 dataset.save(run_path / DATASET_DIR)
@@ -133,12 +133,6 @@ class SequentialRecommender:
                 logging.getLogger("bsarec").removeHandler(handler)
                 handler.close()
         return self
-
-    def _build_model(self, dataset: SequenceDataset) -> torch.nn.Module:
-        # Caser's user table: one row per dataset row, plus one (the reference sizes it #users + 1)
-        return build_model(
-            self.config.model, dataset.n_items, self.config.model_settings(), n_users=dataset.num_users + 1
-        )
 
     def protocol(self) -> dict[str, Any]:
         """The evaluation protocol of this run, for logs, result files and table captions."""
@@ -342,7 +336,7 @@ class SequentialRecommender:
         rec = cls(config=config)
         rec.dataset = SequenceDataset.load(directory / DATASET_DIR)
         torch.manual_seed(config.seed)
-        rec.model = rec._build_model(rec.dataset)
+        rec.model = build_run_model(config, rec.dataset)
         load_weights(rec.model, directory / WEIGHTS_FILE)
         rec.model.to(config.torch_device())
         rec.model.eval()
@@ -359,6 +353,12 @@ class SequentialRecommender:
         if self.dataset is None:
             raise RuntimeError("no dataset: call fit() or load() first")
         return self.dataset
+
+
+def build_run_model(config: RunConfig, dataset: SequenceDataset) -> torch.nn.Module:
+    """The model a run config describes, sized for `dataset`. Caser's user table has one row per dataset row
+    plus one (the reference sizes it #users + 1)."""
+    return build_model(config.model, dataset.n_items, config.model_settings(), n_users=dataset.num_users + 1)
 
 
 def environment() -> dict[str, Any]:

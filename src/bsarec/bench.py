@@ -21,12 +21,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bsarec.api import environment
+from bsarec.api import build_run_model, environment
 from bsarec.config import RunConfig, resolve_config
+from bsarec.data.dataset import SequenceDataset
 from bsarec.data.registry import dataset_name, resolve_dataset
 from bsarec.data.split import LeaveOneOutSplit, leave_one_out
 from bsarec.evaluation.metrics import evaluate, metrics_from_ranks
-from bsarec.models import build_model, layers
+from bsarec.models import layers
 from bsarec.training.helpers import sample_negatives
 from bsarec.training.trainer import BatchMaker, make_optimizer
 
@@ -83,11 +84,15 @@ def _peak_rss_mb() -> float:
 
 
 def measure(
-    split: LeaveOneOutSplit, config: RunConfig, steps: int, repeats: int, straightforward: bool
+    dataset: SequenceDataset,
+    split: LeaveOneOutSplit,
+    config: RunConfig,
+    steps: int,
+    repeats: int,
+    straightforward: bool,
 ) -> dict[str, Any]:
     torch.manual_seed(0)
-    n_users = int(split.train_users.max()) + 2 if len(split.train_users) else 2
-    model = build_model(config.model, split.n_items, config.model_settings(), n_users=n_users)
+    model = build_run_model(config, dataset)
     make_batch = BatchMaker(model, split, "cpu")
     if straightforward:
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=False)
@@ -179,10 +184,10 @@ def run_speed_benchmark(
         "repeats": repeats,
         "environment": environment(),
     }
-    result["ours"] = measure(split, config, steps, repeats, straightforward=False)
+    result["ours"] = measure(data, split, config, steps, repeats, straightforward=False)
     if straightforward:
         with torch_dropout():
-            result["straightforward"] = measure(split, config, steps, repeats, straightforward=True)
+            result["straightforward"] = measure(data, split, config, steps, repeats, straightforward=True)
         s, o = result["straightforward"], result["ours"]
         result["speedup_vs_straightforward"] = {
             "epoch": s["seconds_per_epoch"] / o["seconds_per_epoch"],

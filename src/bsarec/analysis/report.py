@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bsarec.analysis.figures import pyplot, save_figure
 from bsarec.analysis.statistics import (
     effective_filter,
     grouped_metrics,
@@ -72,11 +73,7 @@ def label(result: dict[str, Any]) -> str:
 
 
 def plot(results: list[dict[str, Any]], output: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     written = []
     with_states = [r for r in results if "oversmoothing_cosine" in r]
     if with_states:
@@ -86,7 +83,7 @@ def plot(results: list[dict[str, Any]], output: Path) -> list[Path]:
         ax.set_ylabel("mean pairwise cosine (real positions)")
         ax.set_title(f"Oversmoothing, {results[0]['dataset']}")
         ax.legend(fontsize=7)
-        written.append(_save(fig, output / "oversmoothing.png"))
+        written.append(save_figure(fig, output / "oversmoothing.png"))
         fig, axes = plt.subplots(1, len(with_states), figsize=(4.5 * len(with_states), 3.5), squeeze=False)
         for ax, r in zip(axes[0], with_states, strict=True):
             for name, energy in zip(r["layers"], r["spectrum_energy"], strict=True):
@@ -95,7 +92,7 @@ def plot(results: list[dict[str, Any]], output: Path) -> list[Path]:
             ax.set_title(label(r), fontsize=8)
             ax.legend(fontsize=7)
         axes[0][0].set_ylabel("energy")
-        written.append(_save(fig, output / "spectrum.png"))
+        written.append(save_figure(fig, output / "spectrum.png"))
     bsarec = [r for r in results if "beta" in r]
     if bsarec:
         fig, axes = plt.subplots(1, len(bsarec), figsize=(5 * len(bsarec), 3.5), squeeze=False)
@@ -107,7 +104,7 @@ def plot(results: list[dict[str, Any]], output: Path) -> list[Path]:
             ax.set_ylabel("beta")
             ax.set_title(f"Learned beta, {label(r)}", fontsize=8)
             ax.legend(fontsize=7)
-        written.append(_save(fig, output / "beta.png"))
+        written.append(save_figure(fig, output / "beta.png"))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for key, ax, title in (
         ("by_history_length", axes[0], "by history length"),
@@ -127,20 +124,8 @@ def plot(results: list[dict[str, Any]], output: Path) -> list[Path]:
         ax.set_ylabel("test NDCG@10")
         ax.set_title(title)
         ax.legend(fontsize=7)
-    written.append(_save(fig, output / "groups.png"))
+    written.append(save_figure(fig, output / "groups.png"))
     return written
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
 
 
 def analyze(run_dirs: list[str | Path], output: str | Path, users: int = 2000) -> dict[str, Any]:

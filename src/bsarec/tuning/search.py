@@ -218,14 +218,12 @@ def write_outputs(study, base: RunConfig, space: dict[str, Any], output: Path) -
 
 
 def plot(study, complete, base: RunConfig, output: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
     import optuna
 
-    from bsarec.analysis.report import _save
+    from bsarec.analysis.figures import pyplot, save_figure
+
+    plt = pyplot()
 
     written = []
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -235,7 +233,7 @@ def plot(study, complete, base: RunConfig, output: Path) -> list[Path]:
     ax.set_xlabel("trial")
     ax.set_ylabel(f"validation {base.monitor}")
     ax.legend()
-    written.append(_save(fig, output / "history.png"))
+    written.append(save_figure(fig, output / "history.png"))
     if len(complete) >= 2 and len(complete[0].params) >= 2:
         try:
             importance = optuna.importance.get_param_importances(study)
@@ -245,7 +243,7 @@ def plot(study, complete, base: RunConfig, output: Path) -> list[Path]:
             fig, ax = plt.subplots(figsize=(5, 3.5))
             ax.barh(list(importance)[::-1], list(importance.values())[::-1])
             ax.set_xlabel("importance (fANOVA)")
-            written.append(_save(fig, output / "importance.png"))
+            written.append(save_figure(fig, output / "importance.png"))
     if base.model == "bsarec" and all({"alpha", "c"} <= set(t.params) for t in complete):
         alphas = sorted({t.params["alpha"] for t in complete})
         cs = sorted({t.params["c"] for t in complete})
@@ -260,5 +258,5 @@ def plot(study, complete, base: RunConfig, output: Path) -> list[Path]:
         ax.set_xlabel("alpha")
         ax.set_ylabel("c")
         fig.colorbar(image, label=f"best validation {base.monitor}")
-        written.append(_save(fig, output / "alpha_c_heatmap.png"))
+        written.append(save_figure(fig, output / "alpha_c_heatmap.png"))
     return written

@@ -1,0 +1,26 @@
+"""Figures for the analyses and the tuner: a headless pyplot and an atomic PNG writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write `fig` as PNG through a temporary file and a rename, then close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    pyplot().close(fig)
+    tmp.replace(path)
+    return path
