@@ -27,6 +27,7 @@ import torch
 from bsarec.config import CANDIDATES, RunConfig
 from bsarec.data.dataset import SequenceDataset
 from bsarec.data.split import LeaveOneOutSplit, leave_one_out, pad_left
+from bsarec.distributed import SINGLE, ProcessGroup, process_group_from_env
 from bsarec.errors import ConfigError
 from bsarec.evaluation.metrics import evaluate, sampled_candidates, top_k
 from bsarec.io import atomic_write_json
@@ -60,6 +61,7 @@ class SequentialRecommender:
         self.result: TrainResult | None = None
         self._split: LeaveOneOutSplit | None = None
         self._candidates: dict[str, torch.Tensor] = {}
+        self._group: ProcessGroup = SINGLE
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(
@@ -73,19 +75,25 @@ class SequentialRecommender:
     ):
         """Train with early stopping on validation, restore the best weights, evaluate on test once.
         With `resume`, continue from the run directory's newest checkpoint. `evaluate_test=False` never
-        touches the test targets (tuning); `on_epoch(epoch, valid_metrics)` is called after every validation."""
+        touches the test targets (tuning); `on_epoch(epoch, valid_metrics)` is called after every validation.
+        Under torchrun, every process calls `fit` and trains with DistributedDataParallel; only rank 0 writes
+        to `run_dir` (see bsarec/distributed.py)."""
         config = self.config
         if config.threads:
             torch.set_num_threads(config.threads)
+        group = self._group = process_group_from_env(config.torch_device())
         run_path = Path(run_dir) if run_dir is not None else None
-        handler = _attach_log_file(run_path)
+        writes = run_path is not None and group.is_main
+        handler = _attach_log_file(run_path) if group.is_main else None
         try:
             torch.manual_seed(config.seed)
             self.dataset = dataset
             self._split = leave_one_out(dataset, config.max_len, config.padding)
             self._candidates = {}
             self.model = build_run_model(config, dataset).to(config.torch_device())
-            if run_path is not None and not resume:
+            if group.rank > 0:  # the same initial weights everywhere, but each process its own dropout
+                torch.manual_seed(config.seed + group.rank)
+            if writes and not resume:
                 atomic_write_json(run_path / CONFIG_FILE, config.to_dict())
                 dataset.save(run_path / DATASET_DIR)
             log.info(
@@ -105,6 +113,7 @@ class SequentialRecommender:
                 candidates=self.candidates("valid"),
                 resume=resume,
                 on_epoch=on_epoch,
+                group=group,
             )
             started = time.perf_counter()
             test = self.evaluate("test") if evaluate_test else None
@@ -126,7 +135,7 @@ class SequentialRecommender:
                 log.info("test %s", " ".join(f"{k} {v:.4f}" for k, v in test.items()))
             else:
                 del self.metrics["test"], self.metrics["test_seconds"]
-            if run_path is not None:
+            if writes:
                 atomic_write_json(run_path / METRICS_FILE, self.metrics)
         finally:
             if handler is not None:
@@ -183,7 +192,8 @@ class SequentialRecommender:
         model = self._require_model()
         evalset = self.split.valid if split == "valid" else self.split.test
         mask = history_mask or self.config.history_mask
-        return evaluate(model, evalset, mask, self.config.eval_batch_size, self.candidates(split, candidates))
+        candidates_of_split = self.candidates(split, candidates)
+        return evaluate(model, evalset, mask, self.config.eval_batch_size, candidates_of_split, self._group)
 
     # -- recommending ---------------------------------------------------------------------------------------
     def recommend(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,30 @@ def _setup_logging(quiet: bool = False) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def _launch_torchrun(
+    nproc: int, threads: int | None, output: Path | None, resume: Path | None, model: str, dataset: str
+) -> int:
+    """Run this same `bsarec train` command under torchrun with `nproc` processes on this machine, each with
+    its share of the cores unless --threads says otherwise; every process gets the same run directory."""
+    import subprocess
+
+    args = sys.argv[sys.argv.index("train") + 1 :]
+    for i, arg in enumerate(args):  # drop --nproc N / --nproc=N, so that the workers train
+        if arg == "--nproc":
+            del args[i : i + 2]
+            break
+        if arg.startswith("--nproc="):
+            del args[i]
+            break
+    if threads is None:
+        args += ["--threads", str(max(1, (os.cpu_count() or 1) // nproc))]
+    if output is None and resume is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        args += ["--output", str(Path("runs") / f"{model}-{Path(dataset).stem}-{stamp}")]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    return subprocess.call([*command, "-m", "bsarec", "train", *args])
 
 
 def _print_metrics(title: str, metrics: dict[str, float]) -> None:
@@ -61,15 +86,23 @@ def train(
         None, help="continue this interrupted run from its newest checkpoint (its own settings)"
     ),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    nproc: int = typer.Option(
+        1, help="processes to train with (DistributedDataParallel through torchrun; gloo on CPU, nccl on GPU)"
+    ),
 ) -> None:
     """Train a model with early stopping on validation NDCG@20, then evaluate on test once."""
     from bsarec.api import SequentialRecommender
     from bsarec.config import parse_overrides, resolve_config
     from bsarec.data.registry import dataset_name, resolve_dataset
 
-    _setup_logging()
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        raise typer.Exit(_launch_torchrun(nproc, threads, output, resume, model, dataset))
+    main_process = os.environ.get("RANK", "0") == "0"
+    _setup_logging(quiet=not main_process)
     if resume is not None:
-        rec = SequentialRecommender.resume(resume, progress=progress, threads=threads)
+        rec = SequentialRecommender.resume(resume, progress=progress and main_process, threads=threads)
+        if not main_process:
+            return
         _print_metrics("valid", rec.metrics["valid"])
         _print_metrics("test ", rec.metrics["test"])
         typer.echo(
@@ -93,7 +126,9 @@ def train(
         dataset, config.data_dir, kcore=config.kcore, user_col=user_col, item_col=item_col, time_col=time_col
     )
     output = output or Path("runs") / f"{config.model}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    rec = SequentialRecommender(config=config).fit(data, run_dir=output, progress=progress)
+    rec = SequentialRecommender(config=config).fit(data, run_dir=output, progress=progress and main_process)
+    if not main_process:
+        return
     _print_metrics("valid", rec.metrics["valid"])
     _print_metrics("test ", rec.metrics["test"])
     typer.echo(f"best epoch {rec.metrics['best_epoch']} of {rec.metrics['epochs']}; run saved in {output}")

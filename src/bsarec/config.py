@@ -28,6 +28,7 @@ MODEL_DEFAULT_LOSS = {
 LOSSES = ("ce", "bce", "bpr")
 HISTORY_MASKS = ("exclude", "zero")
 CANDIDATES = ("full", "sampled-uniform", "sampled-popularity")
+SOFTMAX_SAMPLERS = ("uniform", "popularity")
 PADDINGS = ("zeros", "cyclic", "reflect", "symmetric")
 DEVICES = ("cpu", "cuda", "auto")
 # the baselines train with their paper objective only; BSARec and SASRec may use "ce" or "bce"
@@ -62,6 +63,9 @@ class RunConfig:
     alpha: float = 0.9  # BSARec: weight of the frequency branch
     c: int = 3  # BSARec: low-pass cut-off, keeps c//2+1 rfft bins
     loss: str | None = None  # None: the model's paper objective (MODEL_DEFAULT_LOSS)
+    # large catalogues: sampled softmax in place of the full softmax of the "ce" loss (0 = full softmax)
+    softmax_negatives: int = 0  # items drawn per batch, shared by its samples, logQ-corrected
+    softmax_sampler: str = "uniform"  # "uniform" or "popularity" (training-target frequency + 1)
     # baselines (BASELINES.md; the reference code's defaults)
     nh: int = 8  # Caser: horizontal filters per height
     nv: int = 4  # Caser: vertical filters
@@ -101,6 +105,7 @@ class RunConfig:
             ("device", DEVICES),
             ("monitor", MONITORS),
             ("sim", ("dot", "cos")),
+            ("softmax_sampler", SOFTMAX_SAMPLERS),
         ):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name}: expected one of {choices}, got {getattr(self, name)!r}")
@@ -134,6 +139,10 @@ class RunConfig:
                 raise ConfigError(f"{name}: must lie in [0, 1], got {getattr(self, name)}")
         if self.c < 1:
             raise ConfigError(f"c: must be >= 1, got {self.c}")
+        if self.softmax_negatives < 0:
+            raise ConfigError(
+                f"softmax_negatives: must be >= 0 (0 = full softmax), got {self.softmax_negatives}"
+            )
         if self.tau <= 0:
             raise ConfigError(f"tau: must be > 0, got {self.tau}")
         if self.model == "bert4rec" and int(self.max_len * self.mask_ratio) < 1:
@@ -141,6 +150,11 @@ class RunConfig:
         if self.resolved_loss not in LOSS_CHOICES[self.model]:
             raise ConfigError(
                 f"loss: {self.model} trains with {LOSS_CHOICES[self.model]}, got {self.resolved_loss!r}"
+            )
+        if self.softmax_negatives and self.resolved_loss != "ce":
+            raise ConfigError(
+                f"softmax_negatives: sampled softmax replaces the 'ce' loss; {self.model} trains with"
+                f" {self.resolved_loss!r}"
             )
 
     def torch_device(self) -> str:

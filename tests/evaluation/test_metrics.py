@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -84,6 +85,38 @@ def test_chunked_ranks_equal_a_sort_based_reference(chunk):
         TableModel(scores), evalset(targets, histories), "exclude", user_batch=5, max_scores_per_chunk=chunk
     )
     assert ranks.tolist() == reference_ranks(scores, targets, histories)
+
+
+def test_shares_of_the_users_rank_as_in_one_pass_tie_breaks_included():
+    scores = torch.randint(0, 3, (29, 11)).float()  # many ties
+    targets = torch.randint(1, 11, (29,)).tolist()
+    data = evalset(targets, [[] for _ in targets])
+    whole = target_ranks(TableModel(scores), data, user_batch=4)
+    cuts = [0, 9, 10, 29]
+    parts = [
+        target_ranks(TableModel(scores), data, user_batch=4, rows=(a, b)) for a, b in itertools.pairwise(cuts)
+    ]
+    assert torch.equal(torch.cat(parts), whole)
+
+
+@pytest.mark.parametrize("chunk", [3, 8, 50])
+def test_top_k_in_item_chunks_equals_one_pass(chunk):
+    torch.manual_seed(1)
+    scores = torch.randn(6, 40)
+    exclude = [torch.randint(1, 40, (5,)) for _ in range(6)]
+    allowed = torch.rand(40) > 0.3
+    inputs = torch.arange(6).unsqueeze(1)
+    ids, values = top_k(TableModel(scores), inputs, 7, exclude=exclude, allowed=allowed)
+    chunked_ids, chunked_values = top_k(
+        TableModel(scores), inputs, 7, exclude=exclude, allowed=allowed, max_scores_per_chunk=chunk
+    )
+    assert torch.equal(chunked_ids, ids) and torch.equal(chunked_values, values)
+    expected = scores.clone()
+    expected[:, 0] = float("-inf")
+    expected[:, ~allowed] = float("-inf")
+    for row, items in enumerate(exclude):
+        expected[row, items] = float("-inf")
+    assert torch.equal(values, expected.topk(7, dim=1).values)
 
 
 def test_top_k_never_returns_padding_or_excluded_items():

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from bsarec.data.split import EvalSet
+from bsarec.distributed import SINGLE, ProcessGroup
 
 KS = (5, 10, 20)
 METRIC_NAMES = tuple(f"{m}@{k}" for k in KS for m in ("HR", "NDCG")) + ("MRR",)
@@ -92,9 +93,13 @@ def target_ranks(
     user_batch: int = 256,
     max_scores_per_chunk: int = 1 << 24,
     candidates: torch.Tensor | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """0-based rank of every user's target (float, inf where the target is excluded as history), among all
-    items or, when `candidates` (U, n) is given, among the target and those negatives."""
+    items or, when `candidates` (U, n) is given, among the target and those negatives. `rows` (lo, hi)
+    restricts the work to those users (one process's share); their ranks are what they would be in a full
+    pass, tie-breaks included. Memory is bounded by `max_scores_per_chunk` scores at a time, whatever the
+    number of items."""
     if history_mask not in ("exclude", "zero"):
         raise ValueError(f"history_mask must be 'exclude' or 'zero', got {history_mask!r}")
     was_training = getattr(model, "training", False)
@@ -102,10 +107,11 @@ def target_ranks(
     table = model.item_embeddings.detach()
     device = table.device
     n_items = table.size(0)
+    lo_row, hi_row = rows if rows is not None else (0, len(evalset))
     ranks = torch.empty(len(evalset), dtype=torch.float64)
     tie_break = torch.rand(len(evalset), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    for start in range(0, len(evalset), user_batch):
-        stop = min(start + user_batch, len(evalset))
+    for start in range(lo_row, hi_row, user_batch):
+        stop = min(start + user_batch, hi_row)
         users = stop - start
         h = model.encode(
             evalset.inputs[start:stop].to(device), users=evalset.user_rows[start:stop].to(device)
@@ -145,7 +151,7 @@ def target_ranks(
         ranks[start:stop] = chunk_ranks
     if was_training:
         model.train()
-    return ranks
+    return ranks[lo_row:hi_row]
 
 
 def evaluate(
@@ -154,11 +160,16 @@ def evaluate(
     history_mask: str = "exclude",
     user_batch: int = 256,
     candidates: torch.Tensor | None = None,
+    group: ProcessGroup = SINGLE,
 ) -> dict[str, float]:
-    """HR@5/10/20, NDCG@5/10/20 and MRR over all users of `evalset`."""
-    return metrics_from_ranks(target_ranks(model, evalset, history_mask, user_batch, candidates=candidates))
+    """HR@5/10/20, NDCG@5/10/20 and MRR over all users of `evalset`; in a multi-process run each process
+    ranks its share of the users and the ranks are gathered, so every process gets the same metrics."""
+    rows = group.bounds(len(evalset)) if group.enabled else None
+    ranks = target_ranks(model, evalset, history_mask, user_batch, candidates=candidates, rows=rows)
+    return metrics_from_ranks(group.gather(ranks, len(evalset)))
 
 
+@torch.no_grad()
 def top_k(
     model: Any,
     inputs: torch.Tensor,
@@ -166,22 +177,41 @@ def top_k(
     exclude: list[torch.Tensor] | None = None,
     users: torch.Tensor | None = None,
     allowed: torch.Tensor | None = None,
+    max_scores_per_chunk: int = 1 << 24,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k internal item ids and scores per row; padding, each row's `exclude` items and the items outside
-    `allowed` (a (V,) bool mask) are never returned (they score -inf; callers drop non-finite entries)."""
+    `allowed` (a (V,) bool mask) are never returned (they score -inf; callers drop non-finite entries).
+    The items are scored a chunk at a time and merged into a running top-k, so memory stays bounded by
+    `max_scores_per_chunk` scores whatever the size of the catalogue."""
     was_training = getattr(model, "training", False)
     model.eval()
     table = model.item_embeddings.detach()
-    with torch.no_grad():
-        users = users.to(table.device) if users is not None else None
-        scores = (model.encode(inputs.to(table.device), users=users) @ table.T).cpu()
+    device = table.device
+    h = model.encode(inputs.to(device), users=users.to(device) if users is not None else None)
     if was_training:
         model.train()
-    scores[:, 0] = float("-inf")
-    if allowed is not None:
-        scores[:, ~allowed] = float("-inf")
-    for row, items in enumerate(exclude or []):
-        scores[row, items] = float("-inf")
-    k = min(k, scores.size(1) - 1)
-    values, indices = torch.topk(scores, k, dim=1)
-    return indices, values
+    rows, n_items = h.size(0), table.size(0)
+    k = min(k, n_items - 1)
+    lengths = torch.tensor([len(items) for items in exclude or []], dtype=torch.int64)
+    excluded_rows = torch.repeat_interleave(torch.arange(len(lengths)), lengths).to(device)
+    excluded_items = torch.cat([torch.as_tensor(i, dtype=torch.int64) for i in exclude or []] or [lengths])
+    excluded_items = excluded_items.to(device)
+    allowed = allowed.to(device) if allowed is not None else None
+    best_scores = torch.empty(rows, 0, device=device)
+    best_items = torch.empty(rows, 0, dtype=torch.int64, device=device)
+    item_chunk = max(k, max_scores_per_chunk // max(rows, 1))
+    for lo in range(0, n_items, item_chunk):
+        hi = min(lo + item_chunk, n_items)
+        scores = h @ table[lo:hi].T
+        if lo == 0:
+            scores[:, 0] = float("-inf")
+        if allowed is not None:
+            scores[:, ~allowed[lo:hi]] = float("-inf")
+        inside = (excluded_items >= lo) & (excluded_items < hi)
+        scores[excluded_rows[inside], excluded_items[inside] - lo] = float("-inf")
+        values, indices = torch.topk(scores, min(k, hi - lo), dim=1)
+        merged_scores = torch.cat([best_scores, values], 1)
+        merged_items = torch.cat([best_items, indices + lo], 1)
+        best_scores, order = torch.topk(merged_scores, min(k, merged_scores.size(1)), dim=1)
+        best_items = merged_items.gather(1, order)
+    return best_items.cpu(), best_scores.cpu()

@@ -20,7 +20,7 @@ from bsarec.models.layers import (
     SequentialRecommenderModel,
     bidirectional_padding_mask,
     init_weights,
-    softmax_cross_entropy,
+    next_item_loss,
 )
 from bsarec.models.sasrec import SelfAttentionBlock
 
@@ -69,9 +69,9 @@ class BERT4Rec(SequentialRecommenderModel):
     def hidden_states(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
         return super().hidden_states(self.with_mask_token(input_ids))
 
-    def loss(self, inputs: torch.Tensor, targets: torch.Tensor, **_) -> torch.Tensor:
+    def loss(self, inputs: torch.Tensor, targets: torch.Tensor, **sampled) -> torch.Tensor:
         b, n = inputs.shape
         slots = torch.rand(b, n, device=inputs.device).argsort(1)[:, : self.mask_count]  # step 1
         masked = inputs.scatter(1, slots, self.mask_token)  # step 2
         read = self.forward(masked)[torch.arange(b, device=inputs.device), slots[:, -1]]  # step 3
-        return softmax_cross_entropy(read, self.embedding.item.weight, targets)
+        return next_item_loss(read, self.embedding.item.weight, targets, **sampled)

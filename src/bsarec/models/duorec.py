@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bsarec.models.layers import SequentialRecommenderModel, info_nce, init_weights, softmax_cross_entropy
+from bsarec.models.layers import SequentialRecommenderModel, info_nce, init_weights, next_item_loss
 from bsarec.models.sasrec import SelfAttentionBlock
 
 
@@ -44,8 +44,8 @@ class DuoRec(SequentialRecommenderModel):
         )
         self.apply(init_weights)
 
-    def loss(self, inputs, targets, positives, **_) -> torch.Tensor:
+    def loss(self, inputs, targets, positives, **sampled) -> torch.Tensor:
         h, h_aug, h_sem = self.encode(torch.cat([inputs, inputs, positives])).split(len(targets))
-        return softmax_cross_entropy(h, self.item_embeddings, targets) + self.lmd_sem * info_nce(
+        return next_item_loss(h, self.item_embeddings, targets, **sampled) + self.lmd_sem * info_nce(
             h_aug, h_sem, self.tau, self.sim
         )

@@ -27,7 +27,7 @@ from bsarec.models.layers import (
     SequentialRecommenderModel,
     info_nce,
     init_weights,
-    softmax_cross_entropy,
+    next_item_loss,
 )
 
 
@@ -205,11 +205,11 @@ class FEARec(SequentialRecommenderModel):
             x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1, groups=groups)
         return x[:, -1] if last_only else x
 
-    def loss(self, inputs, targets, positives, **_) -> torch.Tensor:
+    def loss(self, inputs, targets, positives, **sampled) -> torch.Tensor:
         # three passes (anchor, anchor again, same-target sample) as one batch; each keeps its own delays
         states = self.forward(torch.cat([inputs, inputs, positives]), groups=3)
         anchor, augmented, semantic = states.split(len(targets))
-        ce = softmax_cross_entropy(anchor[:, -1], self.item_embeddings, targets)
+        ce = next_item_loss(anchor[:, -1], self.item_embeddings, targets, **sampled)
         nce = info_nce(augmented[:, -1], semantic[:, -1], self.tau, self.sim)
         spectra = torch.fft.rfft(augmented, dim=1, norm="ortho") - torch.fft.rfft(
             semantic, dim=1, norm="ortho"

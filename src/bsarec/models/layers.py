@@ -155,6 +155,39 @@ def softmax_cross_entropy(h: torch.Tensor, table: torch.Tensor, targets: torch.T
     return _SoftmaxCrossEntropy.apply(h, table, targets)
 
 
+def sampled_softmax_cross_entropy(
+    h: torch.Tensor,
+    table: torch.Tensor,
+    targets: torch.Tensor,
+    sampled_items: torch.Tensor,
+    sampled_log_expected: torch.Tensor,
+) -> torch.Tensor:
+    """Sampled softmax with the logQ correction: S items drawn with replacement from a proposal q, shared by
+    the batch, stand in for the full catalogue. Each sampled logit is corrected by log(S · q(item)), so that
+    sum_s exp(logit_s - log(S q_s)) is an unbiased estimate of sum_v exp(h · W_v); a sample equal to the row's
+    target (an accidental hit) is dropped, since the target's own term enters uncorrected. As S grows, the loss
+    and its gradient approach the full softmax cross-entropy's."""
+    target_logit = (h * table[targets]).sum(-1)
+    sampled = h @ table[sampled_items].T - sampled_log_expected
+    sampled = sampled.masked_fill(sampled_items[None, :] == targets[:, None], float("-inf"))
+    logits = torch.cat([target_logit[:, None], sampled], 1)
+    return (torch.logsumexp(logits.float(), 1) - target_logit.float()).mean()
+
+
+def next_item_loss(
+    h: torch.Tensor,
+    table: torch.Tensor,
+    targets: torch.Tensor,
+    sampled_items: torch.Tensor | None = None,
+    sampled_log_expected: torch.Tensor | None = None,
+    **_,
+) -> torch.Tensor:
+    """The cross-entropy of the next item: full softmax, or sampled softmax when the batch brings samples."""
+    if sampled_items is None:
+        return softmax_cross_entropy(h, table, targets)
+    return sampled_softmax_cross_entropy(h, table, targets, sampled_items, sampled_log_expected)
+
+
 def target_negative_bce(
     h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor
 ) -> torch.Tensor:
@@ -247,9 +280,10 @@ class SequentialRecommenderModel(nn.Module):
             states.append(block(states[-1], mask))
         return states
 
-    def cross_entropy_loss(self, inputs: torch.Tensor, targets: torch.Tensor, **_) -> torch.Tensor:
-        """Full-softmax CE of the last position's output against every item (row 0 included, as the reference)."""
-        return softmax_cross_entropy(self.encode(inputs), self.item_embeddings, targets)
+    def cross_entropy_loss(self, inputs: torch.Tensor, targets: torch.Tensor, **sampled) -> torch.Tensor:
+        """Full-softmax CE of the last position's output against every item (row 0 included, as the
+        reference), or sampled softmax when the batch brings sampled items."""
+        return next_item_loss(self.encode(inputs), self.item_embeddings, targets, **sampled)
 
     def bce_loss(
         self, inputs: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, **_

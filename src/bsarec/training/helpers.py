@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,33 @@ def sample_negatives(
         if not clash.any():
             return negatives
         negatives[clash] = torch.randint(1, n_items, (int(clash.sum()),), generator=generator)
+
+
+class SoftmaxSampler:
+    """The shared items of sampled softmax: `count` rows drawn with replacement from a proposal q over all
+    `n_rows` rows, and log(count · q) of each draw (the logQ correction). The proposal is uniform, or the
+    training-target frequency plus one, so that every row (and so every term of the full softmax) can be
+    drawn, which keeps the corrected estimate unbiased."""
+
+    def __init__(self, n_rows: int, count: int, kind: str, targets: torch.Tensor | None = None):
+        if kind not in ("uniform", "popularity"):
+            raise ValueError(f"sampler must be 'uniform' or 'popularity', got {kind!r}")
+        if kind == "popularity" and targets is None:
+            raise ValueError("the popularity sampler needs the training targets")
+        self.n_rows, self.count = n_rows, count
+        self.probs = None
+        if kind == "popularity":
+            frequency = torch.bincount(targets, minlength=n_rows)[:n_rows].to(torch.float64) + 1.0
+            self.probs = frequency / frequency.sum()
+
+    def __call__(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.probs is None:
+            items = torch.randint(self.n_rows, (self.count,), generator=generator)
+            log_expected = torch.full((self.count,), math.log(self.count / self.n_rows))
+        else:
+            items = torch.multinomial(self.probs, self.count, replacement=True, generator=generator)
+            log_expected = (self.count * self.probs[items]).log()
+        return items, log_expected.float()
 
 
 class Checkpointer:

@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from bsarec.config import RunConfig
 from bsarec.data.same_target import SameTargetSampler
 from bsarec.data.split import LeaveOneOutSplit
+from bsarec.distributed import SINGLE, ProcessGroup
 from bsarec.evaluation.metrics import evaluate
 from bsarec.training.helpers import (
     Checkpointer,
     EarlyStopping,
     HistoryLog,
+    SoftmaxSampler,
     optimizer_tensors,
     restore_optimizer,
     sample_negatives,
@@ -60,10 +63,18 @@ def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Opt
 
 class BatchMaker:
     """What a model's loss takes for a batch of sample indices: inputs and targets, plus the sampled negatives,
-    user rows or same-target positives that the model declares it needs; all on the model's device."""
+    user rows or same-target positives that the model declares it needs, and the shared items of sampled
+    softmax; all on the model's device. Everything is drawn for the whole batch, so that a process of a
+    multi-process run, which keeps only `rows` of it, gets exactly its share of the single-process batch."""
 
-    def __init__(self, model: torch.nn.Module, split: LeaveOneOutSplit, device: str):
-        self.split, self.device = split, device
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        split: LeaveOneOutSplit,
+        device: str,
+        sampler: SoftmaxSampler | None = None,
+    ):
+        self.split, self.device, self.sampler = split, device, sampler
         self.negatives = getattr(model, "needs_negatives", False)
         self.users = getattr(model, "needs_users", False)
         self.positives = (
@@ -72,7 +83,9 @@ class BatchMaker:
             else None
         )
 
-    def __call__(self, index: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, index: torch.Tensor, generator: torch.Generator, rows: tuple[int, int] | None = None
+    ) -> dict[str, torch.Tensor]:
         split = self.split
         batch = {"inputs": split.train_inputs[index], "targets": split.train_targets[index]}
         if self.negatives:
@@ -81,18 +94,40 @@ class BatchMaker:
             batch["users"] = split.train_users[index]
         if self.positives is not None:
             batch["positives"] = split.train_inputs[self.positives.sample(index, generator)]
+        if rows is not None:
+            batch = {k: v[rows[0] : rows[1]] for k, v in batch.items()}
+        if self.sampler is not None:  # shared by every sample of the batch
+            batch["sampled_items"], batch["sampled_log_expected"] = self.sampler(generator)
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
 
-def _rng_tensors(generator: torch.Generator) -> dict[str, torch.Tensor]:
-    tensors = {"rng.torch": torch.get_rng_state(), "rng.loop": generator.get_state()}
+class LossOf(torch.nn.Module):
+    """The model's training loss as a module's forward: DistributedDataParallel synchronises gradients only
+    for work done inside its module's forward. A process whose share of a (last, short) batch is empty still
+    takes part, with a zero loss that touches every parameter."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if len(batch["targets"]) == 0:
+            return sum(p.sum() for p in self.model.parameters()) * 0.0
+        return self.model.loss(**batch)
+
+
+def _rng_tensors(generator: torch.Generator, group: ProcessGroup) -> dict[str, torch.Tensor]:
+    """The loop's generator (the same in every process) and each process's global generator (dropout)."""
+    states = group.gather_states(torch.get_rng_state())
+    tensors = {"rng.torch": states[0], "rng.loop": generator.get_state()}
+    tensors |= {f"rng.torch.rank{rank}": s for rank, s in enumerate(states) if rank > 0}
     if torch.cuda.is_available():
         tensors |= {f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
     return tensors
 
 
-def _restore_rng(tensors: dict[str, torch.Tensor], generator: torch.Generator) -> None:
-    torch.set_rng_state(tensors["rng.torch"])
+def _restore_rng(tensors: dict[str, torch.Tensor], generator: torch.Generator, group: ProcessGroup) -> None:
+    torch.set_rng_state(tensors.get(f"rng.torch.rank{group.rank}", tensors["rng.torch"]))
     generator.set_state(tensors["rng.loop"])
     cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
     if cuda and torch.cuda.is_available():
@@ -108,13 +143,24 @@ def train(
     candidates: torch.Tensor | None = None,
     resume: bool = False,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    group: ProcessGroup = SINGLE,
 ) -> TrainResult:
     """Train `model` (already on its device); `candidates` are the validation's sampled negatives, if any;
-    `on_epoch(epoch, valid_metrics)` is called after every validation (a tuner reports and prunes there)."""
+    `on_epoch(epoch, valid_metrics)` is called after every validation (a tuner reports and prunes there).
+    Under torchrun, `group` is this process's place in the process group (see bsarec/distributed.py)."""
     generator = torch.Generator().manual_seed(config.seed)  # sample order, negatives, positives
     optimizer = make_optimizer(model, config)
     stopper = EarlyStopping(config.patience)
-    make_batch = BatchMaker(model, split, config.torch_device())
+    sampler = None
+    if config.softmax_negatives:
+        sampler = SoftmaxSampler(
+            split.n_items, config.softmax_negatives, config.softmax_sampler, split.train_targets
+        )
+    make_batch = BatchMaker(model, split, config.torch_device(), sampler)
+    compute_loss = LossOf(model)
+    if group.enabled:
+        cuda = group.device.startswith("cuda")
+        compute_loss = DistributedDataParallel(compute_loss, device_ids=[group.device] if cuda else None)
     checkpoints = Checkpointer(run_dir / CHECKPOINT_DIR, config.keep_checkpoints) if run_dir else None
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     best_valid: dict[str, float] = {}
@@ -127,7 +173,7 @@ def train(
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         best_state = {k[5:]: v.to(make_batch.device) for k, v in tensors.items() if k.startswith("best.")}
         restore_optimizer(optimizer, tensors, state["optimizer_groups"])
-        _restore_rng(tensors, generator)
+        _restore_rng(tensors, generator, group)
         stopper.restore(state["stopper"])
         best_valid, train_seconds, records = state["best_valid"], state["train_seconds"], state["history"]
         start_epoch = state["epoch"]
@@ -135,21 +181,26 @@ def train(
             position = (
                 tensors["order"],
                 state["batch"],
-                state["loss_sum"],
+                state["loss_sum"] if group.is_main else 0.0,  # the sum over processes, counted once
                 state["seen"],
                 state["epoch_seconds"],
             )
         log.info("resuming at epoch %d, batch %d", state["epoch"], state["batch"])
     elif resume:
         log.warning("no checkpoint in %s: training from the start", run_dir)
-    history = HistoryLog(run_dir / "history.jsonl" if run_dir else None, records)
+    group.barrier()  # every process has read the checkpoint before rank 0 writes the next one
+    history = HistoryLog(run_dir / "history.jsonl" if run_dir and group.is_main else None, records)
 
-    def checkpoint(epoch: int, batch: int, order=None, loss_sum=0.0, seen=0, epoch_seconds=0.0) -> None:
+    def checkpoint(epoch: int, batch: int, order=None, loss_sum=None, seen=0, epoch_seconds=0.0) -> None:
         if checkpoints is None:
+            return
+        rng = _rng_tensors(generator, group)  # collective: every process takes part
+        loss_sum = group.sum(loss_sum).item() if loss_sum is not None else 0.0
+        if not group.is_main:
             return
         optim, groups = optimizer_tensors(optimizer)
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        tensors |= {f"best.{k}": v for k, v in best_state.items()} | optim | _rng_tensors(generator)
+        tensors |= {f"best.{k}": v for k, v in best_state.items()} | optim | rng
         if order is not None:
             tensors["order"] = order
         state = {
@@ -192,11 +243,15 @@ def train(
             bar = tqdm(starts, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
             for batch_number, start in enumerate(bar, start=first_batch):
                 index = order[start : start + config.batch_size]
-                loss = model.loss(**make_batch(index, generator))
+                rows = group.bounds(len(index)) if group.enabled else None
+                loss = compute_loss(make_batch(index, generator, rows))
+                share = (rows[1] - rows[0]) / len(index) if rows else 1.0
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                # DDP averages the processes' gradients; weighting each share's mean loss by its size x
+                # processes makes that average the gradient of the whole batch's mean loss
+                (loss * share * group.world).backward()
                 optimizer.step()
-                total_loss += loss.detach() * len(index)
+                total_loss += loss.detach() * len(index) * share
                 seen += len(index)
                 if progress and batch_number % 20 == 0:
                     bar.set_postfix(
@@ -210,12 +265,14 @@ def train(
                     and start + config.batch_size < n_samples
                 ):
                     elapsed = earlier_seconds + time.perf_counter() - started
-                    checkpoint(epoch, done, order, total_loss.item(), seen, elapsed)
-            total_loss = total_loss.item()
+                    checkpoint(epoch, done, order, total_loss, seen, elapsed)
+            total_loss = group.sum(total_loss).item()
             epoch_seconds = earlier_seconds + time.perf_counter() - started
             train_seconds += epoch_seconds
             eval_started = time.perf_counter()
-            valid = evaluate(model, split.valid, config.history_mask, config.eval_batch_size, candidates)
+            valid = evaluate(
+                model, split.valid, config.history_mask, config.eval_batch_size, candidates, group
+            )
             record = {
                 "epoch": epoch,
                 "loss": total_loss / max(seen, 1),
@@ -224,7 +281,7 @@ def train(
                 "valid_seconds": time.perf_counter() - eval_started,
                 **{f"valid_{k}": v for k, v in valid.items()},
             }
-            improved = stopper.update(valid[config.monitor], epoch)
+            improved = group.broadcast_flag(stopper.update(valid[config.monitor], epoch))
             record["best"] = improved
             history.append(record)
             log.info(
@@ -241,12 +298,12 @@ def train(
             if improved:
                 best_valid = valid
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                if run_dir is not None:
+                if run_dir is not None and group.is_main:
                     save_weights(model, run_dir / WEIGHTS_FILE)
             checkpoint(epoch + 1, 0)
             if on_epoch is not None:
                 on_epoch(epoch, valid)
-            if stopper.should_stop:
+            if group.broadcast_flag(stopper.should_stop):
                 log.info("early stop: no %s improvement for %d epochs", config.monitor, config.patience)
                 break
     except KeyboardInterrupt:
@@ -255,7 +312,7 @@ def train(
             "interrupted during epoch %d; restoring the best weights (epoch %d)", epoch, stopper.best_epoch
         )
     model.load_state_dict(best_state)
-    if run_dir is not None and (stopper.best_epoch < 0 or saved is not None):
+    if run_dir is not None and group.is_main and (stopper.best_epoch < 0 or saved is not None):
         save_weights(model, run_dir / WEIGHTS_FILE)  # the best weights on disk, whatever happened before
     return TrainResult(
         best_epoch=stopper.best_epoch,

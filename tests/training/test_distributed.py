@@ -1,0 +1,82 @@
+"""Two processes with DistributedDataParallel (gloo) train like one process with the same global batch."""
+
+import itertools
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bsarec.data.split import leave_one_out
+from bsarec.data.synthetic import generate_synthetic
+from bsarec.distributed import ProcessGroup
+
+# no dropout: each process draws its own dropout masks, so with dropout the runs agree only in distribution
+SETTINGS = ["hidden_size=16", "max_len=12", "patience=100", "hidden_dropout=0", "attn_dropout=0"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ddp") / "data"
+    data = generate_synthetic(n_users=200, n_clusters=4, items_per_cluster=10, max_length=20, seed=8)
+    data.save(path)
+    samples = len(leave_one_out(data, 12).train_targets)
+    # a batch size that leaves one sample for the last batch: one process gets an empty share of it
+    batch = next(b for b in range(40, samples) if samples % b == 1)
+    return path, batch
+
+
+def train(dataset, output, model, nproc, extra=()):
+    path, batch = dataset
+    settings = [a for s in [*SETTINGS, f"batch_size={batch}", *extra] for a in ("--set", s)]
+    command = [sys.executable, "-m", "bsarec", "train", "--model", model, "--dataset", str(path), *settings]
+    command += [
+        "--epochs",
+        "3",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--output",
+        str(output),
+        "--nproc",
+        str(nproc),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.parametrize(
+    "model, extra",
+    [("bsarec", ("softmax_negatives=20",)), ("sasrec", ())],  # shared sampled items; per-sample negatives
+)
+def test_two_processes_equal_one_process(dataset, tmp_path, model, extra):
+    train(dataset, tmp_path / "one", model, 1, extra)
+    two = train(dataset, tmp_path / "two", model, 2, extra)
+    assert two.stdout.count("best epoch") == 1  # only rank 0 reports
+
+    one_history = [json.loads(line) for line in (tmp_path / "one" / "history.jsonl").read_text().splitlines()]
+    two_history = [json.loads(line) for line in (tmp_path / "two" / "history.jsonl").read_text().splitlines()]
+    assert len(two_history) == len(one_history) == 3  # written once, by rank 0
+    for a, b in zip(one_history, two_history, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+        assert b["valid_NDCG@20"] == pytest.approx(a["valid_NDCG@20"], abs=1e-3)
+    one = load_file(tmp_path / "one" / "model.safetensors")
+    two = load_file(tmp_path / "two" / "model.safetensors")
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-4, msg=name)
+    a = json.loads((tmp_path / "one" / "metrics.json").read_text())["test"]
+    b = json.loads((tmp_path / "two" / "metrics.json").read_text())["test"]
+    assert b == pytest.approx(a, abs=1e-3)
+
+
+def test_shares_are_disjoint_cover_everything_and_differ_by_at_most_one():
+    for n in (0, 1, 5, 256, 257):
+        for world in (1, 2, 3, 8):
+            bounds = [ProcessGroup(rank, world).bounds(n) for rank in range(world)]
+            assert bounds[0][0] == 0 and bounds[-1][1] == n
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+            sizes = [hi - lo for lo, hi in bounds]
+            assert max(sizes) - min(sizes) <= 1
