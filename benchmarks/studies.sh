@@ -17,14 +17,17 @@ case "${1:-all}" in
   lastfm|all)
     # The sensitivity cross through the paper's LastFM optimum (alpha 0.9, c 3): c at alpha 0.9, then
     # alpha at c 3. A full 5 x 9 grid is 45 runs; the cross is 8 new runs and answers where the best c lies.
+    # Ordered so that a cut-off session leaves the most answered: c first, then max_len 100, then the rest.
     for c in 1 5 7 9; do
       cell -d LastFM -m bsarec --set c=$c --output benchmarks/results/studies/c$c
     done
-    for alpha in 0.1 0.3 0.5 0.7; do
+    cell -d LastFM -m bsarec,sasrec --set max_len=100 --output benchmarks/results/studies/max_len100
+    for alpha in 0.1 0.5; do
       cell -d LastFM -m bsarec --set alpha=$alpha --output benchmarks/results/studies/alpha$alpha
     done
-    for len in 100 200; do
-      cell -d LastFM -m bsarec,sasrec --set max_len=$len --output benchmarks/results/studies/max_len$len
+    cell -d LastFM -m bsarec,sasrec --set max_len=200 --output benchmarks/results/studies/max_len200
+    for alpha in 0.3 0.7; do
+      cell -d LastFM -m bsarec --set alpha=$alpha --output benchmarks/results/studies/alpha$alpha
     done
     ;;
 esac
