@@ -222,6 +222,9 @@ def test_benchmark_runs_a_grid_resumes_and_checks_settings(tmp_path):
     assert results["significance"][next(iter(results["summary"]))]["sasrec"]["seeds"] == [1, 2]
     weights = sorted((tmp_path / "runs").rglob("model.safetensors"))
     stamps = [w.stat().st_mtime_ns for w in weights]
+    older = json.loads((weights[0].parent / "config.json").read_text())
+    del older["softmax_negatives"], older["softmax_sampler"]  # as written before these settings existed
+    (weights[0].parent / "config.json").write_text(json.dumps(older))
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "4 cells, 4 finished, 0 to run" in again.output
     assert [w.stat().st_mtime_ns for w in weights] == stamps  # nothing retrained
@@ -256,6 +259,9 @@ def test_benchmark_continues_a_cell_cut_off_midway(tmp_path):
         path.unlink()
     job = {"cell": Cell("sasrec", str(tmp_path / "prepared"), 1).__dict__, "run_dir": str(run)}
     job["config"] = json.loads((run / "config.json").read_text())
+    older = {k: v for k, v in job["config"].items() if k != "softmax_negatives"}  # written by an older version
+    (run / "config.json").write_text(json.dumps(older))
     assert run_cell(job) == finished["test"]  # continued from epoch 2, same result as the uninterrupted run
     history = (run / "history.jsonl").read_text().splitlines()
     assert len(history) == 3
+    assert "resuming at epoch 2, batch 0" in (run / "train.log").read_text()  # continued, not restarted

@@ -75,7 +75,10 @@ def cell_config(cell: Cell, preset: str | None, overrides: dict[str, Any], **exp
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in RUNTIME_SETTINGS}
+    """The settings that make a run what it is. A config.json written before a setting existed gets that
+    setting's default, which is what the run used."""
+    complete = RunConfig.from_dict(config).to_dict()
+    return {k: v for k, v in complete.items() if k not in RUNTIME_SETTINGS}
 
 
 def run_cell(job: dict[str, Any]) -> dict[str, Any]:
