@@ -259,7 +259,9 @@ def test_benchmark_continues_a_cell_cut_off_midway(tmp_path):
         path.unlink()
     job = {"cell": Cell("sasrec", str(tmp_path / "prepared"), 1).__dict__, "run_dir": str(run)}
     job["config"] = json.loads((run / "config.json").read_text())
-    older = {k: v for k, v in job["config"].items() if k != "softmax_negatives"}  # written by an older version
+    older = {
+        k: v for k, v in job["config"].items() if k != "softmax_negatives"
+    }  # written by an older version
     (run / "config.json").write_text(json.dumps(older))
     assert run_cell(job) == finished["test"]  # continued from epoch 2, same result as the uninterrupted run
     history = (run / "history.jsonl").read_text().splitlines()
