@@ -1,3 +1,4 @@
+import itertools
 import json
 import math
 
@@ -7,6 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from bsarec.analysis.statistics import (
+    attention_filter,
     effective_filter,
     grouped_metrics,
     length_bucket,
@@ -108,5 +110,59 @@ def test_analyze_writes_json_and_figures(tmp_path):
     bsarec, sasrec = summary["runs"]
     assert len(bsarec["oversmoothing_cosine"]) == 3 and len(bsarec["beta"]) == 2 and "beta" not in sasrec
     assert sum(v["users"] for v in bsarec["by_history_length"].values()) == 40
-    for name in ("oversmoothing.png", "spectrum.png", "beta.png", "groups.png"):
+    assert len(sasrec["attention_band_gain"]) == 2 and len(sasrec["attention_band_gain"][0]) == 5
+    for name in ("oversmoothing.png", "spectrum.png", "beta.png", "groups.png", "attention.png"):
         assert (tmp_path / "a" / name).stat().st_size > 1000
+
+
+def one_map(a, padding=0):
+    """A (1, 1, N, N) attention map whose first `padding` positions are padding, and its real mask."""
+    n = a.size(0) + padding
+    full = torch.zeros(n, n)
+    full[padding:, padding:] = a
+    real = torch.zeros(1, n, dtype=torch.bool)
+    real[0, padding:] = True
+    return full[None, None], real
+
+
+def test_identity_attention_passes_every_frequency():
+    maps, real = one_map(torch.eye(10), padding=3)  # the padding is left out
+    result = attention_filter(maps, real)
+    assert result["band_gain"] == pytest.approx([1.0] * 5)
+    assert result["hc_to_dc"] == pytest.approx(1.0)
+
+
+def test_uniform_attention_passes_only_the_constant():
+    maps, real = one_map(torch.full((12, 12), 1 / 12))
+    result = attention_filter(maps, real)
+    assert result["band_gain"] == pytest.approx([1.0, 0.0, 0.0, 0.0, 0.0], abs=1e-9)
+    assert result["hc_to_dc"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_causal_running_mean_is_a_low_pass_filter():
+    n = 16
+    a = torch.tril(torch.ones(n, n)) / torch.arange(1, n + 1)[:, None]  # position m averages 0..m
+    gains = attention_filter(*one_map(a))["band_gain"]
+    assert gains[0] == pytest.approx(1.0)
+    assert all(x > y for x, y in itertools.pairwise(gains)), gains
+    assert 0.0 < gains[-1] < 0.5
+
+
+def test_short_sequences_are_left_out():
+    maps, real = one_map(torch.eye(5), padding=5)
+    result = attention_filter(maps, real, min_length=8)
+    assert all(math.isnan(g) for g in result["band_gain"]) and math.isnan(result["hc_to_dc"])
+
+
+def test_models_expose_their_attention_maps():
+    from bsarec.models import build_model
+
+    inputs = torch.tensor([[0, 0, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6]])
+    for name in ("bsarec", "sasrec", "bert4rec"):
+        model = build_model(name, 10, {"hidden_size": 8, "max_len": 6, "num_heads": 2}).eval()
+        maps = model.attention_maps(inputs)
+        assert len(maps) == 2 and maps[0].shape == (2, 2, 6, 6)
+        assert torch.allclose(maps[0].sum(-1), torch.ones(2, 2, 6))
+        if name != "bert4rec":  # causal: no weight on later positions (user 1 has no padding)
+            assert torch.all(maps[1][1][:, torch.triu(torch.ones(6, 6, dtype=torch.bool), 1)] < 1e-6)
+    assert build_model("fmlprec", 10, {"hidden_size": 8, "max_len": 6}).attention_maps(inputs) == []

@@ -1,7 +1,8 @@
 """`bsarec analyze RUN_DIR [--compare RUN_DIR ...]`: the paper's analyses for trained runs, as JSON and PNG.
 
 For every run: the oversmoothing curve (mean pairwise cosine of the real positions after each layer), the
-spectrum of the representations per layer, BSARec's learned beta and effective filter per layer, and test
+spectrum of the representations per layer, each self-attention map's gain per frequency band (for the
+attention models), BSARec's learned beta and effective filter per layer, and test
 metrics by history length and by target popularity. Validation inputs are used for the representation
 statistics (at most `users` of them), test targets for the grouped metrics. With several runs the figures
 overlay them (BSARec against SASRec, say).
@@ -17,6 +18,8 @@ import torch
 
 from bsarec.analysis.figures import pyplot, save_figure
 from bsarec.analysis.statistics import (
+    BAND_NAMES,
+    attention_filter,
     effective_filter,
     grouped_metrics,
     length_bucket,
@@ -28,6 +31,7 @@ from bsarec.analysis.statistics import (
 from bsarec.io import atomic_write_json
 
 GROUP_NAMES = ("head", "torso", "tail")
+ATTENTION_USERS = 500  # attention maps are (users, heads, N, N): a sample is enough
 
 
 @torch.no_grad()
@@ -51,6 +55,12 @@ def analyze_run(run_dir: str | Path, users: int = 2000) -> dict[str, Any]:
         result["spectrum_energy"] = [e.tolist() for e in energies]
         result["low_frequency_share"] = [low_frequency_share(e, kept) for e in energies]
         result["low_frequency_bins"] = kept
+        maps = model.attention_maps(inputs[:ATTENTION_USERS]) if hasattr(model, "attention_maps") else []
+        if maps:
+            filters = [attention_filter(m, real[:ATTENTION_USERS]) for m in maps]
+            result["attention_bands"] = list(BAND_NAMES)
+            result["attention_band_gain"] = [f["band_gain"] for f in filters]
+            result["attention_hc_to_dc"] = [f["hc_to_dc"] for f in filters]
     if config.model == "bsarec":
         betas = [block.frequency.sqrt_beta.detach().flatten() ** 2 for block in model.blocks]
         result["beta"] = [b.tolist() for b in betas]
@@ -93,6 +103,19 @@ def plot(results: list[dict[str, Any]], output: Path) -> list[Path]:
             ax.legend(fontsize=7)
         axes[0][0].set_ylabel("energy")
         written.append(save_figure(fig, output / "spectrum.png"))
+    with_attention = [r for r in results if "attention_band_gain" in r]
+    if with_attention:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for r in with_attention:
+            for i, gains in enumerate(r["attention_band_gain"]):
+                ax.plot(r["attention_bands"], gains, marker="o", label=f"{label(r)}, block {i + 1}")
+        ax.axhline(1.0, color="grey", lw=0.5)
+        ax.set_xlabel("normalised frequency k/L")
+        ax.set_ylabel("gain of the attention map")
+        ax.set_title(f"Self-attention as a filter, {results[0]['dataset']}", fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.legend(fontsize=6)
+        written.append(save_figure(fig, output / "attention.png"))
     bsarec = [r for r in results if "beta" in r]
     if bsarec:
         fig, axes = plt.subplots(1, len(bsarec), figsize=(5 * len(bsarec), 3.5), squeeze=False)

@@ -69,6 +69,9 @@ class BERT4Rec(SequentialRecommenderModel):
     def hidden_states(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
         return super().hidden_states(self.with_mask_token(input_ids))
 
+    def attention_maps(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
+        return super().attention_maps(self.with_mask_token(input_ids))
+
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor, **sampled) -> torch.Tensor:
         b, n = inputs.shape
         slots = torch.rand(b, n, device=inputs.device).argsort(1)[:, : self.mask_count]  # step 1

@@ -96,14 +96,18 @@ class MultiHeadSelfAttention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, self.num_heads, self.head_size).transpose(1, 2)
 
+    def attention_map(self, x: torch.Tensor, mask: torch.Tensor, queries: torch.Tensor | None = None):
+        """softmax(QK^T/sqrt(e) + M): (B, heads, queries, N), before dropout."""
+        q = self._heads(self.query(x if queries is None else queries))
+        scores = q @ self._heads(self.key(x)).transpose(-1, -2) / math.sqrt(self.head_size) + mask
+        return torch.softmax(scores, dim=-1)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         residual = x[:, -1:] if last_only else x
         if last_only:
             mask = mask[:, :, -1:]
-        q, k, v = self._heads(self.query(residual)), self._heads(self.key(x)), self._heads(self.value(x))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size) + mask
-        probs = self.attn_dropout(torch.softmax(scores, dim=-1))
-        context = (probs @ v).transpose(1, 2).reshape(residual.shape)
+        probs = self.attn_dropout(self.attention_map(x, mask, residual))
+        context = (probs @ self._heads(self.value(x))).transpose(1, 2).reshape(residual.shape)
         return self.norm(residual + self.out_dropout(self.out(context)))
 
 
@@ -279,6 +283,17 @@ class SequentialRecommenderModel(nn.Module):
         for block in self.blocks:
             states.append(block(states[-1], mask))
         return states
+
+    def attention_maps(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
+        """Each block's self-attention probabilities (B, heads, N, N), for analysis; [] without attention."""
+        if not all(isinstance(getattr(b, "attention", None), MultiHeadSelfAttention) for b in self.blocks):
+            return []
+        mask = self.attention_mask(input_ids)
+        x, maps = self.embedding(input_ids), []
+        for block in self.blocks:
+            maps.append(block.attention.attention_map(x, mask))
+            x = block(x, mask)
+        return maps
 
     def cross_entropy_loss(self, inputs: torch.Tensor, targets: torch.Tensor, **sampled) -> torch.Tensor:
         """Full-softmax CE of the last position's output against every item (row 0 included, as the
