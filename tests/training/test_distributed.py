@@ -28,21 +28,15 @@ def dataset(tmp_path_factory):
     return path, batch
 
 
-def train(dataset, output, model, nproc, extra=()):
+def train(dataset, output, model, nproc, extra=(), settings=SETTINGS):
     path, batch = dataset
-    settings = [a for s in [*SETTINGS, f"batch_size={batch}", *extra] for a in ("--set", s)]
+    settings = [a for s in [*settings, f"batch_size={batch}", *extra] for a in ("--set", s)]
     command = [sys.executable, "-m", "bsarec", "train", "--model", model, "--dataset", str(path), *settings]
-    command += [
-        "--epochs",
-        "3",
-        "--threads",
-        "1",
-        "--no-progress",
-        "--output",
-        str(output),
-        "--nproc",
-        str(nproc),
-    ]
+    command += ["--epochs", "3", "--threads", "1", "--no-progress", "--output", str(output)]
+    return run([*command, "--nproc", str(nproc)])
+
+
+def run(command):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -70,6 +64,29 @@ def test_two_processes_equal_one_process(dataset, tmp_path, model, extra):
     a = json.loads((tmp_path / "one" / "metrics.json").read_text())["test"]
     b = json.loads((tmp_path / "two" / "metrics.json").read_text())["test"]
     assert b == pytest.approx(a, abs=1e-3)
+
+
+def test_a_two_process_run_resumes_exactly(dataset, tmp_path):
+    """With dropout on: the checkpoint must restore every process's own random state."""
+    with_dropout = [s for s in SETTINGS if "dropout" not in s]
+    train(dataset, tmp_path / "straight", "bsarec", 2, settings=with_dropout)
+    cut = tmp_path / "cut"
+    train(dataset, cut, "bsarec", 2, settings=with_dropout)
+    # cut it off after epoch 2: drop its results and the newest checkpoint
+    (cut / "metrics.json").unlink()
+    for path in (cut / "checkpoints").glob("epoch0003*"):
+        path.unlink()
+    resumed = run(
+        [sys.executable, "-m", "bsarec", "train", "--resume", str(cut), "--nproc", "2", "--no-progress"]
+    )
+    assert "resuming at epoch 2, batch 0" in resumed.stderr
+    a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    b = json.loads((cut / "metrics.json").read_text())
+    assert a["test"] == b["test"] and a["valid"] == b["valid"]
+    # the last epoch's weights (the best ones may predate the cut): every process's dropout must have matched
+    last = "checkpoints/epoch0003-batch000000.safetensors"
+    wa, wb = load_file(tmp_path / "straight" / last), load_file(cut / last)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa if k.startswith("model."))
 
 
 def test_shares_are_disjoint_cover_everything_and_differ_by_at_most_one():
