@@ -10,6 +10,7 @@ Backend: nccl on GPUs, gloo on CPUs. Without torchrun (WORLD_SIZE unset or 1) ev
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -92,11 +93,12 @@ def process_group_from_env(device: str) -> ProcessGroup:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
+        atexit.register(_leave_process_group)  # we joined it, we leave it (torch warns otherwise)
     return ProcessGroup(
         dist.get_rank(), dist.get_world_size(), f"cuda:{torch.cuda.current_device()}" if cuda else "cpu"
     )
 
 
-def leave_process_group(group: ProcessGroup) -> None:
-    if group.enabled and dist.is_initialized():
+def _leave_process_group() -> None:
+    if dist.is_initialized():
         dist.destroy_process_group()
