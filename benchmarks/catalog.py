@@ -20,12 +20,11 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from bsarec.benchmark import machine_line
+from bsarec.benchmark import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
 
 SIZES = (10_000, 100_000, 1_000_000)
@@ -121,9 +120,7 @@ def main() -> None:
             cells.append(json.loads(output.strip().splitlines()[-1]))
             print(cells[-1], flush=True)
             meta = {
-                "command": "python " + " ".join(sys.argv),
-                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "machine": machine_line(),
+                **provenance(),
                 "settings": {
                     k: getattr(args, k) for k in ("users", "length", "epochs", "negatives", "threads")
                 },

@@ -18,10 +18,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bsarec.benchmark import machine_line
+from bsarec.benchmark import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
 
 SETTINGS = ((1, 1), (1, 2), (2, 1))  # (processes, threads per process)
@@ -74,11 +73,7 @@ def main() -> None:
         }
         for (n, t), r in rates.items()
     ]
-    meta = {
-        "command": "python " + " ".join(sys.argv),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine_line(),
-    }
+    meta = provenance()
     atomic_write_json(args.results.with_suffix(".json"), {**meta, "rows": rows})
     lines = [
         "# Training throughput: 1 vs 2 processes",

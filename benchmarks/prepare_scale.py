@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bsarec.benchmark import machine_line
+from bsarec.benchmark import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
 
 
@@ -82,9 +82,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     meta = {
-        "command": "python " + " ".join(sys.argv),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine_line(),
+        **provenance(),
         "log_write_seconds": write_seconds,
     }
     atomic_write_json(

@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from bsarec.api import SequentialRecommender
-from bsarec.benchmark import load_published, machine_line
+from bsarec.benchmark import load_published, provenance
 from bsarec.io import atomic_write_json, atomic_write_text
 
 SHOWN = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")
@@ -51,11 +50,7 @@ def main() -> None:
         }
         for kind in summary
     }
-    meta = {
-        "command": "python " + " ".join(sys.argv),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine_line(),
-    }
+    meta = provenance()
     atomic_write_json(
         args.results.with_suffix(".json"),
         {"meta": meta, "runs": per_run, "mean": summary, "std": spread, "published": published},

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from bsarec.api import SequentialRecommender
-from bsarec.benchmark import machine_line
+from bsarec.benchmark import provenance
 from bsarec.data.split import pad_left
 from bsarec.io import atomic_write_json, atomic_write_text
 from bsarec.serving.export import ScoringGraph, export_run
@@ -147,9 +147,7 @@ def main() -> None:
         server.wait(timeout=10)
     latency = in_process_latency(args.run, args.latency_repeats)
     meta = {
-        "command": "python " + " ".join(sys.argv),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine_line(),
+        **provenance(),
         "run": str(args.run),
         "model": rec.config.model,
         "dataset": rec.dataset.name,

@@ -23,6 +23,7 @@ import logging
 import multiprocessing
 import shutil
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -370,6 +371,15 @@ def write_results(
         output / "table.md", header + markdown_table(summary, tests, published, caption, models)
     )
     return result
+
+
+def provenance() -> dict[str, str]:
+    """The command line, UTC date and machine of a benchmark script's run, for its result files."""
+    return {
+        "command": "python " + " ".join(sys.argv),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine_line(),
+    }
 
 
 def machine_line() -> str:
