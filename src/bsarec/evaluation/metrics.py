@@ -164,7 +164,7 @@ def evaluate(
 ) -> dict[str, float]:
     """HR@5/10/20, NDCG@5/10/20 and MRR over all users of `evalset`; in a multi-process run each process
     ranks its share of the users and the ranks are gathered, so every process gets the same metrics."""
-    rows = group.bounds(len(evalset)) if group.enabled else None
+    rows = group.bounds(len(evalset))  # every user in a single process
     ranks = target_ranks(model, evalset, history_mask, user_batch, candidates=candidates, rows=rows)
     return metrics_from_ranks(group.gather(ranks, len(evalset)))
 
@@ -194,8 +194,8 @@ def top_k(
     k = min(k, n_items - 1)
     lengths = torch.tensor([len(items) for items in exclude or []], dtype=torch.int64)
     excluded_rows = torch.repeat_interleave(torch.arange(len(lengths)), lengths).to(device)
-    excluded_items = torch.cat([torch.as_tensor(i, dtype=torch.int64) for i in exclude or []] or [lengths])
-    excluded_items = excluded_items.to(device)
+    excluded_items = [torch.as_tensor(items, dtype=torch.int64) for items in exclude or []]
+    excluded_items = torch.cat(excluded_items or [torch.zeros(0, dtype=torch.int64)]).to(device)
     allowed = allowed.to(device) if allowed is not None else None
     best_scores = torch.empty(rows, 0, device=device)
     best_items = torch.empty(rows, 0, dtype=torch.int64, device=device)

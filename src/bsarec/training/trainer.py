@@ -243,9 +243,9 @@ def train(
             bar = tqdm(starts, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
             for batch_number, start in enumerate(bar, start=first_batch):
                 index = order[start : start + config.batch_size]
-                rows = group.bounds(len(index)) if group.enabled else None
+                rows = group.bounds(len(index))  # the whole batch in a single process
                 loss = compute_loss(make_batch(index, generator, rows))
-                share = (rows[1] - rows[0]) / len(index) if rows else 1.0
+                share = (rows[1] - rows[0]) / len(index)
                 optimizer.zero_grad(set_to_none=True)
                 # DDP averages the processes' gradients; weighting each share's mean loss by its size x
                 # processes makes that average the gradient of the whole batch's mean loss
