@@ -166,3 +166,45 @@ def test_models_expose_their_attention_maps():
         if name != "bert4rec":  # causal: no weight on later positions (user 1 has no padding)
             assert torch.all(maps[1][1][:, torch.triu(torch.ones(6, 6, dtype=torch.bool), 1)] < 1e-6)
     assert build_model("fmlprec", 10, {"hidden_size": 8, "max_len": 6}).attention_maps(inputs) == []
+
+
+def test_runs_on_two_datasets_get_one_panel_each(monkeypatch, tmp_path):
+    """Oversmoothing of BSARec and SASRec on two datasets in one figure: a panel per dataset, both models in each."""
+    from bsarec.analysis import report
+
+    def run(model, dataset, users):
+        groups = {"by_history_length": {"1-5": {"users": users, "NDCG@10": 0.1}}}
+        groups["by_target_popularity"] = {"head": {"users": users, "NDCG@10": 0.2}}
+        return {
+            "run_dir": f"runs/{dataset}/{model}/seed42",
+            "model": model,
+            "dataset": dataset,
+            "layers": ["embedding", "block 1"],
+            "oversmoothing_cosine": [0.2, 0.5],
+            "spectrum_energy": [[3.0, 1.0], [4.0, 0.5]],
+            **groups,
+        }
+
+    figures = {}
+
+    def record(fig, path):
+        figures[path.name] = [
+            (ax.get_title(), [line.get_label() for line in ax.get_lines()]) for ax in fig.axes
+        ]
+        return path
+
+    monkeypatch.setattr(report, "save_figure", record)
+    runs = [run("bsarec", "LastFM", 10), run("sasrec", "LastFM", 10), run("bsarec", "Beauty", 7)]
+    runs.append(run("sasrec", "Beauty", 7))
+    report.plot(runs, tmp_path)
+    assert figures["oversmoothing.png"] == [
+        ("Oversmoothing, LastFM", ["bsarec (seed42)", "sasrec (seed42)"]),
+        ("Oversmoothing, Beauty", ["bsarec (seed42)", "sasrec (seed42)"]),
+    ]
+    assert [title for title, _ in figures["groups.png"]] == [
+        "LastFM, by history length",
+        "LastFM, by target popularity",
+        "Beauty, by history length",
+        "Beauty, by target popularity",
+    ]
+    assert len(figures["spectrum.png"]) == 4

@@ -82,71 +82,91 @@ def label(result: dict[str, Any]) -> str:
     return f"{result['model']} ({Path(result['run_dir']).name})"
 
 
+def by_dataset(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The runs grouped by dataset, in order of first appearance: each dataset gets its own panel."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault(r["dataset"], []).append(r)
+    return groups
+
+
+def panels(plt, count: int, width: float, height: float = 3.5, rows: int = 1, **kwargs):
+    fig, axes = plt.subplots(rows, count, figsize=(width * count, height * rows), squeeze=False, **kwargs)
+    return fig, axes
+
+
 def plot(results: list[dict[str, Any]], output: Path) -> list[Path]:
+    """Write the figures; runs on different datasets get side-by-side panels, runs on one dataset overlay."""
     plt = pyplot()
     written = []
     with_states = [r for r in results if "oversmoothing_cosine" in r]
     if with_states:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for r in with_states:
-            ax.plot(r["layers"], r["oversmoothing_cosine"], marker="o", label=label(r))
-        ax.set_ylabel("mean pairwise cosine (real positions)")
-        ax.set_title(f"Oversmoothing, {results[0]['dataset']}")
-        ax.legend(fontsize=7)
+        datasets = by_dataset(with_states)
+        fig, axes = panels(plt, len(datasets), 5, sharey=True)
+        for ax, (dataset, runs) in zip(axes[0], datasets.items(), strict=True):
+            for r in runs:
+                ax.plot(r["layers"], r["oversmoothing_cosine"], marker="o", label=label(r))
+            ax.set_title(f"Oversmoothing, {dataset}")
+            ax.legend(fontsize=7)
+        axes[0][0].set_ylabel("mean pairwise cosine (real positions)")
         written.append(save_figure(fig, output / "oversmoothing.png"))
-        fig, axes = plt.subplots(1, len(with_states), figsize=(4.5 * len(with_states), 3.5), squeeze=False)
+        fig, axes = panels(plt, len(with_states), 4.5)
         for ax, r in zip(axes[0], with_states, strict=True):
             for name, energy in zip(r["layers"], r["spectrum_energy"], strict=True):
                 ax.semilogy(energy, label=name)
             ax.set_xlabel("rfft bin")
-            ax.set_title(label(r), fontsize=8)
+            ax.set_title(f"{label(r)}, {r['dataset']}", fontsize=8)
             ax.legend(fontsize=7)
         axes[0][0].set_ylabel("energy")
         written.append(save_figure(fig, output / "spectrum.png"))
     with_attention = [r for r in results if "attention_band_gain" in r]
     if with_attention:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for r in with_attention:
-            for i, gains in enumerate(r["attention_band_gain"]):
-                ax.plot(r["attention_bands"], gains, marker="o", label=f"{label(r)}, block {i + 1}")
-        ax.axhline(1.0, color="grey", lw=0.5)
-        ax.set_xlabel("normalised frequency k/L")
-        ax.set_ylabel("gain of the attention map")
-        ax.set_title(f"Self-attention as a filter, {results[0]['dataset']}", fontsize=9)
-        ax.tick_params(axis="x", labelsize=7)
-        ax.legend(fontsize=6)
+        datasets = by_dataset(with_attention)
+        fig, axes = panels(plt, len(datasets), 6, sharey=True)
+        for ax, (dataset, runs) in zip(axes[0], datasets.items(), strict=True):
+            for r in runs:
+                for i, gains in enumerate(r["attention_band_gain"]):
+                    ax.plot(r["attention_bands"], gains, marker="o", label=f"{label(r)}, block {i + 1}")
+            ax.axhline(1.0, color="grey", lw=0.5)
+            ax.set_xlabel("normalised frequency k/L")
+            ax.set_title(f"Self-attention as a filter, {dataset}", fontsize=9)
+            ax.tick_params(axis="x", labelsize=7)
+            ax.legend(fontsize=6)
+        axes[0][0].set_ylabel("gain of the attention map")
         written.append(save_figure(fig, output / "attention.png"))
     bsarec = [r for r in results if "beta" in r]
     if bsarec:
-        fig, axes = plt.subplots(1, len(bsarec), figsize=(5 * len(bsarec), 3.5), squeeze=False)
+        fig, axes = panels(plt, len(bsarec), 5)
         for ax, r in zip(axes[0], bsarec, strict=True):
             for i, beta in enumerate(r["beta"]):
                 ax.plot(sorted(beta), label=f"layer {i + 1} (mean {np.mean(beta):.2f})")
             ax.axhline(1.0, color="grey", lw=0.5)
             ax.set_xlabel("hidden unit (sorted)")
             ax.set_ylabel("beta")
-            ax.set_title(f"Learned beta, {label(r)}", fontsize=8)
+            ax.set_title(f"Learned beta, {label(r)}, {r['dataset']}", fontsize=8)
             ax.legend(fontsize=7)
         written.append(save_figure(fig, output / "beta.png"))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for key, ax, title in (
-        ("by_history_length", axes[0], "by history length"),
-        ("by_target_popularity", axes[1], "by target popularity"),
-    ):
-        groups = list(results[0][key])
-        if key == "by_history_length":
-            groups.sort(key=lambda g: int(g.split("-")[0].lstrip(">")))
-        else:
-            groups = [g for g in GROUP_NAMES if g in groups]
-        width = 0.8 / len(results)
-        for i, r in enumerate(results):
-            values = [r[key].get(g, {}).get("NDCG@10", 0.0) for g in groups]
-            ax.bar(np.arange(len(groups)) + i * width, values, width, label=label(r))
-        ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2)
-        ax.set_xticklabels([f"{g}\n({results[0][key][g]['users']})" for g in groups], fontsize=7)
-        ax.set_ylabel("test NDCG@10")
-        ax.set_title(title)
-        ax.legend(fontsize=7)
+    datasets = by_dataset(results)
+    fig, axes = panels(plt, 2, 5, rows=len(datasets))
+    for row, (dataset, runs) in zip(axes, datasets.items(), strict=True):
+        for key, ax, title in (
+            ("by_history_length", row[0], "by history length"),
+            ("by_target_popularity", row[1], "by target popularity"),
+        ):
+            groups = list(runs[0][key])
+            if key == "by_history_length":
+                groups.sort(key=lambda g: int(g.split("-")[0].lstrip(">")))
+            else:
+                groups = [g for g in GROUP_NAMES if g in groups]
+            width = 0.8 / len(runs)
+            for i, r in enumerate(runs):
+                values = [r[key].get(g, {}).get("NDCG@10", 0.0) for g in groups]
+                ax.bar(np.arange(len(groups)) + i * width, values, width, label=label(r))
+            ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2)
+            ax.set_xticklabels([f"{g}\n({runs[0][key][g]['users']})" for g in groups], fontsize=7)
+            ax.set_ylabel("test NDCG@10")
+            ax.set_title(f"{dataset}, {title}")
+            ax.legend(fontsize=7)
     written.append(save_figure(fig, output / "groups.png"))
     return written
 
