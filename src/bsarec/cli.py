@@ -289,7 +289,9 @@ def tune(
 @app.command()
 def analyze(
     run_dir: Path = typer.Argument(..., help="a run directory written by `bsarec train`"),
-    compare: list[Path] = typer.Option([], "--compare", help="more runs to overlay (repeatable)"),
+    compare: list[Path] = typer.Option(
+        [], "--compare", help="more runs (repeatable): overlaid on one dataset, a panel per dataset otherwise"
+    ),
     output: Path | None = typer.Option(
         None, help="where analysis.json and the PNGs go (default RUN_DIR/analysis)"
     ),
