@@ -224,9 +224,12 @@ def test_benchmark_runs_a_grid_resumes_and_checks_settings(tmp_path):
     stamps = [w.stat().st_mtime_ns for w in weights]
     older = json.loads((weights[0].parent / "config.json").read_text())
     del older["softmax_negatives"], older["softmax_sampler"]  # as written before these settings existed
+    del older["flush_denormal"]
     (weights[0].parent / "config.json").write_text(json.dumps(older))
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "4 cells, 4 finished, 0 to run" in again.output
+    runtime_only = runner.invoke(app, [*args, "--set", "flush_denormal=false"])  # how, not what: reused
+    assert runtime_only.exit_code == 0 and "4 cells, 4 finished, 0 to run" in runtime_only.output
     assert [w.stat().st_mtime_ns for w in weights] == stamps  # nothing retrained
     changed = runner.invoke(
         app, [*args[:-6], "--epochs", "2", *args[-4:]]

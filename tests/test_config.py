@@ -36,11 +36,22 @@ def test_precedence_defaults_preset_set_flags(tmp_path):
 
 @pytest.mark.parametrize(
     ("pairs", "message"),
-    [(["nope=1"], "unknown setting"), (["alpha"], "expected key=value"), (["epochs=ten"], "expected int")],
+    [
+        (["nope=1"], "unknown setting"),
+        (["alpha"], "expected key=value"),
+        (["epochs=ten"], "expected int"),
+        (["flush_denormal=maybe"], "flush_denormal=maybe: expected true or false"),
+    ],
 )
 def test_bad_overrides(pairs, message):
     with pytest.raises(ConfigError, match=message):
         parse_overrides(pairs)
+
+
+def test_boolean_overrides():
+    assert parse_overrides(["flush_denormal=false"]) == {"flush_denormal": False}
+    assert parse_overrides(["flush_denormal=Yes"]) == {"flush_denormal": True}
+    assert RunConfig().flush_denormal is True
 
 
 def test_validation_and_loss_defaults():
@@ -63,6 +74,7 @@ def test_validation_and_loss_defaults():
         ({"model": "bert4rec", "mask_ratio": 0.01}, "mask_ratio"),
         ({"eval_negatives": 0}, "eval_negatives"),
         ({"sim": "l2"}, "sim"),
+        ({"flush_denormal": "no"}, "flush_denormal"),
     ],
 )
 def test_switchboard_and_baseline_settings_are_validated(changes, message):

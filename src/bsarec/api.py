@@ -77,10 +77,13 @@ class SequentialRecommender:
         With `resume`, continue from the run directory's newest checkpoint. `evaluate_test=False` never
         touches the test targets (tuning); `on_epoch(epoch, valid_metrics)` is called after every validation.
         Under torchrun, every process calls `fit` and trains with DistributedDataParallel; only rank 0 writes
-        to `run_dir` (see bsarec/distributed.py)."""
+        to `run_dir` (see bsarec/distributed.py). Sets the process's torch thread count (`threads`) and CPU
+        denormal mode (`flush_denormal`) from the config."""
         config = self.config
         if config.threads:
             torch.set_num_threads(config.threads)
+        if not torch.set_flush_denormal(config.flush_denormal) and config.flush_denormal:
+            log.info("this CPU cannot flush denormal floats to zero; training with them")
         group = self._group = process_group_from_env(config.torch_device())
         run_path = Path(run_dir) if run_dir is not None else None
         writes = run_path is not None and group.is_main

@@ -47,6 +47,7 @@ RUNTIME_SETTINGS = (
     "eval_batch_size",
     "checkpoint_steps",
     "keep_checkpoints",
+    "flush_denormal",  # touches only values below 2**-126: like the thread count, rounding, not the computation
 )
 
 
@@ -58,9 +59,11 @@ class Cell:
 
 
 def protocol_tag(overrides: dict[str, Any]) -> str:
-    if not overrides:
+    """The run-directory name of a grid's overrides; runtime settings do not change what a cell is."""
+    kept = {k: v for k, v in overrides.items() if k not in RUNTIME_SETTINGS}
+    if not kept:
         return "paper"
-    return ",".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    return ",".join(f"{k}={v}" for k, v in sorted(kept.items()))
 
 
 def run_dir_of(runs: Path, cell: Cell, tag: str) -> Path:

@@ -87,6 +87,9 @@ class RunConfig:
     eval_batch_size: int = 256
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
     threads: int | None = None
+    # CPU: flush denormal floats (|x| < 2**-126) to zero. Caser's L2 term drives its filters toward zero and
+    # their products into the denormal range, where each step ran 10x slower (docs/results.md)
+    flush_denormal: bool = True
     checkpoint_steps: int | None = None  # also checkpoint every N batches (always after every epoch)
     keep_checkpoints: int = 2
 
@@ -145,6 +148,8 @@ class RunConfig:
             )
         if self.tau <= 0:
             raise ConfigError(f"tau: must be > 0, got {self.tau}")
+        if not isinstance(self.flush_denormal, bool):
+            raise ConfigError(f"flush_denormal: expected true or false, got {self.flush_denormal!r}")
         if self.model == "bert4rec" and int(self.max_len * self.mask_ratio) < 1:
             raise ConfigError(f"mask_ratio: {self.mask_ratio} x max_len {self.max_len} masks no slot")
         if self.resolved_loss not in LOSS_CHOICES[self.model]:
@@ -204,6 +209,12 @@ def parse_value(key: str, text: str) -> Any:
     kind = types[key]
     if text.lower() in ("none", "null") and "None" in kind:
         return None
+    if kind.startswith("bool"):
+        if text.lower() in ("true", "yes", "on", "1"):
+            return True
+        if text.lower() in ("false", "no", "off", "0"):
+            return False
+        raise ConfigError(f"--set {key}={text}: expected true or false")
     try:
         if kind.startswith("int"):
             return int(text)

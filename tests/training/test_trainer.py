@@ -78,6 +78,16 @@ def test_ctrl_c_keeps_the_best_checkpoint(data, tmp_path, monkeypatch):
     load_weights(fresh.model, tmp_path / "model.safetensors")
 
 
+@pytest.mark.parametrize("flush", [True, False])
+def test_fit_sets_the_cpu_denormal_mode(data, flush):
+    denormal = torch.tensor([1e-39])  # below 2**-126: kept by IEEE gradual underflow, zero when flushed
+    try:
+        SequentialRecommender("sasrec", epochs=1, flush_denormal=flush, **SMALL).fit(data, progress=False)
+        assert bool((denormal * 1.0 == 0).item()) is flush
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def test_early_stopping_is_strict_and_counts_patience():
     stop = EarlyStopping(patience=2)
     assert stop.update(0.1, 0) and not stop.update(0.1, 1)  # equal is not better
