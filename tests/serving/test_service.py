@@ -146,3 +146,17 @@ def test_answers_survive_a_restart(run_dir, server):
         assert httpx.post(f"{url}/recommend", json=payload).json() == before
     finally:
         stop(process)
+
+
+def test_the_app_flushes_denormals_as_its_run_trained(run_dir):
+    import torch
+
+    from bsarec.serving.app import create_app
+
+    denormal = torch.tensor([1e-39])  # below 2**-126
+    try:
+        torch.set_flush_denormal(False)
+        create_app(run_dir, threads=None)
+        assert (denormal * 1.0 == 0).item()
+    finally:
+        torch.set_flush_denormal(False)

@@ -76,6 +76,7 @@ def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads
     if threads:
         torch.set_num_threads(threads)  # one intra-op thread per worker keeps latency flat under concurrency
     rec = SequentialRecommender.load(run_dir)
+    torch.set_flush_denormal(rec.config.flush_denormal)  # as in training: a decayed Caser scores 9x faster
     # Scoring one history takes about a millisecond: the endpoints score on the event loop itself, one request
     # at a time per worker, instead of handing each request to a thread pool whose threads would fight over
     # the GIL and the cores. More throughput comes from more workers (processes).
