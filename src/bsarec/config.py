@@ -88,7 +88,7 @@ class RunConfig:
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
     threads: int | None = None
     # CPU: flush denormal floats (|x| < 2**-126) to zero. Caser's L2 term drives its filters toward zero and
-    # their products into the denormal range, where each step ran 10x slower (docs/results.md)
+    # their products into the denormal range, where its steps ran 9x slower (docs/results.md)
     flush_denormal: bool = True
     checkpoint_steps: int | None = None  # also checkpoint every N batches (always after every epoch)
     keep_checkpoints: int = 2
