@@ -32,7 +32,7 @@ from bsarec.errors import ConfigError
 from bsarec.evaluation.metrics import evaluate, sampled_candidates, top_k
 from bsarec.io import atomic_write_json
 from bsarec.models import build_model
-from bsarec.training.helpers import load_weights, save_weights
+from bsarec.training.helpers import cpu_denormal_mode, load_weights, save_weights
 from bsarec.training.trainer import WEIGHTS_FILE, TrainResult, train
 
 log = logging.getLogger("bsarec")
@@ -77,13 +77,17 @@ class SequentialRecommender:
         With `resume`, continue from the run directory's newest checkpoint. `evaluate_test=False` never
         touches the test targets (tuning); `on_epoch(epoch, valid_metrics)` is called after every validation.
         Under torchrun, every process calls `fit` and trains with DistributedDataParallel; only rank 0 writes
-        to `run_dir` (see bsarec/distributed.py). Sets the process's torch thread count (`threads`) and CPU
-        denormal mode (`flush_denormal`) from the config."""
+        to `run_dir` (see bsarec/distributed.py). Sets the process's torch thread count (`threads`); the CPU
+        denormal mode (`flush_denormal`) holds while `fit` runs and is restored afterwards."""
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        with cpu_denormal_mode(self.config.flush_denormal) as supported:
+            if self.config.flush_denormal and not supported:
+                log.info("this CPU cannot flush denormal floats to zero; training with them")
+            return self._fit(dataset, run_dir, progress, resume, evaluate_test, on_epoch)
+
+    def _fit(self, dataset, run_dir, progress, resume, evaluate_test, on_epoch):
         config = self.config
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        if not torch.set_flush_denormal(config.flush_denormal) and config.flush_denormal:
-            log.info("this CPU cannot flush denormal floats to zero; training with them")
         group = self._group = process_group_from_env(config.torch_device())
         run_path = Path(run_dir) if run_dir is not None else None
         writes = run_path is not None and group.is_main

@@ -78,12 +78,19 @@ def test_ctrl_c_keeps_the_best_checkpoint(data, tmp_path, monkeypatch):
     load_weights(fresh.model, tmp_path / "model.safetensors")
 
 
+@pytest.mark.parametrize("before", [False, True])
 @pytest.mark.parametrize("flush", [True, False])
-def test_fit_sets_the_cpu_denormal_mode(data, flush):
-    denormal = torch.tensor([1e-39])  # below 2**-126: kept by IEEE gradual underflow, zero when flushed
+def test_fit_flushes_denormals_while_it_runs_and_restores_the_mode(data, flush, before):
+    def flushed() -> bool:  # 2**-140 is a denormal float32: kept by IEEE gradual underflow, zero when flushed
+        return bool((torch.tensor([2.0**-140]) * 1.0 == 0).item())
+
+    seen = []
     try:
-        SequentialRecommender("sasrec", epochs=1, flush_denormal=flush, **SMALL).fit(data, progress=False)
-        assert bool((denormal * 1.0 == 0).item()) is flush
+        torch.set_flush_denormal(before)
+        rec = SequentialRecommender("sasrec", epochs=1, flush_denormal=flush, **SMALL)
+        rec.fit(data, progress=False, on_epoch=lambda epoch, metrics: seen.append(flushed()))
+        assert seen == [flush]  # during training
+        assert flushed() is before  # the caller's mode afterwards
     finally:
         torch.set_flush_denormal(False)
 
