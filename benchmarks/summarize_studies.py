@@ -6,8 +6,8 @@ and SASRec; on Beauty BSARec's c (1, 5, 9 at alpha 0.7). Seed 42, paper preset o
 Reads RUNS/DATASET/MODEL/TAG/seed42/metrics.json under benchmarks/runs/studies (the sweeps, benchmarks/studies.sh
 and benchmarks/studies_beauty_c.sh) and benchmarks/runs/baselines (the paper-preset cells: on LastFM alpha 0.9,
 c 3, max_len 50; on Beauty alpha 0.7, c 5). Writes
-benchmarks/results/studies/summary.md. Validation NDCG@20 is what a tuner would choose by; test metrics are
-shown beside it.
+benchmarks/results/studies/summary.md and, beside it, studies.png (NDCG@20 against c, alpha and max_len).
+Validation NDCG@20 is what a tuner would choose by; test metrics are shown beside it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from bsarec.analysis.figures import pyplot, save_figure
 from bsarec.benchmark import machine_line
 from bsarec.io import atomic_write_text
 
@@ -68,6 +69,54 @@ def main() -> None:
     output = Path("benchmarks/results/studies/summary.md")
     atomic_write_text(output, "\n".join(lines) + "\n")
     print("\n".join(lines))
+    draw(output.with_name("studies.png"))
+
+
+def draw(path: Path) -> None:
+    """NDCG@20 (validation dashed, test solid) against c on both datasets, alpha and max_len on LastFM."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+
+    def curve(ax, xs, runs, label, color):
+        found = [(x, m) for x, m in zip(xs, runs, strict=True) if m is not None]
+        x = [x for x, _ in found]
+        ax.plot(x, [m["test"]["NDCG@20"] for _, m in found], "o-", color=color, label=f"{label} test")
+        ax.plot(
+            x,
+            [m["valid"]["NDCG@20"] for _, m in found],
+            "o--",
+            color=color,
+            alpha=0.6,
+            label=f"{label} valid",
+        )
+
+    cs = (1, 3, 5, 7, 9)
+    curve(
+        axes[0],
+        cs,
+        [metrics("bsarec", "paper" if c == 3 else f"c={c}") for c in cs],
+        "LastFM (alpha 0.9)",
+        "C0",
+    )
+    beauty = [
+        metrics("bsarec", "paper" if c == 5 else f"c={c}", "Beauty") if c in (1, 5, 9) else None for c in cs
+    ]
+    curve(axes[0], cs, beauty, "Beauty (alpha 0.7)", "C1")
+    axes[0].set(title="BSARec: low-pass cut-off c", xlabel="c", ylabel="NDCG@20", xticks=cs)
+    alphas = (0.1, 0.3, 0.5, 0.7, 0.9)
+    runs = [metrics("bsarec", "paper" if a == 0.9 else f"alpha={a}") for a in alphas]
+    curve(axes[1], alphas, runs, "LastFM (c 3)", "C0")
+    axes[1].set(title="BSARec: filter weight alpha", xlabel="alpha", ylabel="NDCG@20", xticks=alphas)
+    lengths = (50, 100, 200)
+    for model, color in (("bsarec", "C0"), ("sasrec", "C2")):
+        runs = [metrics(model, "paper" if n == 50 else f"max_len={n}") for n in lengths]
+        curve(axes[2], lengths, runs, model, color)
+    axes[2].set(title="LastFM: window max_len", xlabel="max_len", ylabel="NDCG@20", xticks=lengths)
+    for ax, where in zip(axes, ("center right", "lower right", "center left"), strict=True):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc=where)
+    fig.suptitle("Studies, seed 42 (one run per point)")
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
