@@ -16,6 +16,7 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -27,17 +28,17 @@ from bsarec.config import RunConfig
 from bsarec.data.dataset import SequenceDataset
 from bsarec.data.split import leave_one_out
 from bsarec.io import atomic_write_json, atomic_write_text
-from bsarec.training.helpers import Checkpointer, restore_optimizer
+from bsarec.training.helpers import Checkpointer, cpu_denormal_mode, restore_optimizer
 from bsarec.training.trainer import BatchMaker, LossOf, make_optimizer
 
 SMALLEST_NORMAL = torch.finfo(torch.float32).tiny
 
 
-def count_denormals(tensors: dict[str, torch.Tensor], prefix: str) -> tuple[int, int]:
-    """(denormal values, all values) over the float tensors whose name starts with `prefix`."""
+def count_denormals(tensors: dict[str, torch.Tensor], keep: Callable[[str], bool]) -> tuple[int, int]:
+    """(denormal values, all values) over the float tensors whose name `keep` accepts."""
     denormal = total = 0
     for name, value in tensors.items():
-        if name.startswith(prefix) and value.is_floating_point():
+        if keep(name) and value.is_floating_point():
             denormal += int(((value != 0) & (value.abs() < SMALLEST_NORMAL)).sum())
             total += value.numel()
     return denormal, total
@@ -71,15 +72,14 @@ def measure(run_dir: Path, steps: int, repeats: int) -> dict:
         optimizer = make_optimizer(model, config)
         if state is not None:
             restore_optimizer(optimizer, tensors, state["optimizer_groups"])
-        torch.set_flush_denormal(flush)
-        began = time.perf_counter()
-        for batch in batches:
-            loss = compute_loss(batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        seconds = time.perf_counter() - began
-        torch.set_flush_denormal(False)
+        with cpu_denormal_mode(flush):
+            began = time.perf_counter()
+            for batch in batches:
+                loss = compute_loss(batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            seconds = time.perf_counter() - began
         return seconds / steps * 1000
 
     times: dict[bool, list[float]] = {False: [], True: []}
@@ -95,16 +95,17 @@ def measure(run_dir: Path, steps: int, repeats: int) -> dict:
         "ms_per_step_normal": off,
         "ms_per_step_flushed": on,
         "speed_up": off / on,
-        "denormal_weights": count_denormals(tensors, "model."),
-        "denormal_adam_exp_avg": _adam(tensors, "exp_avg"),
-        "denormal_adam_exp_avg_sq": _adam(tensors, "exp_avg_sq"),
+        "denormal_weights": count_denormals(tensors, lambda name: name.startswith("model.")),
+        "denormal_adam_exp_avg": count_denormals(tensors, adam_moment("exp_avg")),
+        "denormal_adam_exp_avg_sq": count_denormals(tensors, adam_moment("exp_avg_sq")),
         "all_ms_normal": times[False],
         "all_ms_flushed": times[True],
     }
 
 
-def _adam(tensors: dict[str, torch.Tensor], key: str) -> tuple[int, int]:
-    return count_denormals({k: v for k, v in tensors.items() if k.endswith(f".{key}")}, "optimizer.")
+def adam_moment(key: str) -> Callable[[str], bool]:
+    """Names of one Adam moment in a checkpoint: optimizer.<param index>.<key>."""
+    return lambda name: name.startswith("optimizer.") and name.endswith(f".{key}")
 
 
 def main() -> None:
