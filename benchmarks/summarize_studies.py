@@ -41,7 +41,19 @@ def row(label: str, m: dict | None) -> str:
     )
 
 
+def sweep(model: str, setting: str, values: tuple, paper: float | int, dataset: str = "LastFM") -> list:
+    """[(value, metrics or None)] of one setting; the paper's value is the baselines grid's paper-preset cell."""
+    return [(v, metrics(model, "paper" if v == paper else f"{setting}={v}", dataset)) for v in values]
+
+
 def main() -> None:
+    sweeps = {
+        "lastfm_c": sweep("bsarec", "c", (1, 3, 5, 7, 9), 3),
+        "beauty_c": sweep("bsarec", "c", (1, 5, 9), 5, "Beauty"),
+        "alpha": sweep("bsarec", "alpha", (0.1, 0.3, 0.5, 0.7, 0.9), 0.9),
+        "bsarec_max_len": sweep("bsarec", "max_len", (50, 100, 200), 50),
+        "sasrec_max_len": sweep("sasrec", "max_len", (50, 100, 200), 50),
+    }
     header = ["| {} | valid NDCG@20 | test NDCG@20 | test HR@10 | best epoch |", "|---|---:|---:|---:|---:|"]
     lines = [
         "# Studies: BSARec's c and alpha, and long sequences (seed 42)",
@@ -53,32 +65,27 @@ def main() -> None:
         header[0].format("c"),
         header[1],
     ]
-    lines += [row(str(c), metrics("bsarec", "paper" if c == 3 else f"c={c}")) for c in (1, 3, 5, 7, 9)]
+    lines += [row(str(c), m) for c, m in sweeps["lastfm_c"]]
     lines += ["", "## LastFM: alpha at c 3", "", header[0].format("alpha"), header[1]]
-    lines += [
-        row(str(a), metrics("bsarec", "paper" if a == 0.9 else f"alpha={a}"))
-        for a in (0.1, 0.3, 0.5, 0.7, 0.9)
-    ]
+    lines += [row(str(a), m) for a, m in sweeps["alpha"]]
     lines += ["", "## LastFM: max_len", "", header[0].format("model, max_len"), header[1]]
-    for length in (50, 100, 200):
-        for model in ("bsarec", "sasrec"):
-            tag = "paper" if length == 50 else f"max_len={length}"
-            lines.append(row(f"{model}, {length}", metrics(model, tag)))
+    for (length, bsarec), (_, sasrec) in zip(sweeps["bsarec_max_len"], sweeps["sasrec_max_len"], strict=True):
+        lines += [row(f"bsarec, {length}", bsarec), row(f"sasrec, {length}", sasrec)]
     lines += ["", "## Beauty: c at alpha 0.7", "", header[0].format("c"), header[1]]
-    lines += [row(str(c), metrics("bsarec", "paper" if c == 5 else f"c={c}", "Beauty")) for c in (1, 5, 9)]
+    lines += [row(str(c), m) for c, m in sweeps["beauty_c"]]
     output = Path("benchmarks/results/studies/summary.md")
     atomic_write_text(output, "\n".join(lines) + "\n")
     print("\n".join(lines))
-    draw(output.with_name("studies.png"))
+    draw(sweeps, output.with_name("studies.png"))
 
 
-def draw(path: Path) -> None:
+def draw(sweeps: dict[str, list], path: Path) -> None:
     """NDCG@20 (validation dashed, test solid) against c on both datasets, alpha and max_len on LastFM."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
 
-    def curve(ax, xs, runs, label, color):
-        found = [(x, m) for x, m in zip(xs, runs, strict=True) if m is not None]
+    def curve(ax, points, label, color):
+        found = [(x, m) for x, m in points if m is not None]
         x = [x for x, _ in found]
         ax.plot(x, [m["test"]["NDCG@20"] for _, m in found], "o-", color=color, label=f"{label} test")
         ax.plot(
@@ -90,28 +97,19 @@ def draw(path: Path) -> None:
             label=f"{label} valid",
         )
 
-    cs = (1, 3, 5, 7, 9)
-    curve(
-        axes[0],
-        cs,
-        [metrics("bsarec", "paper" if c == 3 else f"c={c}") for c in cs],
-        "LastFM (alpha 0.9)",
-        "C0",
+    curve(axes[0], sweeps["lastfm_c"], "LastFM (alpha 0.9)", "C0")
+    curve(axes[0], sweeps["beauty_c"], "Beauty (alpha 0.7)", "C1")
+    axes[0].set(title="BSARec: low-pass cut-off c", xlabel="c", ylabel="NDCG@20", xticks=(1, 3, 5, 7, 9))
+    curve(axes[1], sweeps["alpha"], "LastFM (c 3)", "C0")
+    axes[1].set(
+        title="BSARec: filter weight alpha",
+        xlabel="alpha",
+        ylabel="NDCG@20",
+        xticks=(0.1, 0.3, 0.5, 0.7, 0.9),
     )
-    beauty = [
-        metrics("bsarec", "paper" if c == 5 else f"c={c}", "Beauty") if c in (1, 5, 9) else None for c in cs
-    ]
-    curve(axes[0], cs, beauty, "Beauty (alpha 0.7)", "C1")
-    axes[0].set(title="BSARec: low-pass cut-off c", xlabel="c", ylabel="NDCG@20", xticks=cs)
-    alphas = (0.1, 0.3, 0.5, 0.7, 0.9)
-    runs = [metrics("bsarec", "paper" if a == 0.9 else f"alpha={a}") for a in alphas]
-    curve(axes[1], alphas, runs, "LastFM (c 3)", "C0")
-    axes[1].set(title="BSARec: filter weight alpha", xlabel="alpha", ylabel="NDCG@20", xticks=alphas)
-    lengths = (50, 100, 200)
-    for model, color in (("bsarec", "C0"), ("sasrec", "C2")):
-        runs = [metrics(model, "paper" if n == 50 else f"max_len={n}") for n in lengths]
-        curve(axes[2], lengths, runs, model, color)
-    axes[2].set(title="LastFM: window max_len", xlabel="max_len", ylabel="NDCG@20", xticks=lengths)
+    curve(axes[2], sweeps["bsarec_max_len"], "bsarec", "C0")
+    curve(axes[2], sweeps["sasrec_max_len"], "sasrec", "C2")
+    axes[2].set(title="LastFM: window max_len", xlabel="max_len", ylabel="NDCG@20", xticks=(50, 100, 200))
     for ax, where in zip(axes, ("center right", "lower right", "center left"), strict=True):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc=where)
