@@ -270,3 +270,54 @@ def test_benchmark_continues_a_cell_cut_off_midway(tmp_path):
     history = (run / "history.jsonl").read_text().splitlines()
     assert len(history) == 3
     assert "resuming at epoch 2, batch 0" in (run / "train.log").read_text()  # continued, not restarted
+
+
+def test_benchmark_skips_a_cell_another_process_is_training(tmp_path):
+    import subprocess
+    import sys
+
+    from bsarec.benchmark import Cell, lock_file_of, protocol_tag, run_cell
+
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=9)
+    data.save(tmp_path / "prepared")
+    args = ["benchmark", "-m", "sasrec", "-d", str(tmp_path / "prepared"), "--runs", str(tmp_path / "runs")]
+    args += ["--seeds", "1,2", "--preset", "none", "--epochs", "2"]
+    args += ["--set", "hidden_size=16", "--set", "max_len=10"]
+    tag = protocol_tag({"hidden_size": 16, "max_len": 10})
+    cell_dirs = [tmp_path / "runs" / "prepared" / "sasrec" / tag / f"seed{s}" for s in (1, 2)]
+    busy = cell_dirs[0]
+    busy.mkdir(parents=True)
+    (busy / "train.log").write_text("written by the other process\n")  # a start without a checkpoint yet
+    hold_the_lock = (
+        "import sys, filelock; held = filelock.FileLock(sys.argv[1]); held.acquire(); print(1); input()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold_the_lock, str(lock_file_of(busy))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "1"  # the other process holds the cell's lock
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert "2 cells, 0 finished, 2 to run" in result.output
+        assert "left to the processes training them now" in result.output
+        assert f"sasrec {tmp_path / 'prepared'} seed 1" in result.output
+        assert (cell_dirs[1] / "metrics.json").is_file()  # the free cell trained
+        assert (busy / "train.log").read_text() == "written by the other process\n"  # still there, untouched
+        assert not (busy / "metrics.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder died without releasing anything: the OS dropped its lock, so the cell runs now
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "2 cells, 1 finished, 1 to run" in again.output
+    assert "left to the processes" not in again.output
+    assert (busy / "metrics.json").is_file()
+    # a cell finished by another process after this one planned the grid is read back, not trained again
+    stamp = (busy / "model.safetensors").stat().st_mtime_ns
+    job = {"cell": Cell("sasrec", str(tmp_path / "prepared"), 1).__dict__, "run_dir": str(busy)}
+    job["config"] = json.loads((busy / "config.json").read_text())
+    assert run_cell(job) == json.loads((busy / "metrics.json").read_text())["test"]
+    assert (busy / "model.safetensors").stat().st_mtime_ns == stamp

@@ -2,7 +2,9 @@
 
 Every cell is a run directory RUNS/DATASET/MODEL/PROTOCOL/seedSEED (PROTOCOL is "paper" or the --set
 overrides); a cell whose metrics.json exists is skipped, and a cell that was cut off midway continues from its
-newest checkpoint, so an interrupted grid resumes where it stopped. After each finished cell the results are
+newest checkpoint, so an interrupted grid resumes where it stopped. A cell is locked while it trains (a lock file
+beside its run directory, released by the OS if the process dies), so several `bsarec benchmark` processes can
+share one runs directory: each skips the cells another is training. After each finished cell the results are
 rewritten from every finished run of the grid:
 - results.csv and results.json: per-seed test metrics, mean ± std per model and dataset, significance;
 - table.md: the paper's layout (metrics as rows, models as columns, best mean in bold), the published BSARec
@@ -29,6 +31,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from bsarec.config import RunConfig, resolve_config
 from bsarec.errors import ConfigError
@@ -85,14 +89,36 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in complete.items() if k not in RUNTIME_SETTINGS}
 
 
-def run_cell(job: dict[str, Any]) -> dict[str, Any]:
-    """Train one cell (in this process or a worker); returns its test metrics."""
+def lock_file_of(run_dir: Path) -> Path:
+    """Beside the run directory, not in it: an unusable run directory is deleted and started again."""
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+def run_cell(job: dict[str, Any]) -> dict[str, Any] | None:
+    """Train one cell (in this process or a worker); returns its test metrics, or None when another process
+    holds the cell's lock (it is training that cell now)."""
+    run_dir = Path(job["run_dir"])
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_file_of(run_dir), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return None
+    try:
+        return _train_cell(job)
+    finally:
+        lock.release()
+
+
+def _train_cell(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from bsarec.api import METRICS_FILE, SequentialRecommender
     from bsarec.data.registry import resolve_dataset
 
     cell, run_dir = Cell(**job["cell"]), Path(job["run_dir"])
+    if (run_dir / METRICS_FILE).is_file():  # finished by another process since the grid was planned
+        return json.loads((run_dir / METRICS_FILE).read_text())["test"]
     config = RunConfig.from_dict(job["config"])
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -155,20 +181,30 @@ def _dataset_size(dataset: str, data_dir: str | None) -> float:
         return 1.0
 
 
+@dataclass
+class GridOutcome:
+    failures: list[str]  # "cell: error"
+    busy: list[str]  # cells skipped because another process is training them
+
+
 def run_grid(
     jobs: list[dict[str, Any]],
     n_jobs: int,
     on_done,
-) -> list[str]:
-    """Run the jobs, `n_jobs` at a time in worker processes (1: in this process); returns failures."""
-    failures: list[str] = []
+) -> GridOutcome:
+    """Run the jobs, `n_jobs` at a time in worker processes (1: in this process)."""
+    outcome = GridOutcome([], [])
 
     def finished(job, metrics=None, error=None):
         cell = job["cell"]
         name = f"{cell['model']} {cell['dataset']} seed {cell['seed']}"
         if error is not None:
-            failures.append(f"{name}: {error}")
+            outcome.failures.append(f"{name}: {error}")
             log.error("failed: %s: %s", name, error)
+        elif metrics is None:
+            outcome.busy.append(name)
+            log.warning("skipped: %s is being trained by another process (%s)", name, job["run_dir"])
+            return
         else:
             log.info("done: %s  HR@10 %.4f  NDCG@10 %.4f", name, metrics["HR@10"], metrics["NDCG@10"])
         on_done()
@@ -176,14 +212,14 @@ def run_grid(
     if n_jobs <= 1:
         for job in jobs:
             finished(job, run_cell(job))
-        return failures
+        return outcome
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(n_jobs, mp_context=context) as pool:
         futures = {pool.submit(run_cell, job): job for job in jobs}
         for future in concurrent.futures.as_completed(futures):
             error = future.exception()
             finished(futures[future], None if error else future.result(), error)
-    return failures
+    return outcome
 
 
 # -- results ------------------------------------------------------------------------------------------------

@@ -411,10 +411,16 @@ def benchmark(
 
     if not summary_only:
         typer.echo(f"{len(cells)} cells, {len(cells) - len(pending)} finished, {len(pending)} to run")
-        failures = bench_grid.run_grid(pending, jobs, write)
-        if failures:
+        outcome = bench_grid.run_grid(pending, jobs, write)
+        if outcome.busy:
+            typer.echo(
+                "left to the processes training them now (re-run later to include them):\n  "
+                + "\n  ".join(outcome.busy),
+                err=True,
+            )
+        if outcome.failures:
             write()
-            typer.echo("failed cells:\n  " + "\n  ".join(failures), err=True)
+            typer.echo("failed cells:\n  " + "\n  ".join(outcome.failures), err=True)
             raise typer.Exit(1)
     write()
     typer.echo((output / "table.md").read_text())
