@@ -374,7 +374,9 @@ def benchmark(
     reference: Path | None = typer.Option(None, help="published numbers (JSON) to show beside ours"),
     summary_only: bool = typer.Option(False, help="only rebuild the results from finished runs"),
 ) -> None:
-    """Train a grid of models x datasets x seeds (resumable) and write results and the paper-style table."""
+    """Train a grid of models x datasets x seeds (resumable) and write results and the paper-style table.
+
+    Several of these may share one --runs directory: each skips the cells another one is training."""
     import os
 
     from bsarec import benchmark as bench_grid
