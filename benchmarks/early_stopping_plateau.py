@@ -66,8 +66,7 @@ def loss_gaps(runs: list[dict], window: int) -> list[dict]:
     return gaps
 
 
-def label(run: dict | str, runs: list[dict]) -> str:
-    run = next(r for r in runs if r["run_dir"] == run) if isinstance(run, str) else run
+def label(run: dict) -> str:
     return f"{run['model']} seed {run['seed']} ({run['device']})"
 
 
@@ -98,7 +97,7 @@ def main() -> None:
     ]
     for run, row in zip(runs, rows, strict=True):
         lines.append(
-            f"| {label(run, runs)} | {row['epochs']} | {row['best_epoch']} | {row['best_valid']:.4f} "
+            f"| {label(run)} | {row['epochs']} | {row['best_epoch']} | {row['best_valid']:.4f} "
             f"| {row['early_min']:.4f}-{row['early_max']:.4f} | {row['early_best_epoch']} |"
         )
     lines += [
@@ -107,9 +106,10 @@ def main() -> None:
         "",
     ]
     lines += ["| run | run | epochs | max loss gap |", "|---|---|---|---|"]
+    labels = {run["run_dir"]: label(run) for run in runs}
     for gap in gaps:
         lines.append(
-            f"| {label(gap['a'], runs)} | {label(gap['b'], runs)} | {gap['epochs']} | {gap['max_loss_gap']:.4f} |"
+            f"| {labels[gap['a']]} | {labels[gap['b']]} | {gap['epochs']} | {gap['max_loss_gap']:.4f} |"
         )
     atomic_write_text(args.results.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -237,22 +237,19 @@ def test_benchmark_runs_a_grid_resumes_and_checks_settings(tmp_path):
     assert isinstance(changed.exception, ConfigError) and "other settings" in str(changed.exception)
 
 
+def small_sasrec_grid(tmp_path, seeds: str, epochs: int) -> list[str]:
+    """`bsarec benchmark` arguments for a tiny SASRec grid on synthetic data saved to tmp_path/prepared."""
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=9)
+    data.save(tmp_path / "prepared")
+    args = ["benchmark", "-m", "sasrec", "-d", str(tmp_path / "prepared"), "--runs", str(tmp_path / "runs")]
+    args += ["--seeds", seeds, "--preset", "none", "--epochs", str(epochs)]
+    return args + ["--set", "hidden_size=16", "--set", "max_len=10"]
+
+
 def test_benchmark_continues_a_cell_cut_off_midway(tmp_path):
     from bsarec.benchmark import Cell, run_cell
 
-    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=9)
-    data.save(tmp_path / "prepared")
-    args = ["benchmark", "-m", "sasrec", "-d", str(tmp_path / "prepared"), "--seeds", "1", "--preset", "none"]
-    args += [
-        "--runs",
-        str(tmp_path / "runs"),
-        "--epochs",
-        "3",
-        "--set",
-        "hidden_size=16",
-        "--set",
-        "max_len=10",
-    ]
+    args = small_sasrec_grid(tmp_path, seeds="1", epochs=3)
     assert runner.invoke(app, args).exit_code == 0
     run = next((tmp_path / "runs").rglob("metrics.json")).parent
     finished = json.loads((run / "metrics.json").read_text())
@@ -278,11 +275,7 @@ def test_benchmark_skips_a_cell_another_process_is_training(tmp_path):
 
     from bsarec.benchmark import Cell, lock_file_of, protocol_tag, run_cell
 
-    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=9)
-    data.save(tmp_path / "prepared")
-    args = ["benchmark", "-m", "sasrec", "-d", str(tmp_path / "prepared"), "--runs", str(tmp_path / "runs")]
-    args += ["--seeds", "1,2", "--preset", "none", "--epochs", "2"]
-    args += ["--set", "hidden_size=16", "--set", "max_len=10"]
+    args = small_sasrec_grid(tmp_path, seeds="1,2", epochs=2)
     tag = protocol_tag({"hidden_size": 16, "max_len": 10})
     cell_dirs = [tmp_path / "runs" / "prepared" / "sasrec" / tag / f"seed{s}" for s in (1, 2)]
     busy = cell_dirs[0]

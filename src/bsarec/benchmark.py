@@ -99,15 +99,12 @@ def run_cell(job: dict[str, Any]) -> dict[str, Any] | None:
     holds the cell's lock (it is training that cell now)."""
     run_dir = Path(job["run_dir"])
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(lock_file_of(run_dir), timeout=0)
     try:
-        lock.acquire()
+        held = FileLock(lock_file_of(run_dir), timeout=0).acquire()
     except Timeout:
         return None
-    try:
+    with held:
         return _train_cell(job)
-    finally:
-        lock.release()
 
 
 def _train_cell(job: dict[str, Any]) -> dict[str, Any]:
