@@ -9,7 +9,7 @@ from bsarec.data.synthetic import generate_synthetic
 from bsarec.evaluation.metrics import evaluate
 from bsarec.models.popularity import Popularity
 from bsarec.training import trainer
-from bsarec.training.helpers import EarlyStopping, load_weights, sample_negatives
+from bsarec.training.helpers import Checkpointer, EarlyStopping, load_weights, sample_negatives
 
 SMALL = dict(hidden_size=32, max_len=20, num_heads=1, batch_size=128, lr=0.003, threads=2)
 
@@ -110,3 +110,24 @@ def test_negatives_avoid_the_samples_own_items():
     assert ((negatives >= 1) & (negatives < 10)).all()
     assert not (negatives[:, None] == inputs).any(1).any() and not (negatives == targets).any()
     assert set(negatives[::2].tolist()) == {4, 5, 6, 7, 9}
+
+
+def test_checkpointer_keeps_the_last_two_and_sweeps_halves_left_by_a_kill(tmp_path):
+    checkpoints = Checkpointer(tmp_path, keep=2)
+    for batch in range(3):
+        checkpoints.save(0, batch, {"w": torch.full((2,), float(batch))}, {"batch": batch})
+    # a kill during pruning (JSON gone, tensors left), one during a save (tensors only), one from before the
+    # JSON-first order (JSON only): none is a complete checkpoint
+    (tmp_path / "epoch0000-batch000090.safetensors").write_bytes(b"half")
+    (tmp_path / "epoch0000-batch000091.json").write_text('{"batch": 91}')
+    (tmp_path / ".epoch0000-batch000092.json.tmp").write_text("{")
+    tensors, state = checkpoints.latest()
+    assert state == {"batch": 2} and torch.equal(tensors["w"], torch.full((2,), 2.0))
+
+    checkpoints.save(1, 0, {"w": torch.zeros(2)}, {"batch": 0})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "epoch0000-batch000002.json",
+        "epoch0000-batch000002.safetensors",
+        "epoch0001-batch000000.json",
+        "epoch0001-batch000000.safetensors",
+    ]

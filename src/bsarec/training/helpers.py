@@ -117,7 +117,8 @@ class SoftmaxSampler:
 class Checkpointer:
     """Training checkpoints in RUN_DIR/checkpoints: tensors (model, optimizer, best weights, RNG states, the
     epoch's sample order) as safetensors and the rest (position, early stopping, history) as JSON. Each pair
-    is written atomically, tensors first: a JSON file marks a complete checkpoint. The last `keep` are kept."""
+    is written atomically, tensors first: a JSON file marks a complete checkpoint. The last `keep` are kept;
+    a checkpoint is deleted JSON first, so that a kill in between leaves tensors that are swept up later."""
 
     def __init__(self, directory: Path, keep: int = 2):
         self.directory = Path(directory)
@@ -128,9 +129,11 @@ class Checkpointer:
         cpu = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
         atomic_write_bytes(self.directory / f"{name}.safetensors", save_safetensors(cpu))
         atomic_write_bytes(self.directory / f"{name}.json", json.dumps(state).encode())
-        for old in self._complete()[: -self.keep]:
-            old.with_suffix(".safetensors").unlink(missing_ok=True)
-            old.unlink(missing_ok=True)
+        kept = {p.stem for p in self._complete()[-self.keep :]}
+        # older checkpoints, and the halves of any that a killed process left incomplete
+        stale = [p for p in self.directory.glob("epoch*") if p.stem not in kept]
+        for path in sorted(stale, key=lambda p: p.suffix != ".json"):
+            path.unlink(missing_ok=True)
         return self.directory / f"{name}.json"
 
     def _complete(self) -> list[Path]:
