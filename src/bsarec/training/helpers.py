@@ -129,12 +129,14 @@ class Checkpointer:
         cpu = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
         atomic_write_bytes(self.directory / f"{name}.safetensors", save_safetensors(cpu))
         atomic_write_bytes(self.directory / f"{name}.json", json.dumps(state).encode())
-        kept = {p.stem for p in self._complete()[-self.keep :]}
-        # older checkpoints, and the halves of any that a killed process left incomplete
+        self._remove_all_but({p.stem for p in self._complete()[-self.keep :]})
+        return self.directory / f"{name}.json"
+
+    def _remove_all_but(self, kept: set[str]) -> None:
+        """Delete every checkpoint not named in `kept`, complete or a half left by a killed process."""
         stale = [p for p in self.directory.glob("epoch*") if p.stem not in kept]
         for path in sorted(stale, key=lambda p: p.suffix != ".json"):
             path.unlink(missing_ok=True)
-        return self.directory / f"{name}.json"
 
     def _complete(self) -> list[Path]:
         if not self.directory.is_dir():
@@ -144,11 +146,12 @@ class Checkpointer:
         )
 
     def latest(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-        """The newest complete checkpoint (tensors, state), or None. Temporary files left by a writer that
-        was killed mid-write are removed (one trainer owns a run directory)."""
+        """The newest complete checkpoint (tensors, state), or None. Temporary files and incomplete
+        checkpoints left by a process killed mid-write are removed (one trainer owns a run directory)."""
         if self.directory.is_dir():
             for stale in self.directory.glob(".*.tmp"):
                 stale.unlink(missing_ok=True)
+            self._remove_all_but({p.stem for p in self._complete()})
         for path in reversed(self._complete()):
             try:
                 state = json.loads(path.read_text())
