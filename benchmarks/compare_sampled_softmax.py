@@ -18,12 +18,13 @@ from pathlib import Path
 
 from bsarec.benchmark import machine_line
 from bsarec.io import atomic_write_text
+from bsarec.training import read_history
 
 METRICS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")
 
 
 def load(run: Path) -> tuple[list[dict], dict | None]:
-    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    history = read_history(run)
     metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else None
     return history, metrics
 

@@ -12,7 +12,6 @@ Writes benchmarks/results/distributed.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from bsarec.benchmark import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
+from bsarec.training import read_history
 
 SETTINGS = ((1, 1), (1, 2), (2, 1))  # (processes, threads per process)
 
@@ -41,8 +41,7 @@ def run_once(args: argparse.Namespace, nproc: int, threads: int) -> list[float]:
             str(output),
         ]
         subprocess.run(command, check=True, capture_output=True)
-        history = [json.loads(line) for line in (output / "history.jsonl").read_text().splitlines()]
-        return [r["samples_per_s"] for r in history]
+        return [r["samples_per_s"] for r in read_history(output)]
     finally:
         shutil.rmtree(output, ignore_errors=True)
 

@@ -20,11 +20,12 @@ from pathlib import Path
 
 from bsarec.benchmark import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
+from bsarec.training import read_history
 
 
 def read_run(run_dir: Path, monitor: str) -> dict:
     config = json.loads((run_dir / "config.json").read_text())
-    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines() if line]
+    history = read_history(run_dir)
     if not history:
         raise SystemExit(f"{run_dir / 'history.jsonl'}: no epochs recorded")
     key = f"valid_{monitor}"

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from bsarec.data.split import leave_one_out
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.distributed import ProcessGroup
+from bsarec.training import read_history
 
 # no dropout: each process draws its own dropout masks, so with dropout the runs agree only in distribution
 SETTINGS = ["hidden_size=16", "max_len=12", "patience=100", "hidden_dropout=0", "attn_dropout=0"]
@@ -51,8 +52,7 @@ def test_two_processes_equal_one_process(dataset, tmp_path, model, extra):
     two = train(dataset, tmp_path / "two", model, 2, extra)
     assert two.stdout.count("best epoch") == 1  # only rank 0 reports
 
-    one_history = [json.loads(line) for line in (tmp_path / "one" / "history.jsonl").read_text().splitlines()]
-    two_history = [json.loads(line) for line in (tmp_path / "two" / "history.jsonl").read_text().splitlines()]
+    one_history, two_history = read_history(tmp_path / "one"), read_history(tmp_path / "two")
     assert len(two_history) == len(one_history) == 3  # written once, by rank 0
     for a, b in zip(one_history, two_history, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)

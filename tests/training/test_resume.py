@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from bsarec.data.synthetic import generate_synthetic
+from bsarec.training import read_history
 
 SETTINGS = [
     "--set",
@@ -79,10 +80,7 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(dataset, tmp_path, m
     assert a["test"] == b["test"] and a["valid"] == b["valid"] and a["best_epoch"] == b["best_epoch"]
     wa, wb = load_file(tmp_path / "straight" / "model.safetensors"), load_file(killed / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-    history = [json.loads(line) for line in (killed / "history.jsonl").read_text().splitlines()]
-    straight = [
-        json.loads(line) for line in (tmp_path / "straight" / "history.jsonl").read_text().splitlines()
-    ]
+    history, straight = read_history(killed), read_history(tmp_path / "straight")
     assert [r["valid_NDCG@20"] for r in history] == [r["valid_NDCG@20"] for r in straight]
     assert len(os.listdir(killed / "checkpoints")) <= 4  # the last 2 checkpoints, 2 files each, no temp files
 

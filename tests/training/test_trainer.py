@@ -6,9 +6,10 @@ import torch
 from bsarec.api import SequentialRecommender
 from bsarec.data.split import leave_one_out
 from bsarec.data.synthetic import generate_synthetic
+from bsarec.errors import DataError
 from bsarec.evaluation.metrics import evaluate
 from bsarec.models.popularity import Popularity
-from bsarec.training import trainer
+from bsarec.training import read_history, trainer
 from bsarec.training.helpers import Checkpointer, EarlyStopping, load_weights, sample_negatives
 
 SMALL = dict(hidden_size=32, max_len=20, num_heads=1, batch_size=128, lr=0.003, threads=2)
@@ -48,7 +49,7 @@ def test_run_directory_contents(data, tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["test"]) == {"HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR"}
     assert {"valid", "best_epoch", "epochs", "train_seconds"} <= set(metrics)
-    history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    history = read_history(tmp_path)
     assert [h["epoch"] for h in history] == [0, 1, 2] and all("valid_NDCG@20" in h for h in history)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model"] == "bsarec" and config["max_len"] == 20 and config["loss"] == "ce"
@@ -142,3 +143,13 @@ def test_checkpointer_keeps_the_last_two_and_sweeps_halves_left_by_a_kill(tmp_pa
         "epoch0001-batch000000.json",
         "epoch0001-batch000000.safetensors",
     ]
+
+
+def test_read_history_names_the_file_and_line_of_a_bad_record(tmp_path):
+    (tmp_path / "history.jsonl").write_text('{"epoch": 0, "loss": 1.5}\n{"epoch": 1, "lo\n')
+    with pytest.raises(DataError, match=r"history\.jsonl, line 2: expected one JSON object"):
+        read_history(tmp_path)
+    with pytest.raises(DataError, match="no such file"):
+        read_history(tmp_path / "elsewhere")
+    (tmp_path / "history.jsonl").write_text('{"epoch": 0, "loss": 1.5}\n')
+    assert read_history(tmp_path) == [{"epoch": 0, "loss": 1.5}]

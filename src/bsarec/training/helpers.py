@@ -13,7 +13,10 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from bsarec.errors import DataError
 from bsarec.io import atomic_write_bytes, atomic_write_text
+
+HISTORY_FILE = "history.jsonl"
 
 
 class EarlyStopping:
@@ -63,6 +66,20 @@ class HistoryLog:
         if self.path is not None:
             with self.path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    """A run's per-epoch records (loss, validation metrics, speed), in order: its learning curves."""
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; is {run_dir} a run directory?")
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            records.append(json.loads(line))
+        except ValueError as error:
+            raise DataError(f"{path}, line {number}: expected one JSON object per epoch ({error})") from None
+    return records
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:

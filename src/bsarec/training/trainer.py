@@ -27,6 +27,7 @@ from bsarec.data.split import LeaveOneOutSplit
 from bsarec.distributed import SINGLE, ProcessGroup
 from bsarec.evaluation.metrics import evaluate
 from bsarec.training.helpers import (
+    HISTORY_FILE,
     Checkpointer,
     EarlyStopping,
     HistoryLog,
@@ -189,7 +190,7 @@ def train(
     elif resume:
         log.warning("no checkpoint in %s: training from the start", run_dir)
     group.barrier()  # every process has read the checkpoint before rank 0 writes the next one
-    history = HistoryLog(run_dir / "history.jsonl" if run_dir and group.is_main else None, records)
+    history = HistoryLog(run_dir / HISTORY_FILE if run_dir and group.is_main else None, records)
 
     def checkpoint(epoch: int, batch: int, order=None, loss_sum=None, seen=0, epoch_seconds=0.0) -> None:
         if checkpoints is None:
