@@ -165,11 +165,12 @@ class Checkpointer:
     def latest(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         """The newest complete checkpoint (tensors, state), or None. Temporary files and incomplete
         checkpoints left by a process killed mid-write are removed (one trainer owns a run directory)."""
+        complete = self._complete()
         if self.directory.is_dir():
             for stale in self.directory.glob(".*.tmp"):
                 stale.unlink(missing_ok=True)
-            self._remove_all_but({p.stem for p in self._complete()})
-        for path in reversed(self._complete()):
+            self._remove_all_but({p.stem for p in complete})
+        for path in reversed(complete):
             try:
                 state = json.loads(path.read_text())
                 tensors = load_safetensors(path.with_suffix(".safetensors").read_bytes())
