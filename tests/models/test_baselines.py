@@ -252,3 +252,24 @@ def test_fearec_real_autocorrelation_equals_the_complex_fft_form():
     q, k = torch.randn(2, 11, 6), torch.randn(2, 11, 6)
     full = torch.fft.irfft(torch.fft.rfft(q, dim=1) * torch.fft.rfft(k, dim=1).conj(), n=11, dim=1).mean(-1)
     assert torch.allclose(odd.autocorrelation(q, k), full, atol=1e-5)
+
+
+def test_fearec_loss_equals_the_loss_of_three_full_passes():
+    """The loss runs the anchor's final FFN on its last row only; with dropout off it must equal the loss
+    computed from the three passes' whole outputs, value and gradients."""
+    model = small_model("fearec", hidden_dropout=0.0, attn_dropout=0.0).train()
+    data = batch(model)
+    fast = model.loss(**data)
+    fast_grads = torch.autograd.grad(fast, list(model.parameters()))
+    states = model(torch.cat([data["inputs"], data["inputs"], data["positives"]]), groups=3)
+    anchor, augmented, semantic = states.split(len(data["targets"]))
+    logits = anchor[:, -1] @ model.item_embeddings.T
+    spectra = torch.fft.rfft(augmented, dim=1, norm="ortho") - torch.fft.rfft(semantic, dim=1, norm="ortho")
+    full = (
+        F.cross_entropy(logits, data["targets"])
+        + model.lmd_sem * info_nce(augmented[:, -1], semantic[:, -1], model.tau, model.sim)
+        + model.freq_loss_weight * spectra.abs().mean()
+    )
+    assert torch.allclose(fast, full, atol=1e-5)
+    for a, b in zip(fast_grads, torch.autograd.grad(full, list(model.parameters())), strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
