@@ -213,8 +213,8 @@ class FEARec(SequentialRecommenderModel):
         for block in inner:
             x = block(x, mask, groups=3)
         h, b = final.attention(x, mask, groups=3), len(targets)
-        # only the anchor's last position is scored, so its final FFN runs on that row alone (exact, 7.5% fewer FLOPs);
-        # the two views keep every position for the frequency-domain loss
+        # only the anchor's last position is scored, so its final FFN runs on that row alone (exact,
+        # 7.5% fewer FLOPs); the two views keep every position for the frequency-domain loss
         anchor = final.ffn(h[:b, -1])
         augmented, semantic = final.ffn(h[b:]).split(b)
         ce = next_item_loss(anchor, self.item_embeddings, targets, **sampled)
