@@ -263,10 +263,12 @@ def test_benchmark_continues_a_cell_cut_off_midway(tmp_path):
         k: v for k, v in job["config"].items() if k != "softmax_negatives"
     }  # written by an older version
     (run / "config.json").write_text(json.dumps(older))
+    job["config"].update(checkpoint_steps=1, keep_checkpoints=100)  # runtime settings of the re-run grid
     assert run_cell(job) == finished["test"]  # continued from epoch 2, same result as the uninterrupted run
     history = (run / "history.jsonl").read_text().splitlines()
     assert len(history) == 3
     assert "resuming at epoch 2, batch 0" in (run / "train.log").read_text()  # continued, not restarted
+    assert len(list((run / "checkpoints").glob("epoch0002-batch*.json"))) > 1  # the grid's checkpoint_steps
 
 
 def test_benchmark_skips_a_cell_another_process_is_training(tmp_path):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bsarec.config import CANDIDATES, RunConfig
+from bsarec.config import CANDIDATES, RUNTIME_SETTINGS, RunConfig
 from bsarec.data.dataset import SequenceDataset
 from bsarec.data.split import LeaveOneOutSplit, leave_one_out, pad_left
 from bsarec.distributed import SINGLE, ProcessGroup, process_group_from_env
@@ -321,22 +321,28 @@ class SequentialRecommender:
         return directory
 
     @classmethod
-    def resume(
-        cls,
-        directory: str | Path,
-        progress: bool = True,
-        threads: int | None = None,
-        device: str | None = None,
-    ) -> SequentialRecommender:
-        """Continue an interrupted run from its newest checkpoint, with its own config and dataset
-        (`threads` and `device` may change: they do not change what is computed, on CPU)."""
+    def resume(cls, directory: str | Path, progress: bool = True, **runtime: Any) -> SequentialRecommender:
+        """Continue an interrupted run from its newest checkpoint, with its own config and dataset.
+
+        `runtime` may change the settings that do not change what is computed (config.RUNTIME_SETTINGS:
+        threads, device, checkpoint_steps, keep_checkpoints, ...); None keeps the run's own value."""
         directory = Path(directory)
+        changes = {name: value for name, value in runtime.items() if value is not None}
+        fixed = sorted(set(changes) - set(RUNTIME_SETTINGS))
+        if fixed:
+            raise ConfigError(
+                f"{directory}: a resumed run keeps its own {', '.join(fixed)}; "
+                f"only {', '.join(RUNTIME_SETTINGS)} may change"
+            )
         if not (directory / CONFIG_FILE).is_file():
             raise ConfigError(f"{directory}: not a run directory (missing {CONFIG_FILE})")
         if (directory / METRICS_FILE).is_file():
             raise ConfigError(f"{directory}: this run has finished (metrics.json exists); nothing to resume")
         values = json.loads((directory / CONFIG_FILE).read_text())
-        values.update({k: v for k, v in (("threads", threads), ("device", device)) if v is not None})
+        changed = {name: value for name, value in changes.items() if values.get(name) != value}
+        if changed:
+            log.info("resuming with %s", ", ".join(f"{name}={value}" for name, value in changed.items()))
+        values.update(changes)
         rec = cls(config=RunConfig.from_dict(values))
         return rec.fit(
             SequenceDataset.load(directory / DATASET_DIR), directory, progress=progress, resume=True

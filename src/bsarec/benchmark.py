@@ -34,7 +34,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from bsarec.config import RunConfig, resolve_config
+from bsarec.config import RUNTIME_SETTINGS, RunConfig, resolve_config
 from bsarec.errors import ConfigError
 from bsarec.io import atomic_write_json, atomic_write_text
 from bsarec.models import DISPLAY_NAMES, MODELS
@@ -43,16 +43,6 @@ log = logging.getLogger("bsarec")
 METRICS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20")
 # rough relative cost per epoch on a CPU (LastFM, measured by `bsarec bench`), to start the slowest cells first
 RELATIVE_COST = {"caser": 7.0, "fearec": 7.5, "duorec": 3.2, "bert4rec": 1.5}
-# settings that do not change what a run computes, so they may differ between a finished run and a re-run
-RUNTIME_SETTINGS = (
-    "threads",
-    "device",
-    "data_dir",
-    "eval_batch_size",
-    "checkpoint_steps",
-    "keep_checkpoints",
-    "flush_denormal",  # touches only values below 2**-126: like the thread count, rounding, not the computation
-)
 
 
 @dataclass(frozen=True)
@@ -122,9 +112,8 @@ def _train_cell(job: dict[str, Any]) -> dict[str, Any]:
     if (run_dir / "checkpoints").is_dir() and (run_dir / "config.json").is_file():
         saved = json.loads((run_dir / "config.json").read_text())
         if _comparable(saved) == _comparable(config.to_dict()):  # an unfinished run: continue it
-            rec = SequentialRecommender.resume(
-                run_dir, progress=False, threads=config.threads, device=config.device
-            )
+            runtime = {name: getattr(config, name) for name in RUNTIME_SETTINGS}
+            rec = SequentialRecommender.resume(run_dir, progress=False, **runtime)
             return rec.metrics["test"]
     if run_dir.exists():  # an unfinished run without a usable checkpoint: start it again
         shutil.rmtree(run_dir)

@@ -83,7 +83,9 @@ def train(
     threads: int | None = typer.Option(None, help="torch threads (default: all cores)"),
     device: str | None = typer.Option(None, help="cpu (default), cuda or auto"),
     resume: Path | None = typer.Option(
-        None, help="continue this interrupted run from its newest checkpoint (its own settings)"
+        None,
+        help="continue this interrupted run from its newest checkpoint, with its own settings (only runtime ones "
+        "such as --threads, --device, --set checkpoint_steps=N may change)",
     ),
     progress: bool = typer.Option(True, help="show a progress bar"),
     nproc: int = typer.Option(
@@ -100,7 +102,17 @@ def train(
     main_process = os.environ.get("RANK", "0") == "0"
     _setup_logging(quiet=not main_process)
     if resume is not None:
-        rec = SequentialRecommender.resume(resume, progress=progress and main_process, threads=threads)
+        fixed = {"--preset": preset, "--seed": seed, "--epochs": epochs, "--output": output, "--kcore": kcore}
+        fixed.update({"--user-col": user_col, "--item-col": item_col, "--time-col": time_col})
+        given = [option for option, value in fixed.items() if value is not None]
+        if given:
+            raise ConfigError(
+                f"--resume continues {resume} with its own settings; {', '.join(given)} cannot change"
+            )
+        runtime = parse_overrides(set_)
+        options = {"threads": threads, "device": device, "data_dir": str(data_dir) if data_dir else None}
+        runtime.update({name: value for name, value in options.items() if value is not None})
+        rec = SequentialRecommender.resume(resume, progress=progress and main_process, **runtime)
         if not main_process:
             return
         _print_metrics("valid", rec.metrics["valid"])

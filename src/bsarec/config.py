@@ -225,6 +225,19 @@ def parse_value(key: str, text: str) -> Any:
     return text
 
 
+# settings that change how a run is carried out, not what it computes: a resumed run (and a re-run benchmark cell)
+# may change them
+RUNTIME_SETTINGS = (
+    "threads",
+    "device",
+    "data_dir",
+    "eval_batch_size",
+    "checkpoint_steps",
+    "keep_checkpoints",
+    "flush_denormal",  # touches only values below 2**-126: like the thread count, rounding, not the computation
+)
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for pair in pairs:

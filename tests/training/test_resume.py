@@ -96,3 +96,37 @@ def test_resume_refuses_a_finished_run_and_a_non_run(dataset, tmp_path):
         SequentialRecommender.resume(tmp_path / "done")
     with pytest.raises(ConfigError, match="not a run directory"):
         SequentialRecommender.resume(tmp_path)
+
+
+def test_resume_changes_runtime_settings_only(dataset, tmp_path):
+    """A resumed run takes new runtime settings (here: a checkpoint every batch) and refuses any other."""
+    from typer.testing import CliRunner
+
+    from bsarec.api import SequentialRecommender
+    from bsarec.cli import app
+    from bsarec.errors import ConfigError
+
+    run = tmp_path / "run"
+    subprocess.run(train_command(dataset, run, "sasrec", "--epochs", "1"), check=True, capture_output=True)
+    # turn it into a 2-epoch run cut off after its first epoch: the newest checkpoint is the end of epoch 0
+    (run / "metrics.json").unlink()
+    config = json.loads((run / "config.json").read_text())
+    assert config["checkpoint_steps"] is None
+    (run / "config.json").write_text(json.dumps({**config, "epochs": 2}))
+
+    with pytest.raises(ConfigError, match="keeps its own lr, seed"):
+        SequentialRecommender.resume(run, seed=1, lr=0.1, threads=1)
+    cli = CliRunner().invoke(app, ["train", "--resume", str(run), "--seed", "3", "--no-progress"])
+    assert isinstance(cli.exception, ConfigError) and "--seed cannot change" in str(cli.exception)
+    cli = CliRunner().invoke(app, ["train", "--resume", str(run), "--set", "hidden_size=8", "--no-progress"])
+    assert isinstance(cli.exception, ConfigError) and "keeps its own hidden_size" in str(cli.exception)
+
+    cli = CliRunner().invoke(
+        app,
+        ["train", "--resume", str(run), "--set", "checkpoint_steps=1", "--set", "keep_checkpoints=100"]
+        + ["--threads", "1", "--no-progress"],
+    )
+    assert cli.exit_code == 0, cli.output
+    within_epoch_1 = [p.name for p in (run / "checkpoints").glob("epoch0001-batch*.json")]
+    assert len(within_epoch_1) > 1  # batch 0 (from the first run) and one after every batch since
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
