@@ -5,8 +5,9 @@
 # cut-off ones continue from their checkpoints, written after every epoch and every 100 batches (runtime
 # settings do not change what a cell is), so a stopped session loses at most about two minutes per copy.
 # FEARec is last because one Beauty seed takes about 10 hours on one core of the CPU machine (about 420 s per
-# epoch). For FEARec's three seeds, three copies on two cores finish sooner than two: together they train about
-# as many samples per second (614 against 626), and no core idles while the last seed trains alone.
+# epoch). For FEARec's three seeds, three copies on two cores finish sooner than two: together they trained
+# 614 samples/s here (two copies: 626, with the older, slightly slower FEARec loss), and no core idles while the
+# last seed trains alone.
 #   nohup bash benchmarks/finish_beauty.sh >> benchmarks/runs/beauty-lane1.log 2>&1 &   # and lane2, lane3
 set -u
 DATA=${DATA:-../shared/data}
