@@ -21,16 +21,17 @@ from pathlib import Path
 from bsarec.benchmark import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
 from bsarec.training import read_history
+from bsarec.training.helpers import HISTORY_FILE
 
 
 def read_run(run_dir: Path, monitor: str) -> dict:
     config = json.loads((run_dir / "config.json").read_text())
     history = read_history(run_dir)
     if not history:
-        raise SystemExit(f"{run_dir / 'history.jsonl'}: no epochs recorded")
+        raise SystemExit(f"{run_dir / HISTORY_FILE}: no epochs recorded")
     key = f"valid_{monitor}"
     if key not in history[0]:
-        raise SystemExit(f"{run_dir / 'history.jsonl'}: no field {key!r}; fields are {sorted(history[0])}")
+        raise SystemExit(f"{run_dir / HISTORY_FILE}: no field {key!r}; fields are {sorted(history[0])}")
     return {
         "run_dir": str(run_dir),
         "model": config["model"],
