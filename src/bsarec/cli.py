@@ -101,6 +101,8 @@ def train(
         raise typer.Exit(_launch_torchrun(nproc, threads, output, resume, model, dataset))
     main_process = os.environ.get("RANK", "0") == "0"
     _setup_logging(quiet=not main_process)
+    overrides = parse_overrides(set_)
+    runtime = {"threads": threads, "device": device, "data_dir": str(data_dir) if data_dir else None}
     if resume is not None:
         fixed = {"--preset": preset, "--seed": seed, "--epochs": epochs, "--output": output, "--kcore": kcore}
         fixed.update({"--user-col": user_col, "--item-col": item_col, "--time-col": time_col})
@@ -109,10 +111,10 @@ def train(
             raise ConfigError(
                 f"--resume continues {resume} with its own settings; {', '.join(given)} cannot change"
             )
-        runtime = parse_overrides(set_)
-        options = {"threads": threads, "device": device, "data_dir": str(data_dir) if data_dir else None}
-        runtime.update({name: value for name, value in options.items() if value is not None})
-        rec = SequentialRecommender.resume(resume, progress=progress and main_process, **runtime)
+        given_runtime = {name: value for name, value in runtime.items() if value is not None}  # beat --set
+        rec = SequentialRecommender.resume(
+            resume, progress=progress and main_process, **{**overrides, **given_runtime}
+        )
         if not main_process:
             return
         _print_metrics("valid", rec.metrics["valid"])
@@ -126,13 +128,11 @@ def train(
         dataset,
         dataset_name(dataset),
         preset,
-        parse_overrides(set_),
+        overrides,
         seed=seed,
         epochs=epochs,
         kcore=kcore,
-        threads=threads,
-        device=device,
-        data_dir=str(data_dir) if data_dir else None,
+        **runtime,
     )
     data = resolve_dataset(
         dataset, config.data_dir, kcore=config.kcore, user_col=user_col, item_col=item_col, time_col=time_col
