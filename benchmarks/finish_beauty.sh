@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# The Beauty cells of issue 3 (BSARec, SASRec, FMLPRec, FEARec x seeds 42-44), cheapest first, one thread per
-# process. Start it once per cell you want trained at once: `bsarec benchmark` locks the cell it trains, so a
-# second copy of this script skips that cell and takes the next one. Resumable: finished cells are skipped,
-# cut-off ones continue from their checkpoints, written after every epoch and every 100 batches (runtime
-# settings do not change what a cell is), so a stopped session loses at most about two minutes per copy.
-# FEARec is last because one Beauty seed takes about 10 hours on one core of the CPU machine (about 420 s per
-# epoch). For FEARec's three seeds, three copies on two cores finish sooner than two: together they trained
-# 614 samples/s here (two copies: 626, with the older, slightly slower FEARec loss), and no core idles while the
-# last seed trains alone.
-#   nohup bash benchmarks/finish_beauty.sh >> benchmarks/runs/beauty-lane1.log 2>&1 &   # and lane2, lane3
+# The Beauty cells of issue 3 (BSARec, SASRec, FMLPRec, FEARec x seeds 42-44), one thread per process. Start
+# it once per cell you want trained at once: `bsarec benchmark` locks the cell it trains, so a second copy skips
+# that cell and takes the next one. Resumable across sessions:
+# - finished cells are recorded in benchmarks/results/baselines/Beauty/results.json, which the grid writes
+#   after every finished cell; they are not trained again even though their run directories are gone;
+# - unfinished cells come back from benchmarks/parked (benchmarks/park_runs.py: each cell's newest checkpoint,
+#   committed at a session's end) and continue from their checkpoints, written every epoch and every 100
+#   batches, so a stopped session loses at most what came after its park.
+# Before a session ends: .venv/bin/python benchmarks/park_runs.py park benchmarks/runs/baselines benchmarks/parked
+# and commit benchmarks/parked (about 14 MB per unfinished cell).
+# Only FEARec is left: about 420 s per epoch on one core of the CPU machine, and it ran 85-93 epochs on LastFM,
+# so a seed takes several sessions. Two copies (seeds 42 and 43 first, then 44) keep both cores busy and two
+# parked checkpoints per session; three copies trained about as many samples per second in all (650 vs 626).
+#   nohup bash benchmarks/finish_beauty.sh >> benchmarks/runs/beauty-lane1.log 2>&1 &   # and lane2, 20 s later
 set -u
 DATA=${DATA:-../shared/data}
 BIN=${BIN:-.venv/bin}
 RUNS=benchmarks/runs/baselines
-cell() { $BIN/bsarec benchmark --data-dir "$DATA" --jobs 1 --threads 1 --runs $RUNS --output "/tmp/bsarec-grid-$$" \
-  --set checkpoint_steps=100 "$@"; }
-cell -d Beauty -m sasrec --seeds 42,43,44
-cell -d Beauty -m bsarec --seeds 42,43,44
-cell -d Beauty -m fmlprec --seeds 42,43,44
-cell -d Beauty -m fearec --seeds 42,43,44
+$BIN/python benchmarks/park_runs.py restore benchmarks/parked $RUNS
+$BIN/bsarec benchmark --data-dir "$DATA" --jobs 1 --threads 1 --runs $RUNS --output benchmarks/results/baselines/Beauty \
+  --set checkpoint_steps=100 -d Beauty -m bsarec,sasrec,fmlprec,fearec --seeds 42,43,44

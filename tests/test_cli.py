@@ -3,6 +3,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from bsarec.benchmark import cell_key
 from bsarec.cli import app
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import ConfigError
@@ -269,6 +270,44 @@ def test_benchmark_continues_a_cell_cut_off_midway(tmp_path):
     assert len(history) == 3
     assert "resuming at epoch 2, batch 0" in (run / "train.log").read_text()  # continued, not restarted
     assert len(list((run / "checkpoints").glob("epoch0002-batch*.json"))) > 1  # the grid's checkpoint_steps
+
+
+def test_benchmark_keeps_the_cells_its_results_file_records_when_run_directories_are_gone(tmp_path):
+    import shutil
+
+    from bsarec.errors import DataError
+
+    output = tmp_path / "results"
+
+    def grid(seeds: str, epochs: int = 1) -> list[str]:
+        return [*small_sasrec_grid(tmp_path, seeds, epochs), "--output", str(output)]
+
+    args = grid("1,2")
+    assert runner.invoke(app, args).exit_code == 0
+    first = json.loads((output / "results.json").read_text())
+    assert sorted(first["configs"]) == sorted(cell_key(r["run_dir"]) for r in first["per_seed"])
+    shutil.rmtree(tmp_path / "runs")  # a wiped scratch disk: only the results file is left
+    wider = grid("1,2,3")  # one more seed
+    again = runner.invoke(app, wider)
+    assert again.exit_code == 0, again.output
+    assert "3 cells, 2 finished, 1 to run" in again.output  # seeds 1 and 2 are not trained again
+    after = json.loads((output / "results.json").read_text())
+    assert [r["seed"] for r in after["per_seed"]] == [1, 2, 3]
+    assert after["per_seed"][:2] == first["per_seed"]  # the recorded rows, unchanged
+    assert after["summary"][first["per_seed"][0]["dataset"]]["sasrec"]["HR@10"]["n"] == 3
+    assert sorted((tmp_path / "runs").rglob("metrics.json")) == [
+        tmp_path / "runs" / cell_key(after["per_seed"][2]["run_dir"]) / "metrics.json"
+    ]
+    other = runner.invoke(app, grid("1,2,3", epochs=2))  # same cells, other settings
+    assert isinstance(other.exception, ConfigError)
+    assert str(output / "results.json") in str(other.exception) and "other settings" in str(other.exception)
+    older = {k: v for k, v in after.items() if k != "configs"}  # written before settings were recorded
+    (output / "results.json").write_text(json.dumps(older))
+    assert "3 cells, 3 finished, 0 to run" in runner.invoke(app, wider).output
+    (output / "results.json").write_text(json.dumps({"per_seed": [{"model": "sasrec"}]}))
+    broken = runner.invoke(app, wider)
+    assert isinstance(broken.exception, DataError)
+    assert "results.json: per_seed[0] lacks dataset, seed, run_dir" in str(broken.exception)
 
 
 def test_benchmark_skips_a_cell_another_process_is_training(tmp_path):

@@ -4,8 +4,10 @@ Every cell is a run directory RUNS/DATASET/MODEL/PROTOCOL/seedSEED (PROTOCOL is 
 overrides); a cell whose metrics.json exists is skipped, and a cell that was cut off midway continues from its
 newest checkpoint, so an interrupted grid resumes where it stopped. A cell is locked while it trains (a lock file
 beside its run directory, released by the OS if the process dies), so several `bsarec benchmark` processes can
-share one runs directory: each skips the cells another is training. After each finished cell the results are
-rewritten from every finished run of the grid:
+share one runs directory: each skips the cells another is training. The output's results.json is the record of
+the finished cells: a cell it holds (with its settings) stays finished when its run directory is gone (a wiped
+scratch disk, a grid finished on another machine) and is not trained again. After each finished cell the results
+are rewritten from every finished cell of the grid, its run directory or its record:
 - results.csv and results.json: per-seed test metrics, mean ± std per model and dataset, significance;
 - table.md: the paper's layout (metrics as rows, models as columns, best mean in bold), the published BSARec
   numbers beside ours, and BSARec's relative improvement over the best baseline as the paper computes it,
@@ -35,7 +37,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from bsarec.config import RUNTIME_SETTINGS, RunConfig, resolve_config
-from bsarec.errors import ConfigError
+from bsarec.errors import ConfigError, DataError
 from bsarec.io import atomic_write_json, atomic_write_text
 from bsarec.models import DISPLAY_NAMES, MODELS
 
@@ -43,6 +45,7 @@ log = logging.getLogger("bsarec")
 METRICS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20")
 # rough relative cost per epoch on a CPU (LastFM, measured by `bsarec bench`), to start the slowest cells first
 RELATIVE_COST = {"caser": 7.0, "fearec": 7.5, "duorec": 3.2, "bert4rec": 1.5}
+RESULTS_FILE = "results.json"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,34 @@ def run_dir_of(runs: Path, cell: Cell, tag: str) -> Path:
     from bsarec.data.registry import dataset_name
 
     return runs / dataset_name(cell.dataset) / cell.model / tag / f"seed{cell.seed}"
+
+
+def cell_key(run_dir: str | Path) -> str:
+    """A cell's name in a results file, whatever --runs was: DATASET/MODEL/PROTOCOL/seedSEED."""
+    return "/".join(Path(run_dir).parts[-4:])
+
+
+def read_recorded(output: Path) -> dict[str, dict[str, Any]]:
+    """The finished cells recorded in OUTPUT/results.json by an earlier write, by cell_key: {"row": per-seed
+    row, "config": its settings, or None in a file written before the settings were recorded}."""
+    path = Path(output) / RESULTS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        result = json.loads(path.read_text())
+        rows, configs = result["per_seed"], result.get("configs", {})
+    except (ValueError, KeyError, TypeError) as error:
+        raise DataError(
+            f"{path}: not a results file of bsarec benchmark ({error!r}); move it or choose another --output"
+        ) from None
+    recorded = {}
+    for number, row in enumerate(rows):
+        missing = [k for k in ("dataset", "model", "seed", "run_dir", *METRICS, "MRR") if k not in row]
+        if missing:
+            raise DataError(f"{path}: per_seed[{number}] lacks {', '.join(missing)}")
+        key = cell_key(row["run_dir"])
+        recorded[key] = {"row": row, "config": configs.get(key), "source": str(path)}
+    return recorded
 
 
 def cell_config(cell: Cell, preset: str | None, overrides: dict[str, Any], **explicit: Any) -> RunConfig:
@@ -130,14 +161,16 @@ def plan(
     runs: Path,
     preset: str | None,
     overrides: dict[str, Any],
+    recorded: dict[str, dict[str, Any]] | None = None,
     **explicit: Any,
 ) -> tuple[list[dict[str, Any]], list[tuple[Cell, Path]]]:
-    """(jobs still to run, every cell with its run directory). Checks finished runs against the request."""
+    """(jobs still to run, every cell with its run directory). A cell is finished when its run directory has
+    metrics.json or `recorded` (read_recorded) holds it; either is checked against the request."""
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         raise ConfigError(f"--models: unknown {unknown}; choose from {', '.join(MODELS)}")
     tag = protocol_tag(overrides)
-    jobs, cells = [], []
+    jobs, cells, unchecked = [], [], []
     for dataset in datasets:
         for model in models:
             for seed in seeds:
@@ -146,13 +179,23 @@ def plan(
                 config = cell_config(cell, preset, overrides, seed=seed, **explicit)
                 cells.append((cell, run_dir))
                 if (run_dir / "metrics.json").is_file():
-                    saved = json.loads((run_dir / "config.json").read_text())
-                    if _comparable(saved) != _comparable(config.to_dict()):
-                        raise ConfigError(
-                            f"{run_dir}: a finished run with other settings; use another --runs directory"
-                        )
+                    saved, where = json.loads((run_dir / "config.json").read_text()), run_dir
+                elif cell_key(run_dir) in (recorded or {}):
+                    record = recorded[cell_key(run_dir)]
+                    saved, where = record["config"], f"{record['source']}: {cell_key(run_dir)}"
+                    if saved is None:
+                        unchecked.append(cell_key(run_dir))
+                else:
+                    jobs.append({"cell": cell.__dict__, "run_dir": str(run_dir), "config": config.to_dict()})
                     continue
-                jobs.append({"cell": cell.__dict__, "run_dir": str(run_dir), "config": config.to_dict()})
+                if saved is not None and _comparable(saved) != _comparable(config.to_dict()):
+                    raise ConfigError(
+                        f"{where}: a finished run with other settings; use another --runs and --output"
+                    )
+    if unchecked:
+        log.warning(
+            "finished by the results file, which predates recorded settings: %s", ", ".join(unchecked)
+        )
     sizes = {d: _dataset_size(d, explicit.get("data_dir")) for d in datasets}
     jobs.sort(key=lambda j: -RELATIVE_COST.get(j["cell"]["model"], 1.0) * sizes[j["cell"]["dataset"]])
     return jobs, cells
@@ -217,13 +260,21 @@ def load_published(path: str | Path | None = None) -> dict[str, Any]:
     return json.loads(resources.files("bsarec").joinpath("presets/published.json").read_text())
 
 
-def collect(cells: list[tuple[Cell, Path]]) -> list[dict[str, Any]]:
+def collect(
+    cells: list[tuple[Cell, Path]], recorded: dict[str, dict[str, Any]] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
+    """(per-seed rows, each row's settings by cell_key) of the finished cells: from the run directory where it
+    has metrics.json, else from `recorded`."""
     from bsarec.data.registry import dataset_name
 
-    rows = []
+    rows, configs = [], {}
     for cell, run_dir in cells:
+        key = cell_key(run_dir)
         metrics_file = run_dir / "metrics.json"
         if not metrics_file.is_file():
+            if key in (recorded or {}):
+                rows.append(recorded[key]["row"])
+                configs[key] = recorded[key]["config"]
             continue
         m = json.loads(metrics_file.read_text())
         config = json.loads((run_dir / "config.json").read_text())
@@ -240,7 +291,8 @@ def collect(cells: list[tuple[Cell, Path]]) -> list[dict[str, Any]]:
                 "run_dir": str(run_dir),
             }
         )
-    return rows
+        configs[key] = _comparable(config)
+    return rows, configs
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
@@ -378,13 +430,17 @@ def write_results(
     models: list[str],
     published: dict[str, Any],
     meta: dict[str, Any],
+    recorded: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    rows = collect(cells)
+    """results.json (rows, summary, significance, and each cell's settings: the record read_recorded reads),
+    results.csv and table.md, from the finished cells (run directories first, then `recorded`)."""
+    rows, configs = collect(cells, recorded)
     summary = summarise(rows)
     tests = significance(rows) if any(r["model"] == "bsarec" for r in rows) else {}
     result = {"meta": meta, "caption": caption, "per_seed": rows, "summary": summary, "significance": tests}
+    result["configs"] = configs
     output.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(output / "results.json", result)
+    atomic_write_json(output / RESULTS_FILE, result)
     buffer = io.StringIO()
     if rows:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))

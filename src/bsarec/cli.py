@@ -388,7 +388,9 @@ def benchmark(
 ) -> None:
     """Train a grid of models x datasets x seeds (resumable) and write results and the paper-style table.
 
-    Several of these may share one --runs directory: each skips the cells another one is training."""
+    Several of these may share one --runs directory: each skips the cells another one is training. The cells
+    recorded in OUTPUT/results.json stay finished when their run directories are gone (delete it, or choose
+    another --output, to train them again)."""
     import os
 
     from bsarec import benchmark as bench_grid
@@ -409,7 +411,11 @@ def benchmark(
         "device": device,
         "data_dir": str(data_dir) if data_dir else None,
     }
-    pending, cells = bench_grid.plan(models, datasets, seed_list, runs, preset, overrides, **explicit)
+    output = output or runs
+    recorded = bench_grid.read_recorded(output)
+    pending, cells = bench_grid.plan(
+        models, datasets, seed_list, runs, preset, overrides, recorded, **explicit
+    )
     first = bench_grid.cell_config(cells[0][0], preset, overrides, seed=seed_list[0], **explicit)
     caption = bench_grid.caption_for(overrides, preset, seed_list, first)
     meta = {
@@ -418,10 +424,9 @@ def benchmark(
         "machine": bench_grid.machine_line() + f", device {first.torch_device()}",
     }
     published = bench_grid.load_published(reference)
-    output = output or runs
 
     def write() -> None:
-        bench_grid.write_results(cells, output, caption, models, published, meta)
+        bench_grid.write_results(cells, output, caption, models, published, meta, recorded)
 
     if not summary_only:
         typer.echo(f"{len(cells)} cells, {len(cells) - len(pending)} finished, {len(pending)} to run")
