@@ -14,6 +14,10 @@
 # parked checkpoints per session; three copies trained about as many samples per second in all (650 vs 626).
 #   nohup bash benchmarks/finish_beauty.sh >> benchmarks/runs/beauty-lane1.log 2>&1 &   # and lane2, 20 s later
 set -u
+# tcmalloc, where installed (Debian's libtcmalloc-minimal4), trains two lanes 1.12x faster, same computation
+# (benchmarks/results/allocator.md)
+TCMALLOC=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+[ -e $TCMALLOC ] && export LD_PRELOAD=$TCMALLOC
 DATA=${DATA:-../shared/data}
 BIN=${BIN:-.venv/bin}
 RUNS=benchmarks/runs/baselines
