@@ -10,9 +10,9 @@
 # Before a session ends: .venv/bin/python benchmarks/park_runs.py park benchmarks/runs/baselines benchmarks/parked
 # and commit benchmarks/parked (about 14 MB per unfinished cell).
 # Only FEARec is left: about 420 s per epoch on one core of the CPU machine, and it ran 85-93 epochs on LastFM,
-# so a seed takes several sessions. Two copies (seeds 42 and 43 first, then 44) keep both cores busy and two
-# parked checkpoints per session; three copies trained about as many samples per second in all (650 vs 626).
-#   nohup bash benchmarks/finish_beauty.sh >> benchmarks/runs/beauty-lane1.log 2>&1 &   # and lane2, 20 s later
+# so a seed takes several sessions. Three copies, one per seed, train about as many samples per second in all
+# as two (650 vs 626, measured with an older FEARec loss), and no core idles while the last seed trains alone.
+#   nohup bash benchmarks/finish_beauty.sh >> benchmarks/runs/beauty-lane1.log 2>&1 &   # lane2, lane3: 20 s apart
 set -u
 # tcmalloc, where installed (Debian's libtcmalloc-minimal4), trains two lanes 1.12x faster, same computation
 # (benchmarks/results/allocator.md)
