@@ -48,3 +48,25 @@ def test_table_bolds_the_best_and_shows_published_and_improvement():
     assert line.split(" | ")[3].startswith("**0.3100")  # BSARec, the best, in bold
     assert "0.5000" in line and "+47.6% (vs SASRec)" in line
     assert "| metric | Caser | SASRec | BSARec | BSARec (published) | Improv. vs best baseline |" in table
+
+
+def test_read_recorded_names_the_file_of_a_bad_results_file(tmp_path):
+    import json
+
+    from bsarec.benchmark import read_recorded
+    from bsarec.errors import DataError
+
+    assert read_recorded(tmp_path) == {}  # no results file yet: nothing recorded
+    path = tmp_path / "results.json"
+    path.write_text("{not json")
+    with pytest.raises(DataError, match=f"{path}: not a results file of bsarec benchmark"):
+        read_recorded(tmp_path)
+    path.write_text(json.dumps({"summary": {}}))
+    with pytest.raises(DataError, match="per_seed"):
+        read_recorded(tmp_path)
+    good = {**row("sasrec", 1, 0.2), "run_dir": "somewhere/runs/D/sasrec/paper/seed1"}
+    path.write_text(json.dumps({"per_seed": [good], "configs": {"D/sasrec/paper/seed1": {"lr": 0.001}}}))
+    recorded = read_recorded(tmp_path)
+    assert list(recorded) == ["D/sasrec/paper/seed1"]  # keyed by the cell, whatever --runs was
+    assert recorded["D/sasrec/paper/seed1"]["row"] == good
+    assert recorded["D/sasrec/paper/seed1"]["config"] == {"lr": 0.001}
