@@ -25,6 +25,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from bsarec.api import finished_metrics
 from bsarec.benchmark import lock_file_of
 
 CHECKPOINT = re.compile(r"epoch(\d{4})-batch(\d{6})\.json")
@@ -46,13 +47,13 @@ def unfinished_runs(runs: Path) -> list[Path]:
     return sorted(
         config.parent
         for config in runs.rglob("config.json")
-        if (config.parent / "checkpoints").is_dir() and not (config.parent / "metrics.json").exists()
+        if (config.parent / "checkpoints").is_dir() and finished_metrics(config.parent) is None
     )
 
 
 def park(runs: Path, parked: Path) -> None:
     parked.mkdir(parents=True, exist_ok=True)
-    finished = {cell_name(m.parent, runs) for m in runs.rglob("metrics.json")}
+    finished = {cell_name(m.parent, runs) for m in runs.rglob("metrics.json") if finished_metrics(m.parent)}
     for archive in sorted(parked.glob("*.tar.gz")):
         if archive.name.removesuffix(".tar.gz") in finished:
             archive.unlink()
@@ -96,7 +97,7 @@ def restore(parked: Path, runs: Path) -> None:
             stem = newest_checkpoint(names)
             here = run_dir / "checkpoints"
             current = newest_checkpoint([p.name for p in here.iterdir()]) if here.is_dir() else None
-            if (run_dir / "metrics.json").exists() or (current is not None and current >= stem):
+            if finished_metrics(run_dir) is not None or (current is not None and current >= stem):
                 print(f"{run_dir}: already at {current or 'the end'}; {archive} not restored")
                 continue
             run_dir.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,17 @@ DATASET_DIR = "dataset"
 LOG_FILE = "train.log"
 
 
+def finished_metrics(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run's metrics.json if it ran to its end; None when it has none yet, or when training was stopped by
+    Ctrl-C (its metrics then say "interrupted" and describe the best weights so far, not the finished run:
+    `SequentialRecommender.resume` continues it)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    return None if metrics.get("interrupted") else metrics
+
+
 @dataclass
 class Recommendations:
     """Top-k original item ids with scores, plus what could not be used from the request."""
@@ -336,8 +347,10 @@ class SequentialRecommender:
             )
         if not (directory / CONFIG_FILE).is_file():
             raise ConfigError(f"{directory}: not a run directory (missing {CONFIG_FILE})")
-        if (directory / METRICS_FILE).is_file():
+        if finished_metrics(directory) is not None:
             raise ConfigError(f"{directory}: this run has finished (metrics.json exists); nothing to resume")
+        if (directory / METRICS_FILE).is_file():  # stopped by Ctrl-C: its metrics are replaced at the end
+            log.info("continuing a run stopped by Ctrl-C from its newest checkpoint")
         values = json.loads((directory / CONFIG_FILE).read_text())
         changed = {name: value for name, value in changes.items() if values.get(name) != value}
         if changed:

@@ -131,12 +131,13 @@ def run_cell(job: dict[str, Any]) -> dict[str, Any] | None:
 def _train_cell(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from bsarec.api import METRICS_FILE, SequentialRecommender
+    from bsarec.api import METRICS_FILE, SequentialRecommender, finished_metrics
     from bsarec.data.registry import resolve_dataset
 
     cell, run_dir = Cell(**job["cell"]), Path(job["run_dir"])
-    if (run_dir / METRICS_FILE).is_file():  # finished by another process since the grid was planned
-        return json.loads((run_dir / METRICS_FILE).read_text())["test"]
+    finished = finished_metrics(run_dir)
+    if finished is not None:  # finished by another process since the grid was planned
+        return finished["test"]
     config = RunConfig.from_dict(job["config"])
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -166,6 +167,8 @@ def plan(
 ) -> tuple[list[dict[str, Any]], list[tuple[Cell, Path]]]:
     """(jobs still to run, every cell with its run directory). A cell is finished when its run directory has
     metrics.json or `recorded` (read_recorded) holds it; either is checked against the request."""
+    from bsarec.api import finished_metrics
+
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         raise ConfigError(f"--models: unknown {unknown}; choose from {', '.join(MODELS)}")
@@ -178,7 +181,7 @@ def plan(
                 run_dir = run_dir_of(runs, cell, tag)
                 config = cell_config(cell, preset, overrides, seed=seed, **explicit)
                 cells.append((cell, run_dir))
-                if (run_dir / "metrics.json").is_file():
+                if finished_metrics(run_dir) is not None:
                     saved, where = json.loads((run_dir / "config.json").read_text()), run_dir
                 elif cell_key(run_dir) in (recorded or {}):
                     record = recorded[cell_key(run_dir)]
@@ -264,19 +267,21 @@ def collect(
     cells: list[tuple[Cell, Path]], recorded: dict[str, dict[str, Any]] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
     """(per-seed rows, each row's settings by cell_key) of the finished cells: from the run directory where it
-    has metrics.json, else from `recorded`."""
+    has metrics.json, else from `recorded`. A run stopped by Ctrl-C is left out."""
+    from bsarec.api import finished_metrics
     from bsarec.data.registry import dataset_name
 
     rows, configs = [], {}
     for cell, run_dir in cells:
         key = cell_key(run_dir)
-        metrics_file = run_dir / "metrics.json"
-        if not metrics_file.is_file():
-            if key in (recorded or {}):
+        m = finished_metrics(run_dir)
+        if m is None:
+            if (run_dir / "metrics.json").is_file():
+                log.warning("%s: stopped by Ctrl-C, left out until the grid continues it", run_dir)
+            elif key in (recorded or {}):
                 rows.append(recorded[key]["row"])
                 configs[key] = recorded[key]["config"]
             continue
-        m = json.loads(metrics_file.read_text())
         config = json.loads((run_dir / "config.json").read_text())
         rows.append(
             {

@@ -79,6 +79,35 @@ def test_ctrl_c_keeps_the_best_checkpoint(data, tmp_path, monkeypatch):
     load_weights(fresh.model, tmp_path / "model.safetensors")
 
 
+def test_a_run_stopped_by_ctrl_c_continues_on_resume_like_an_unstopped_one(data, tmp_path, monkeypatch):
+    from bsarec.api import finished_metrics
+    from bsarec.errors import ConfigError
+
+    settings = dict(epochs=4, patience=100, **SMALL)
+    straight = SequentialRecommender("bsarec", **settings).fit(
+        data, run_dir=tmp_path / "straight", progress=False
+    )
+    real_evaluate, calls = trainer.evaluate, {"n": 0}
+
+    def interrupt_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    stopped = tmp_path / "stopped"
+    monkeypatch.setattr(trainer, "evaluate", interrupt_on_third)
+    SequentialRecommender("bsarec", **settings).fit(data, run_dir=stopped, progress=False)
+    monkeypatch.setattr(trainer, "evaluate", real_evaluate)
+    assert (stopped / "metrics.json").is_file() and finished_metrics(stopped) is None  # stopped, not finished
+    resumed = SequentialRecommender.resume(stopped, progress=False)
+    assert "resuming at epoch 2, batch 0" in (stopped / "train.log").read_text()  # continued, not restarted
+    assert resumed.metrics["test"] == straight.metrics["test"] and resumed.metrics["epochs"] == 4
+    assert finished_metrics(stopped) == json.loads((stopped / "metrics.json").read_text())
+    with pytest.raises(ConfigError, match="this run has finished"):
+        SequentialRecommender.resume(stopped, progress=False)
+
+
 @pytest.mark.parametrize("before", [False, True])
 @pytest.mark.parametrize("flush", [True, False])
 def test_fit_flushes_denormals_while_it_runs_and_restores_the_mode(data, flush, before):
