@@ -14,7 +14,7 @@
 # as two (650 vs 626, measured with an older FEARec loss), and no core idles while the last seed trains alone.
 #   nohup bash benchmarks/finish_beauty.sh >> benchmarks/runs/beauty-lane1.log 2>&1 &   # lane2, lane3: 20 s apart
 set -u
-# tcmalloc, where installed (Debian's libtcmalloc-minimal4), trains two lanes 1.12x faster, same computation
+# tcmalloc, where installed (apt-get install libtcmalloc-minimal4), trains two lanes 1.12x faster, same computation
 # (benchmarks/results/allocator.md)
 TCMALLOC=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 [ -e $TCMALLOC ] && export LD_PRELOAD=$TCMALLOC
