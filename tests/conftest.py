@@ -17,3 +17,25 @@ def write(tmp_path):
         return path
 
     return _write
+
+
+@pytest.fixture
+def press_ctrl_c(monkeypatch):
+    """press_ctrl_c(n): training raises KeyboardInterrupt, as Ctrl-C does, in its n-th validation pass;
+    press_ctrl_c(None) lets it train on."""
+    from bsarec.training import trainer
+
+    real_evaluate = trainer.evaluate
+
+    def arm(at: int | None) -> None:
+        calls = {"n": 0}
+
+        def evaluate(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == at:
+                raise KeyboardInterrupt
+            return real_evaluate(*args, **kwargs)
+
+        monkeypatch.setattr(trainer, "evaluate", real_evaluate if at is None else evaluate)
+
+    return arm

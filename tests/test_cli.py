@@ -310,24 +310,14 @@ def test_benchmark_keeps_the_cells_its_results_file_records_when_run_directories
     assert "results.json: per_seed[0] lacks dataset, seed, run_dir" in str(broken.exception)
 
 
-def test_benchmark_leaves_out_and_continues_a_cell_stopped_by_ctrl_c(tmp_path, monkeypatch):
-    from bsarec.training import trainer
-
+def test_benchmark_leaves_out_and_continues_a_cell_stopped_by_ctrl_c(tmp_path, press_ctrl_c):
     args = small_sasrec_grid(tmp_path, seeds="1", epochs=3)
     straight = [str(tmp_path / "straight") if a == str(tmp_path / "runs") else a for a in args]
     assert runner.invoke(app, straight).exit_code == 0
     expected = json.loads(next((tmp_path / "straight").rglob("metrics.json")).read_text())["test"]
-    real_evaluate, calls = trainer.evaluate, {"n": 0}
-
-    def interrupt_on_third(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_evaluate(*a, **k)
-
-    monkeypatch.setattr(trainer, "evaluate", interrupt_on_third)
+    press_ctrl_c(3)
     assert runner.invoke(app, args).exit_code == 0
-    monkeypatch.setattr(trainer, "evaluate", real_evaluate)
+    press_ctrl_c(None)
     run = next((tmp_path / "runs").rglob("metrics.json")).parent
     assert json.loads((run / "metrics.json").read_text())["interrupted"] is True
     assert len((tmp_path / "runs" / "results.csv").read_text().splitlines()) <= 1  # no row for it

@@ -9,7 +9,7 @@ from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import DataError
 from bsarec.evaluation.metrics import evaluate
 from bsarec.models.popularity import Popularity
-from bsarec.training import read_history, trainer
+from bsarec.training import read_history
 from bsarec.training.helpers import Checkpointer, EarlyStopping, load_weights, sample_negatives
 
 SMALL = dict(hidden_size=32, max_len=20, num_heads=1, batch_size=128, lr=0.003, threads=2)
@@ -59,17 +59,8 @@ def test_run_directory_contents(data, tmp_path):
     assert reloaded.evaluate("test") == pytest.approx(metrics["test"])
 
 
-def test_ctrl_c_keeps_the_best_checkpoint(data, tmp_path, monkeypatch):
-    calls = {"n": 0}
-    real_evaluate = trainer.evaluate
-
-    def interrupt_on_third(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "evaluate", interrupt_on_third)
+def test_ctrl_c_keeps_the_best_checkpoint(data, tmp_path, press_ctrl_c):
+    press_ctrl_c(3)
     rec = SequentialRecommender("bsarec", epochs=10, **SMALL).fit(data, run_dir=tmp_path, progress=False)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["interrupted"] is True and metrics["epochs"] == 2 and metrics["best_epoch"] in (0, 1)
@@ -79,7 +70,7 @@ def test_ctrl_c_keeps_the_best_checkpoint(data, tmp_path, monkeypatch):
     load_weights(fresh.model, tmp_path / "model.safetensors")
 
 
-def test_a_run_stopped_by_ctrl_c_continues_on_resume_like_an_unstopped_one(data, tmp_path, monkeypatch):
+def test_a_run_stopped_by_ctrl_c_continues_on_resume_like_an_unstopped_one(data, tmp_path, press_ctrl_c):
     from bsarec.api import finished_metrics
     from bsarec.errors import ConfigError
 
@@ -87,18 +78,10 @@ def test_a_run_stopped_by_ctrl_c_continues_on_resume_like_an_unstopped_one(data,
     straight = SequentialRecommender("bsarec", **settings).fit(
         data, run_dir=tmp_path / "straight", progress=False
     )
-    real_evaluate, calls = trainer.evaluate, {"n": 0}
-
-    def interrupt_on_third(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_evaluate(*args, **kwargs)
-
     stopped = tmp_path / "stopped"
-    monkeypatch.setattr(trainer, "evaluate", interrupt_on_third)
+    press_ctrl_c(3)
     SequentialRecommender("bsarec", **settings).fit(data, run_dir=stopped, progress=False)
-    monkeypatch.setattr(trainer, "evaluate", real_evaluate)
+    press_ctrl_c(None)
     assert (stopped / "metrics.json").is_file() and finished_metrics(stopped) is None  # stopped, not finished
     resumed = SequentialRecommender.resume(stopped, progress=False)
     assert "resuming at epoch 2, batch 0" in (stopped / "train.log").read_text()  # continued, not restarted
