@@ -1,8 +1,8 @@
 """`bsarec benchmark`: a grid of models x datasets x seeds, each a normal training run, and the paper-style table.
 
 Every cell is a run directory RUNS/DATASET/MODEL/PROTOCOL/seedSEED (PROTOCOL is "paper" or the --set
-overrides); a cell whose metrics.json exists is skipped, and a cell that was cut off midway continues from its
-newest checkpoint, so an interrupted grid resumes where it stopped. A cell is locked while it trains (a lock file
+overrides); a cell whose run ran to its end is skipped, and a cell that was cut off midway (killed, or stopped by
+Ctrl-C) continues from its newest checkpoint, so an interrupted grid resumes where it stopped. A cell is locked while it trains (a lock file
 beside its run directory, released by the OS if the process dies), so several `bsarec benchmark` processes can
 share one runs directory: each skips the cells another is training. The output's results.json is the record of
 the finished cells: a cell it holds (with its settings) stays finished when its run directory is gone (a wiped
@@ -165,8 +165,8 @@ def plan(
     recorded: dict[str, dict[str, Any]] | None = None,
     **explicit: Any,
 ) -> tuple[list[dict[str, Any]], list[tuple[Cell, Path]]]:
-    """(jobs still to run, every cell with its run directory). A cell is finished when its run directory has
-    metrics.json or `recorded` (read_recorded) holds it; either is checked against the request."""
+    """(jobs still to run, every cell with its run directory). A cell is finished when its run ran to its end
+    (api.finished_metrics) or `recorded` (read_recorded) holds it; either is checked against the request."""
     from bsarec.api import finished_metrics
 
     unknown = sorted(set(models) - set(MODELS))
