@@ -18,7 +18,6 @@ import argparse
 import io
 import json
 import os
-import re
 import tarfile
 import tempfile
 from pathlib import Path
@@ -27,8 +26,8 @@ from filelock import FileLock, Timeout
 
 from bsarec.api import finished_metrics
 from bsarec.benchmark import lock_file_of
+from bsarec.training.helpers import Checkpointer
 
-CHECKPOINT = re.compile(r"epoch(\d{4})-batch(\d{6})\.json")
 SMALL_FILES = ("config.json", "train.log")
 
 
@@ -36,11 +35,10 @@ def cell_name(run_dir: Path, runs: Path) -> str:
     return "__".join(run_dir.relative_to(runs).parts)
 
 
-def newest_checkpoint(names: list[str]) -> str | None:
-    """The newest complete checkpoint's stem among file names (its JSON marks it complete)."""
-    stems = sorted(n[: -len(".json")] for n in names if CHECKPOINT.fullmatch(n))
-    complete = [s for s in stems if f"{s}.safetensors" in names]
-    return complete[-1] if complete else None
+def newest_checkpoint(directory: Path) -> str | None:
+    """The name (epochEEEE-batchBBBBBB) of the newest complete checkpoint in a checkpoints directory."""
+    complete = Checkpointer(directory).complete()
+    return complete[-1].stem if complete else None
 
 
 def unfinished_runs(runs: Path) -> list[Path]:
@@ -60,7 +58,7 @@ def park(runs: Path, parked: Path) -> None:
             print(f"{archive}: finished since it was parked; removed")
     for run_dir in unfinished_runs(runs):
         checkpoints = run_dir / "checkpoints"
-        stem = newest_checkpoint([p.name for p in checkpoints.iterdir()])
+        stem = newest_checkpoint(checkpoints)
         if stem is None:
             print(f"{run_dir}: no complete checkpoint yet; not parked")
             continue
@@ -93,10 +91,11 @@ def restore(parked: Path, runs: Path) -> None:
             print(f"{run_dir}: a process is training it; {archive} not restored")
             continue
         with lock, tarfile.open(archive) as tar:
-            names = [Path(m.name).name for m in tar.getmembers() if m.name.startswith("checkpoints/")]
-            stem = newest_checkpoint(names)
-            here = run_dir / "checkpoints"
-            current = newest_checkpoint([p.name for p in here.iterdir()]) if here.is_dir() else None
+            # park writes one checkpoint per archive
+            stem = next(
+                Path(n).stem for n in tar.getnames() if n.startswith("checkpoints/") and n.endswith(".json")
+            )
+            current = newest_checkpoint(run_dir / "checkpoints")
             if finished_metrics(run_dir) is not None or (current is not None and current >= stem):
                 print(f"{run_dir}: already at {current or 'the end'}; {archive} not restored")
                 continue

@@ -1,13 +1,14 @@
 """`bsarec benchmark`: a grid of models x datasets x seeds, each a normal training run, and the paper-style table.
 
 Every cell is a run directory RUNS/DATASET/MODEL/PROTOCOL/seedSEED (PROTOCOL is "paper" or the --set
-overrides); a cell whose run ran to its end is skipped, and a cell that was cut off midway (killed, or stopped by
-Ctrl-C) continues from its newest checkpoint, so an interrupted grid resumes where it stopped. A cell is locked while it trains (a lock file
-beside its run directory, released by the OS if the process dies), so several `bsarec benchmark` processes can
-share one runs directory: each skips the cells another is training. The output's results.json is the record of
-the finished cells: a cell it holds (with its settings) stays finished when its run directory is gone (a wiped
-scratch disk, a grid finished on another machine) and is not trained again. After each finished cell the results
-are rewritten from every finished cell of the grid, its run directory or its record:
+overrides); a cell whose run ran to its end is skipped, and a cell that was cut off midway (killed, or stopped
+by Ctrl-C) continues from its newest checkpoint, so an interrupted grid resumes where it stopped. A cell is
+locked while it trains (a lock file beside its run directory, released by the OS if the process dies), so
+several `bsarec benchmark` processes can share one runs directory: each skips the cells another is training.
+The output's results.json is the record of the finished cells: a cell it holds (with its settings) stays
+finished when its run directory is gone (a wiped scratch disk, a grid finished on another machine) and is not
+trained again. After each finished cell the results are rewritten from every finished cell of the grid, its run
+directory or its record:
 - results.csv and results.json: per-seed test metrics, mean ± std per model and dataset, significance;
 - table.md: the paper's layout (metrics as rows, models as columns, best mean in bold), the published BSARec
   numbers beside ours, and BSARec's relative improvement over the best baseline as the paper computes it,
@@ -183,11 +184,10 @@ def plan(
                 cells.append((cell, run_dir))
                 if finished_metrics(run_dir) is not None:
                     saved, where = json.loads((run_dir / "config.json").read_text()), run_dir
-                elif cell_key(run_dir) in (recorded or {}):
-                    record = recorded[cell_key(run_dir)]
-                    saved, where = record["config"], f"{record['source']}: {cell_key(run_dir)}"
+                elif (key := cell_key(run_dir)) in (recorded or {}):
+                    saved, where = recorded[key]["config"], f"{recorded[key]['source']}: {key}"
                     if saved is None:
-                        unchecked.append(cell_key(run_dir))
+                        unchecked.append(key)
                 else:
                     jobs.append({"cell": cell.__dict__, "run_dir": str(run_dir), "config": config.to_dict()})
                     continue

@@ -146,7 +146,7 @@ class Checkpointer:
         cpu = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
         atomic_write_bytes(self.directory / f"{name}.safetensors", save_safetensors(cpu))
         atomic_write_bytes(self.directory / f"{name}.json", json.dumps(state).encode())
-        self._remove_all_but({p.stem for p in self._complete()[-self.keep :]})
+        self._remove_all_but({p.stem for p in self.complete()[-self.keep :]})
         return self.directory / f"{name}.json"
 
     def _remove_all_but(self, kept: set[str]) -> None:
@@ -155,7 +155,9 @@ class Checkpointer:
         for path in sorted(stale, key=lambda p: p.suffix != ".json"):
             path.unlink(missing_ok=True)
 
-    def _complete(self) -> list[Path]:
+    def complete(self) -> list[Path]:
+        """The JSON files of the complete checkpoints (a JSON file is written after its tensors), oldest
+        first; reads and changes nothing else."""
         if not self.directory.is_dir():
             return []
         return sorted(
@@ -165,7 +167,7 @@ class Checkpointer:
     def latest(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         """The newest complete checkpoint (tensors, state), or None. Temporary files and incomplete
         checkpoints left by a process killed mid-write are removed (one trainer owns a run directory)."""
-        complete = self._complete()
+        complete = self.complete()
         if self.directory.is_dir():
             for stale in self.directory.glob(".*.tmp"):
                 stale.unlink(missing_ok=True)
