@@ -104,6 +104,8 @@ class SequentialRecommender:
         writes = run_path is not None and group.is_main
         handler = _attach_log_file(run_path) if group.is_main else None
         try:
+            if resume and writes:
+                _log_resumption(run_path, config)
             torch.manual_seed(config.seed)
             self.dataset = dataset
             self._split = leave_one_out(dataset, config.max_len, config.padding)
@@ -349,12 +351,7 @@ class SequentialRecommender:
             raise ConfigError(f"{directory}: not a run directory (missing {CONFIG_FILE})")
         if finished_metrics(directory) is not None:
             raise ConfigError(f"{directory}: this run has finished (metrics.json exists); nothing to resume")
-        if (directory / METRICS_FILE).is_file():  # stopped by Ctrl-C: its metrics are replaced at the end
-            log.info("continuing a run stopped by Ctrl-C from its newest checkpoint")
         values = json.loads((directory / CONFIG_FILE).read_text())
-        changed = {name: value for name, value in changes.items() if values.get(name) != value}
-        if changed:
-            log.info("resuming with %s", ", ".join(f"{name}={value}" for name, value in changed.items()))
         values.update(changes)
         rec = cls(config=RunConfig.from_dict(values))
         return rec.fit(
@@ -409,6 +406,18 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
+
+
+def _log_resumption(run_dir: Path, config: RunConfig) -> None:
+    """Say in the run's own log how this resumption differs from the run as it was started."""
+    if (run_dir / METRICS_FILE).is_file():  # stopped by Ctrl-C: its metrics are replaced at the end
+        log.info("continuing a run stopped by Ctrl-C from its newest checkpoint")
+    saved = json.loads((run_dir / CONFIG_FILE).read_text())
+    changed = {
+        name: value for name, value in config.to_dict().items() if name in saved and saved[name] != value
+    }
+    if changed:
+        log.info("resuming with %s", ", ".join(f"{name}={value}" for name, value in changed.items()))
 
 
 def _attach_log_file(run_dir: Path | None) -> logging.Handler | None:

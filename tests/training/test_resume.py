@@ -127,6 +127,12 @@ def test_resume_changes_runtime_settings_only(dataset, tmp_path):
         + ["--threads", "1", "--no-progress"],
     )
     assert cli.exit_code == 0, cli.output
+    resumed_with = [line for line in (run / "train.log").read_text().splitlines() if "resuming with" in line]
+    assert (
+        len(resumed_with) == 1
+        and "checkpoint_steps=1" in resumed_with[0]
+        and "keep_checkpoints=100" in resumed_with[0]
+    )
     within_epoch_1 = [p.name for p in (run / "checkpoints").glob("epoch0001-batch*.json")]
     assert len(within_epoch_1) > 1  # batch 0 (from the first run) and one after every batch since
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 2

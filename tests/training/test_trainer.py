@@ -84,7 +84,9 @@ def test_a_run_stopped_by_ctrl_c_continues_on_resume_like_an_unstopped_one(data,
     press_ctrl_c(None)
     assert (stopped / "metrics.json").is_file() and finished_metrics(stopped) is None  # stopped, not finished
     resumed = SequentialRecommender.resume(stopped, progress=False)
-    assert "resuming at epoch 2, batch 0" in (stopped / "train.log").read_text()  # continued, not restarted
+    log_text = (stopped / "train.log").read_text()
+    assert "resuming at epoch 2, batch 0" in log_text  # continued, not restarted
+    assert "continuing a run stopped by Ctrl-C" in log_text  # said in the run's own log
     assert resumed.metrics["test"] == straight.metrics["test"] and resumed.metrics["epochs"] == 4
     assert finished_metrics(stopped) == json.loads((stopped / "metrics.json").read_text())
     with pytest.raises(ConfigError, match="this run has finished"):
