@@ -412,6 +412,8 @@ def _log_resumption(run_dir: Path, config: RunConfig) -> None:
     """Say in the run's own log how this resumption differs from the run as it was started."""
     if (run_dir / METRICS_FILE).is_file():  # stopped by Ctrl-C: its metrics are replaced at the end
         log.info("continuing a run stopped by Ctrl-C from its newest checkpoint")
+    if not (run_dir / CONFIG_FILE).is_file():
+        return  # the trainer says what is missing
     saved = json.loads((run_dir / CONFIG_FILE).read_text())
     changed = {
         name: value for name, value in config.to_dict().items() if name in saved and saved[name] != value
