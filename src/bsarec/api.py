@@ -410,7 +410,8 @@ def environment() -> dict[str, Any]:
 
 def _log_resumption(run_dir: Path, config: RunConfig) -> None:
     """Say in the run's own log how this resumption differs from the run as it was started."""
-    if (run_dir / METRICS_FILE).is_file():  # stopped by Ctrl-C: its metrics are replaced at the end
+    stopped_by_ctrl_c = (run_dir / METRICS_FILE).is_file() and finished_metrics(run_dir) is None
+    if stopped_by_ctrl_c:  # its interim metrics are replaced at the end
         log.info("continuing a run stopped by Ctrl-C from its newest checkpoint")
     if not (run_dir / CONFIG_FILE).is_file():
         return  # the trainer says what is missing
