@@ -93,8 +93,15 @@ def restore(parked: Path, runs: Path) -> None:
         with lock, tarfile.open(archive) as tar:
             # park writes one checkpoint per archive
             stem = next(
-                Path(n).stem for n in tar.getnames() if n.startswith("checkpoints/") and n.endswith(".json")
+                (
+                    Path(n).stem
+                    for n in tar.getnames()
+                    if n.startswith("checkpoints/") and n.endswith(".json")
+                ),
+                None,
             )
+            if stem is None:
+                raise SystemExit(f"{archive}: holds no checkpoints/*.json; not an archive written by park")
             current = newest_checkpoint(run_dir / "checkpoints")
             if finished_metrics(run_dir) is not None or (current is not None and current >= stem):
                 print(f"{run_dir}: already at {current or 'the end'}; {archive} not restored")
