@@ -22,5 +22,5 @@ DATA=${DATA:-../shared/data}
 BIN=${BIN:-.venv/bin}
 RUNS=benchmarks/runs/baselines
 $BIN/python benchmarks/park_runs.py restore benchmarks/parked $RUNS
-$BIN/bsarec benchmark --data-dir "$DATA" --jobs 1 --threads 1 --runs $RUNS --output benchmarks/results/baselines/Beauty \
+$BIN/bsarec benchmark --data-dir "$DATA" --jobs 1 --threads "${THREADS:-1}" --runs $RUNS --output benchmarks/results/baselines/Beauty \
   --set checkpoint_steps=100 -d Beauty -m bsarec,sasrec,fmlprec,fearec --seeds 42,43,44
