@@ -9,9 +9,11 @@
 #   batches, so a stopped session loses at most what came after its park.
 # Before a session ends: .venv/bin/python benchmarks/park_runs.py park benchmarks/runs/baselines benchmarks/parked
 # and commit benchmarks/parked (about 14 MB per unfinished cell).
-# Only FEARec is left: about 420 s per epoch on one core of the CPU machine, and it ran 85-93 epochs on LastFM,
-# so a seed takes several sessions. Three copies, one per seed, train about as many samples per second in all
-# as two (650 vs 626, measured with an older FEARec loss), and no core idles while the last seed trains alone.
+# All 12 cells finished on 2026-12-01 (docs/results.md); with the committed results.json a run trains nothing
+# and rewrites the table. To train the grid again, point --output elsewhere (and --runs at an empty tree). A FEARec
+# Beauty cell took 62-77 epochs, about 600 s each with three copies on the two cores. Three copies, one per seed,
+# train about as many samples per second in all as two (650 vs 626, measured with an older FEARec loss). A copy
+# left training alone can resume with THREADS=2 (a runtime setting; 257 s against 406 s per FEARec epoch).
 #   nohup bash benchmarks/finish_beauty.sh >> benchmarks/runs/beauty-lane1.log 2>&1 &   # lane2, lane3: 20 s apart
 set -u
 # tcmalloc, where installed (apt-get install libtcmalloc-minimal4), trains two lanes 1.12x faster, same computation
