@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The Beauty cells of issue 3 (BSARec, SASRec, FMLPRec, FEARec x seeds 42-44), one thread per process. Start
-# it once per cell you want trained at once: `bsarec benchmark` locks the cell it trains, so a second copy skips
-# that cell and takes the next one. Resumable across sessions:
+# The Beauty cells of issue 3 (BSARec, SASRec, FMLPRec, FEARec x seeds 42-44), one thread per process (THREADS=N
+# to change). Start it once per cell you want trained at once: `bsarec benchmark` locks the cell it trains, so a
+# second copy skips that cell and takes the next one. Resumable across sessions:
 # - finished cells are recorded in benchmarks/results/baselines/Beauty/results.json, which the grid writes
 #   after every finished cell; they are not trained again even though their run directories are gone;
 # - unfinished cells come back from benchmarks/parked (benchmarks/park_runs.py: each cell's newest checkpoint,
@@ -11,7 +11,7 @@
 # and commit benchmarks/parked (about 14 MB per unfinished cell).
 # All 12 cells finished on 2026-12-01 (docs/results.md); with the committed results.json a run trains nothing
 # and rewrites the table. To train the grid again, point --output elsewhere (and --runs at an empty tree). A FEARec
-# Beauty cell took 62-77 epochs, about 600 s each with three copies on the two cores. Three copies, one per seed,
+# Beauty cell took 62-77 epochs, median 585 s each with three copies on the two cores. Three copies, one per seed,
 # train about as many samples per second in all as two (650 vs 626, measured with an older FEARec loss). A copy
 # left training alone can resume with THREADS=2 (a runtime setting; 257 s against 406 s per FEARec epoch).
 #   nohup bash benchmarks/finish_beauty.sh >> benchmarks/runs/beauty-lane1.log 2>&1 &   # lane2, lane3: 20 s apart
