@@ -1,7 +1,9 @@
 """The run configuration: defaults (the reference code's), presets, and `--set key=value` overrides.
 
 Precedence, lowest first: defaults < preset < --set < explicit CLI flags (--seed, --epochs).
-The resolved config is written to every run directory and is enough to re-run it.
+The resolved config is written to every run directory and is enough to re-run it. A model hyperparameter's
+default is the one its constructor declares (`bsarec.models.hyperparameter_default`); the settings of the
+training loop and the protocol have their defaults here.
 """
 
 from __future__ import annotations
@@ -14,29 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from bsarec.errors import ConfigError
+from bsarec.models import MODELS, model_parameters
+from bsarec.models import hyperparameter_default as model_default
+from bsarec.models.base import check_loss
 
-MODEL_DEFAULT_LOSS = {
-    "bsarec": "ce",
-    "caser": "bce",
-    "gru4rec": "bpr",
-    "sasrec": "bce",
-    "bert4rec": "ce",
-    "fmlprec": "bce",
-    "duorec": "ce",
-    "fearec": "ce",
-}
-LOSSES = ("ce", "bce", "bpr")
 HISTORY_MASKS = ("exclude", "zero")
 CANDIDATES = ("full", "sampled-uniform", "sampled-popularity")
 SOFTMAX_SAMPLERS = ("uniform", "popularity")
 PADDINGS = ("zeros", "cyclic", "reflect", "symmetric")
 DEVICES = ("cpu", "cuda", "auto")
-# the baselines train with their paper objective only; BSARec and SASRec may use "ce" or "bce"
-LOSS_CHOICES = {
-    **{m: (loss,) for m, loss in MODEL_DEFAULT_LOSS.items()},
-    "bsarec": ("ce", "bce"),
-    "sasrec": ("ce", "bce"),
-}
 MONITORS = tuple(f"{m}@{k}" for k in (5, 10, 20) for m in ("HR", "NDCG")) + ("MRR",)
 
 
@@ -54,31 +42,33 @@ class RunConfig:
     weight_decay: float = 0.0
     patience: int = 10
     monitor: str = "NDCG@20"
-    max_len: int = 50
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 2
-    hidden_dropout: float = 0.5
-    attn_dropout: float = 0.5
-    alpha: float = 0.9  # BSARec: weight of the frequency branch
-    c: int = 3  # BSARec: low-pass cut-off, keeps c//2+1 rfft bins
-    loss: str | None = None  # None: the model's paper objective (MODEL_DEFAULT_LOSS)
+    max_len: int = model_default("max_len")
+    hidden_size: int = model_default("hidden_size")
+    num_layers: int = model_default("num_layers")
+    num_heads: int = model_default("num_heads")
+    hidden_dropout: float = model_default("hidden_dropout")
+    attn_dropout: float = model_default("attn_dropout")
+    alpha: float = model_default("alpha")  # BSARec: weight of the frequency branch
+    c: int = model_default("c")  # BSARec: low-pass cut-off, keeps c//2+1 rfft bins
+    loss: str | None = None  # None: the model's paper objective (the first of its `losses`)
     # large catalogues: sampled softmax in place of the full softmax of the "ce" loss (0 = full softmax)
     softmax_negatives: int = 0  # items drawn per batch, shared by its samples, logQ-corrected
     softmax_sampler: str = "uniform"  # "uniform" or "popularity" (training-target frequency + 1)
-    # baselines (BASELINES.md; the reference code's defaults)
-    nh: int = 8  # Caser: horizontal filters per height
-    nv: int = 4  # Caser: vertical filters
-    reg_weight: float = 1e-4  # Caser: L2 weight
-    gru_hidden_size: int = 64  # GRU4Rec
-    mask_ratio: float = 0.2  # BERT4Rec: masked share of the slots
-    tau: float = 1.0  # DuoRec, FEARec: InfoNCE temperature
-    lmd_sem: float = 0.1  # DuoRec, FEARec: weight of the same-target InfoNCE term
-    sim: str = "dot"  # DuoRec, FEARec: "dot" or "cos"
-    global_ratio: float = 0.6  # FEARec: band width
-    spatial_ratio: float = 0.1  # FEARec: weight of the time-domain attention
-    topk_factor: int = 10  # FEARec: top-k delays = int(topk_factor * ln N)
-    freq_loss_weight: float = 0.1  # FEARec: weight of the frequency-domain regulariser
+    # baselines (docs/baselines.md; the reference code's defaults)
+    nh: int = model_default("nh")  # Caser: horizontal filters per height
+    nv: int = model_default("nv")  # Caser: vertical filters
+    reg_weight: float = model_default("reg_weight")  # Caser: L2 weight
+    gru_hidden_size: int = model_default("gru_hidden_size")  # GRU4Rec
+    mask_ratio: float = model_default("mask_ratio")  # BERT4Rec: masked share of the slots
+    tau: float = model_default("tau")  # DuoRec, FEARec: InfoNCE temperature
+    lmd_sem: float = model_default("lmd_sem")  # DuoRec, FEARec: weight of the same-target InfoNCE term
+    sim: str = model_default("sim")  # DuoRec, FEARec: "dot" or "cos"
+    global_ratio: float = model_default("global_ratio")  # FEARec: band width
+    spatial_ratio: float = model_default("spatial_ratio")  # FEARec: weight of the time-domain attention
+    topk_factor: int = model_default("topk_factor")  # FEARec: top-k delays = int(topk_factor * ln N)
+    freq_loss_weight: float = model_default(
+        "freq_loss_weight"
+    )  # FEARec: weight of the frequency-domain regulariser
     # the protocol switchboard (the paper's protocol is the default)
     history_mask: str = "exclude"  # "exclude" (default) or "zero" (the reference code's 0-score masking)
     candidates: str = "full"  # "full" ranking or the target + eval_negatives sampled negatives
@@ -97,10 +87,8 @@ class RunConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.model not in MODEL_DEFAULT_LOSS:
-            raise ConfigError(f"model: unknown {self.model!r}; choose from {', '.join(MODEL_DEFAULT_LOSS)}")
-        if self.loss not in (None, *LOSSES):
-            raise ConfigError(f"loss: expected one of {LOSSES}, got {self.loss!r}")
+        if self.model not in MODELS:
+            raise ConfigError(f"model: unknown {self.model!r}; choose from {', '.join(MODELS)}")
         for name, choices in (
             ("history_mask", HISTORY_MASKS),
             ("candidates", CANDIDATES),
@@ -152,10 +140,7 @@ class RunConfig:
             raise ConfigError(f"flush_denormal: expected true or false, got {self.flush_denormal!r}")
         if self.model == "bert4rec" and int(self.max_len * self.mask_ratio) < 1:
             raise ConfigError(f"mask_ratio: {self.mask_ratio} x max_len {self.max_len} masks no slot")
-        if self.resolved_loss not in LOSS_CHOICES[self.model]:
-            raise ConfigError(
-                f"loss: {self.model} trains with {LOSS_CHOICES[self.model]}, got {self.resolved_loss!r}"
-            )
+        check_loss(MODELS[self.model], self.resolved_loss)
         if self.softmax_negatives and self.resolved_loss != "ce":
             raise ConfigError(
                 f"softmax_negatives: sampled softmax replaces the 'ce' loss; {self.model} trains with"
@@ -173,12 +158,10 @@ class RunConfig:
 
     @property
     def resolved_loss(self) -> str:
-        return self.loss or MODEL_DEFAULT_LOSS[self.model]
+        return self.loss or MODELS[self.model].losses[0]
 
     def model_settings(self) -> dict[str, Any]:
         """Constructor arguments of the chosen model: the settings whose names its constructor takes."""
-        from bsarec.models import model_parameters
-
         values = {**dataclasses.asdict(self), "loss": self.resolved_loss}
         return {name: values[name] for name in model_parameters(self.model)}
 

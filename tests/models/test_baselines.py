@@ -12,7 +12,8 @@ from bsarec.models import MODELS, build_model
 from bsarec.models.bert4rec import BERT4Rec
 from bsarec.models.caser import Caser
 from bsarec.models.fearec import FEARec, HybridAttention, band_projection, frequency_band
-from bsarec.models.layers import bidirectional_padding_mask, info_nce
+from bsarec.models.layers import bidirectional_padding_mask
+from bsarec.models.losses import info_nce
 
 N_ITEMS, N_USERS, MAX_LEN = 40, 12, 10
 

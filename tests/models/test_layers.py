@@ -1,6 +1,7 @@
 import torch
 
-from bsarec.models.layers import MASK_VALUE, Dropout, causal_padding_mask, softmax_cross_entropy
+from bsarec.models.layers import MASK_VALUE, Dropout, causal_padding_mask
+from bsarec.models.losses import softmax_cross_entropy
 from bsarec.models.sasrec import SASRec
 
 

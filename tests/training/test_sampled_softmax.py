@@ -11,7 +11,7 @@ from bsarec.data.split import leave_one_out
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import ConfigError
 from bsarec.models import build_model
-from bsarec.models.layers import sampled_softmax_cross_entropy, softmax_cross_entropy
+from bsarec.models.losses import sampled_softmax_cross_entropy, softmax_cross_entropy
 from bsarec.training.helpers import SoftmaxSampler
 from bsarec.training.trainer import BatchMaker
 

@@ -1,4 +1,4 @@
-"""Same-target positives for the contrastive models (DuoRec, FEARec), as in BASELINES.md §7.
+"""Same-target positives for the contrastive models (DuoRec, FEARec), as in docs/baselines.md.
 
 Every training sample (prefix + target) is grouped by its target. For an anchor with target t, the positive
 is drawn uniformly from group t; when the group holds at least two different samples (by content), the draw is

@@ -1,4 +1,4 @@
-"""Leave-one-out split and training samples, exactly as in PROTOCOL.md.
+"""Leave-one-out split and training samples, exactly as in docs/protocol.md.
 
 For a user sequence s of length n: test target s[n-1] with input s[:n-1]; validation target s[n-2] with
 input s[:n-2]; training items s[:n-2]. Inputs keep their last max_len items, left-padded with 0.

@@ -1,12 +1,12 @@
-"""Models: one file each; `build_model` maps a resolved config to a model."""
+"""Models: one file each, every one a `SequentialModel` (the contract in base.py); `build_model` maps a
+resolved config to a model, and `hyperparameter_default` reads a setting's default from the constructors."""
 
 from __future__ import annotations
 
 import inspect
 from typing import Any
 
-from torch import nn
-
+from bsarec.models.base import SequentialModel, StackedBlocksModel
 from bsarec.models.bert4rec import BERT4Rec
 from bsarec.models.bsarec import BSARec
 from bsarec.models.caser import Caser
@@ -17,7 +17,7 @@ from bsarec.models.gru4rec import GRU4Rec
 from bsarec.models.popularity import Popularity
 from bsarec.models.sasrec import SASRec
 
-MODELS: dict[str, type[nn.Module]] = {
+MODELS: dict[str, type[SequentialModel]] = {
     "bsarec": BSARec,
     "caser": Caser,
     "gru4rec": GRU4Rec,
@@ -36,7 +36,23 @@ def model_parameters(name: str) -> list[str]:
     return [p for p in params if p not in ("n_items", "n_users")]
 
 
-def build_model(name: str, n_items: int, settings: dict[str, Any], n_users: int | None = None) -> nn.Module:
+def hyperparameter_default(name: str) -> Any:
+    """The default of a constructor argument, the same in every model that takes it (checked here)."""
+    defaults = {
+        inspect.signature(cls).parameters[name].default
+        for cls in MODELS.values()
+        if name in inspect.signature(cls).parameters
+    }
+    if len(defaults) != 1:
+        raise RuntimeError(
+            f"the models disagree on the default of {name!r}: {defaults or 'no model takes it'}"
+        )
+    return defaults.pop()
+
+
+def build_model(
+    name: str, n_items: int, settings: dict[str, Any], n_users: int | None = None
+) -> SequentialModel:
     """Build a model from its constructor arguments (a subset of the run config)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
@@ -60,6 +76,9 @@ __all__ = [
     "GRU4Rec",
     "Popularity",
     "SASRec",
+    "SequentialModel",
+    "StackedBlocksModel",
     "build_model",
+    "hyperparameter_default",
     "model_parameters",
 ]

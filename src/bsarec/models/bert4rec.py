@@ -1,4 +1,4 @@
-"""BERT4Rec as the BSARec paper ran it (BASELINES.md §5), which differs from Sun et al. (CIKM 2019).
+"""BERT4Rec as the BSARec paper ran it (docs/baselines.md), which differs from Sun et al. (CIKM 2019).
 
 The SASRec encoder with a bidirectional mask (a key is visible iff its slot is not padding), and an item
 table of V + 1 rows whose last row is the mask token. One training step, as executed by the reference code:
@@ -16,16 +16,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bsarec.models.layers import (
-    SequentialRecommenderModel,
-    bidirectional_padding_mask,
-    init_weights,
-    next_item_loss,
-)
+from bsarec.models.base import StackedBlocksModel
+from bsarec.models.layers import bidirectional_padding_mask, init_weights
+from bsarec.models.losses import next_item_loss
 from bsarec.models.sasrec import SelfAttentionBlock
 
 
-class BERT4Rec(SequentialRecommenderModel):
+class BERT4Rec(StackedBlocksModel):
+    losses = ("ce",)
+
     def __init__(
         self,
         n_items: int,
@@ -36,11 +35,9 @@ class BERT4Rec(SequentialRecommenderModel):
         hidden_dropout: float = 0.5,
         attn_dropout: float = 0.5,
         mask_ratio: float = 0.2,
-        loss: str = "ce",
+        loss: str | None = None,
     ):
-        super().__init__(n_items + 1, hidden_size, max_len, hidden_dropout)
-        if loss != "ce":
-            raise ValueError(f"BERT4Rec trains with loss 'ce' (as the paper ran it), got {loss!r}")
+        super().__init__(n_items + 1, hidden_size, max_len, hidden_dropout, loss)
         self.n_items = n_items
         self.mask_token = n_items
         self.mask_count = int(max_len * mask_ratio)

@@ -14,13 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bsarec.models.layers import (
-    Dropout,
-    FeedForward,
-    MultiHeadSelfAttention,
-    SequentialRecommenderModel,
-    init_weights,
-)
+from bsarec.models.base import StackedBlocksModel
+from bsarec.models.layers import Dropout, FeedForward, MultiHeadSelfAttention, init_weights
 
 
 def low_pass_fft(x: torch.Tensor, c: int) -> torch.Tensor:
@@ -71,7 +66,9 @@ class BSARecBlock(nn.Module):
         return self.ffn(self.alpha * dsp + (1 - self.alpha) * gsp)  # Eq. 8
 
 
-class BSARec(SequentialRecommenderModel):
+class BSARec(StackedBlocksModel):
+    losses = ("ce", "bce")
+
     def __init__(
         self,
         n_items: int,
@@ -83,9 +80,9 @@ class BSARec(SequentialRecommenderModel):
         c: int = 3,
         hidden_dropout: float = 0.5,
         attn_dropout: float = 0.5,
-        loss: str = "ce",
+        loss: str | None = None,
     ):
-        super().__init__(n_items, hidden_size, max_len, hidden_dropout)
+        super().__init__(n_items, hidden_size, max_len, hidden_dropout, loss)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
         if c < 1:
@@ -97,4 +94,3 @@ class BSARec(SequentialRecommenderModel):
             for _ in range(num_layers)
         )
         self.apply(init_weights)
-        self.select_loss(loss)

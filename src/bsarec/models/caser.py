@@ -1,4 +1,4 @@
-"""Caser (Tang & Wang, WSDM 2018) as the BSARec paper ran it (a port of RecBole's version, BASELINES.md §2).
+"""Caser (Tang & Wang, WSDM 2018) as the BSARec paper ran it (a port of RecBole's version, docs/baselines.md).
 
 The window E (N x d) of item vectors, with no position embedding, is read by two kinds of convolution:
   vertical:    o_v = sum_n F_v[n] · E[n]                        nv filters of size N x 1      (weighted sums of rows)
@@ -19,13 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bsarec.models.layers import Dropout, init_weights, target_negative_bce
+from bsarec.models.base import SequentialModel
+from bsarec.models.layers import Dropout, init_weights
+from bsarec.models.losses import target_negative_bce
 
 
-class Caser(nn.Module):
-    needs_negatives = True
+class Caser(SequentialModel):
+    losses = ("bce",)
     needs_users = True
-    needs_positives = False
 
     def __init__(
         self,
@@ -37,12 +38,10 @@ class Caser(nn.Module):
         nv: int = 4,
         hidden_dropout: float = 0.5,
         reg_weight: float = 1e-4,
-        loss: str = "bce",
+        loss: str | None = None,
     ):
-        super().__init__()
-        if loss != "bce":
-            raise ValueError(f"Caser trains with loss 'bce' (as the paper ran it), got {loss!r}")
-        self.n_items, self.max_len, self.reg_weight = n_items, max_len, reg_weight
+        super().__init__(n_items, loss)
+        self.max_len, self.reg_weight = max_len, reg_weight
         self.item = nn.Embedding(n_items, hidden_size, padding_idx=0)
         self.user = nn.Embedding(n_users, hidden_size, padding_idx=0)
         self.conv_v = nn.Conv2d(1, nv, (max_len, 1))

@@ -1,4 +1,4 @@
-"""DuoRec (Qiu et al., WSDM 2022) as the BSARec paper ran it (BASELINES.md §7, `ssl = us_x`).
+"""DuoRec (Qiu et al., WSDM 2022) as the BSARec paper ran it (docs/baselines.md, `ssl = us_x`).
 
 The SASRec encoder; the loss adds contrastive learning between two views of the same next item:
   L = CE(h, target) + lmd_sem · InfoNCE(h', h_sem)
@@ -13,11 +13,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bsarec.models.layers import SequentialRecommenderModel, info_nce, init_weights, next_item_loss
+from bsarec.models.base import StackedBlocksModel
+from bsarec.models.layers import init_weights
+from bsarec.models.losses import info_nce, next_item_loss
 from bsarec.models.sasrec import SelfAttentionBlock
 
 
-class DuoRec(SequentialRecommenderModel):
+class DuoRec(StackedBlocksModel):
+    losses = ("ce",)
     needs_positives = True
 
     def __init__(
@@ -32,11 +35,9 @@ class DuoRec(SequentialRecommenderModel):
         tau: float = 1.0,
         lmd_sem: float = 0.1,
         sim: str = "dot",
-        loss: str = "ce",
+        loss: str | None = None,
     ):
-        super().__init__(n_items, hidden_size, max_len, hidden_dropout)
-        if loss != "ce":
-            raise ValueError(f"DuoRec trains with loss 'ce' plus its contrastive term, got {loss!r}")
+        super().__init__(n_items, hidden_size, max_len, hidden_dropout, loss)
         self.tau, self.lmd_sem, self.sim = tau, lmd_sem, sim
         self.blocks = nn.ModuleList(
             SelfAttentionBlock(hidden_size, num_heads, hidden_dropout, attn_dropout)

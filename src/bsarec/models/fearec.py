@@ -1,4 +1,4 @@
-"""FEARec (Du et al., SIGIR 2023) as the BSARec paper ran it (BASELINES.md §8).
+"""FEARec (Du et al., SIGIR 2023) as the BSARec paper ran it (docs/baselines.md).
 
 Each block replaces self-attention by a hybrid of two attentions on one band of frequencies, then the FFN.
 Layer l keeps the rfft bins [left_l, right_l) (with the defaults, layer 0 keeps 10-25, layer 1 keeps 0-15).
@@ -21,14 +21,9 @@ import math
 import torch
 from torch import nn
 
-from bsarec.models.layers import (
-    Dropout,
-    FeedForward,
-    SequentialRecommenderModel,
-    info_nce,
-    init_weights,
-    next_item_loss,
-)
+from bsarec.models.base import StackedBlocksModel
+from bsarec.models.layers import Dropout, FeedForward, init_weights
+from bsarec.models.losses import info_nce, next_item_loss
 
 
 def frequency_band(max_len: int, layer: int, num_layers: int, global_ratio: float) -> tuple[int, int]:
@@ -153,7 +148,8 @@ class FEARecBlock(nn.Module):
         return self.ffn(h[:, -1:] if last_only else h)
 
 
-class FEARec(SequentialRecommenderModel):
+class FEARec(StackedBlocksModel):
+    losses = ("ce",)
     needs_positives = True
 
     def __init__(
@@ -172,11 +168,9 @@ class FEARec(SequentialRecommenderModel):
         spatial_ratio: float = 0.1,
         topk_factor: int = 10,
         freq_loss_weight: float = 0.1,
-        loss: str = "ce",
+        loss: str | None = None,
     ):
-        super().__init__(n_items, hidden_size, max_len, hidden_dropout)
-        if loss != "ce":
-            raise ValueError(f"FEARec trains with loss 'ce' plus its auxiliary terms, got {loss!r}")
+        super().__init__(n_items, hidden_size, max_len, hidden_dropout, loss)
         self.tau, self.lmd_sem, self.sim, self.freq_loss_weight = tau, lmd_sem, sim, freq_loss_weight
         top_k = min(max_len, int(topk_factor * math.log(max_len)))
         self.blocks = nn.ModuleList(

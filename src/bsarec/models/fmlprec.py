@@ -1,4 +1,4 @@
-"""FMLP-Rec (Zhou et al., WWW 2022) as the BSARec paper ran it (BASELINES.md §6; the authors' release).
+"""FMLP-Rec (Zhou et al., WWW 2022) as the BSARec paper ran it (docs/baselines.md; the authors' release).
 
 Each block replaces self-attention by a learnable filter in the frequency domain, then the FFN:
   X_f = rfft(X) along positions (orthonormal)                     (Eq. 3)
@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bsarec.models.layers import Dropout, FeedForward, SequentialRecommenderModel, init_weights
+from bsarec.models.base import StackedBlocksModel
+from bsarec.models.layers import Dropout, FeedForward, init_weights
 
 
 class FilterLayer(nn.Module):
@@ -41,8 +42,8 @@ class FilterBlock(nn.Module):
         return self.ffn(filtered[:, -1:] if last_only else filtered)
 
 
-class FMLPRec(SequentialRecommenderModel):
-    needs_negatives = True
+class FMLPRec(StackedBlocksModel):
+    losses = ("bce",)
 
     def __init__(
         self,
@@ -51,11 +52,9 @@ class FMLPRec(SequentialRecommenderModel):
         max_len: int = 50,
         num_layers: int = 2,
         hidden_dropout: float = 0.5,
-        loss: str = "bce",
+        loss: str | None = None,
     ):
-        super().__init__(n_items, hidden_size, max_len, hidden_dropout)
-        if loss != "bce":
-            raise ValueError(f"FMLPRec trains with loss 'bce' (as the paper ran it), got {loss!r}")
+        super().__init__(n_items, hidden_size, max_len, hidden_dropout, loss)
         complex_weight = torch.randn(1, max_len // 2 + 1, hidden_size, 2) * 0.02
         self.blocks = nn.ModuleList(
             FilterBlock(hidden_size, hidden_dropout, complex_weight) for _ in range(num_layers)

@@ -1,4 +1,4 @@
-"""GRU4Rec as the BSARec paper ran it (RecBole-style, BASELINES.md §3; Tan et al., DLRS 2016 augmentation).
+"""GRU4Rec as the BSARec paper ran it (RecBole-style, docs/baselines.md; Tan et al., DLRS 2016 augmentation).
 
   E = Dropout(item embeddings of the N slots)                     (no position embedding)
   H = GRU(E)                                                      num_layers layers, no bias, over all N slots
@@ -12,13 +12,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bsarec.models.base import SequentialModel
 from bsarec.models.layers import Dropout, init_weights
 
 
-class GRU4Rec(nn.Module):
-    needs_negatives = True
-    needs_users = False
-    needs_positives = False
+class GRU4Rec(SequentialModel):
+    losses = ("bpr",)
 
     def __init__(
         self,
@@ -28,12 +27,10 @@ class GRU4Rec(nn.Module):
         num_layers: int = 2,
         gru_hidden_size: int = 64,
         hidden_dropout: float = 0.5,
-        loss: str = "bpr",
+        loss: str | None = None,
     ):
-        super().__init__()
-        if loss != "bpr":
-            raise ValueError(f"GRU4Rec trains with loss 'bpr' (as the paper ran it), got {loss!r}")
-        self.n_items, self.max_len = n_items, max_len
+        super().__init__(n_items, loss)
+        self.max_len = max_len
         self.item = nn.Embedding(n_items, hidden_size, padding_idx=0)
         self.dropout = Dropout(hidden_dropout)
         self.gru = nn.GRU(hidden_size, gru_hidden_size, num_layers, bias=False, batch_first=True)

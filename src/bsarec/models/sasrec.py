@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bsarec.models.layers import FeedForward, MultiHeadSelfAttention, SequentialRecommenderModel, init_weights
+from bsarec.models.base import StackedBlocksModel
+from bsarec.models.layers import FeedForward, MultiHeadSelfAttention, init_weights
 
 
 class SelfAttentionBlock(nn.Module):
@@ -25,7 +26,9 @@ class SelfAttentionBlock(nn.Module):
         return self.ffn(self.attention(x, mask, last_only))
 
 
-class SASRec(SequentialRecommenderModel):
+class SASRec(StackedBlocksModel):
+    losses = ("bce", "ce")
+
     def __init__(
         self,
         n_items: int,
@@ -35,12 +38,11 @@ class SASRec(SequentialRecommenderModel):
         num_heads: int = 2,
         hidden_dropout: float = 0.5,
         attn_dropout: float = 0.5,
-        loss: str = "bce",
+        loss: str | None = None,
     ):
-        super().__init__(n_items, hidden_size, max_len, hidden_dropout)
+        super().__init__(n_items, hidden_size, max_len, hidden_dropout, loss)
         self.blocks = nn.ModuleList(
             SelfAttentionBlock(hidden_size, num_heads, hidden_dropout, attn_dropout)
             for _ in range(num_layers)
         )
         self.apply(init_weights)
-        self.select_loss(loss)

@@ -1,0 +1,60 @@
+"""Refactor guard: every model trained for one epoch on LastFM with the paper preset and seed 1 must give
+exactly the test HR@10 / NDCG@10 recorded in benchmarks/results/numbers_lastfm_1epoch.json.
+
+This is the command `bsarec train --model M --dataset LastFM --data-dir DIR --preset paper --epochs 1 --seed 1`
+for each model, run through the Python API with the default thread count. A change that is meant to be a pure
+refactor must leave these numbers bit for bit. Runtime: about 4 minutes on 2 CPU cores.
+
+    python benchmarks/check_numbers.py --data-dir ../shared/data            # compare; exit 1 on a difference
+    python benchmarks/check_numbers.py --data-dir ../shared/data --models bsarec,sasrec
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from bsarec import SequentialRecommender, resolve_dataset
+from bsarec.config import resolve_config
+
+EXPECTED = Path(__file__).parent / "results" / "numbers_lastfm_1epoch.json"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--models", default=None, help="comma-separated (default: every recorded model)")
+    args = parser.parse_args()
+    expected = json.loads(EXPECTED.read_text())["test"]
+    models = args.models.split(",") if args.models else list(expected)
+    data = resolve_dataset("LastFM", args.data_dir)
+    failures = 0
+    for model in models:
+        config = resolve_config(
+            model, "LastFM", "LastFM", "paper", {}, seed=1, epochs=1, data_dir=args.data_dir
+        )
+        with tempfile.TemporaryDirectory() as run_dir:
+            test = (
+                SequentialRecommender(config=config)
+                .fit(data, run_dir=run_dir, progress=False)
+                .metrics["test"]
+            )
+        got = {"HR@10": test["HR@10"], "NDCG@10": test["NDCG@10"]}
+        same = got == expected[model]
+        failures += not same
+        print(
+            f"{model:9s} HR@10 {got['HR@10']!r:22} NDCG@10 {got['NDCG@10']!r:22} {'same' if same else 'DIFFERENT'}"
+        )
+        if not same:
+            print(
+                f"          expected HR@10 {expected[model]['HR@10']!r} NDCG@10 {expected[model]['NDCG@10']!r}"
+            )
+    print(f"{len(models) - failures} of {len(models)} models give the recorded numbers")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The training objectives the models share: full-softmax cross-entropy (fused), sampled softmax with the logQ
+correction, BCE against one sampled negative, and the InfoNCE of the contrastive models. Each takes the
+encoder's output h (B, d) and the output item table (V, d)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class _SoftmaxCrossEntropy(torch.autograd.Function):
+    """mean_b [logsumexp_v(h_b · W_v) - h_b · W_target]; the probabilities computed in the forward pass are
+    kept and turned into the gradient in place, so the (B, V) logits are materialised once, not four times."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        ctx.dtypes = h.dtype, table.dtype
+        with torch.autocast(h.device.type, enabled=False):  # the softmax always runs in fp32
+            h, table = h.float(), table.float()
+            probs = h @ table.T
+            row_max = probs.amax(1, keepdim=True)
+            probs.sub_(row_max).exp_()
+            total = probs.sum(1, keepdim=True)
+            loss = (total.log() + row_max).squeeze(1) - (h * table[targets]).sum(1)
+            probs.div_(total)
+        ctx.save_for_backward(h, table, targets, probs)
+        return loss.mean()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        h, table, targets, probs = ctx.saved_tensors
+        with torch.autocast(h.device.type, enabled=False):
+            probs[torch.arange(len(targets), device=targets.device), targets] -= 1.0
+            probs.mul_(grad.float() / len(targets))
+            grad_h, grad_table = probs @ table, probs.T @ h
+        return grad_h.to(ctx.dtypes[0]), grad_table.to(ctx.dtypes[1]), None
+
+
+def softmax_cross_entropy(h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """F.cross_entropy(h @ table.T, targets), fused (same value and gradients up to float rounding)."""
+    return _SoftmaxCrossEntropy.apply(h, table, targets)
+
+
+def sampled_softmax_cross_entropy(
+    h: torch.Tensor,
+    table: torch.Tensor,
+    targets: torch.Tensor,
+    sampled_items: torch.Tensor,
+    sampled_log_expected: torch.Tensor,
+) -> torch.Tensor:
+    """Sampled softmax with the logQ correction: S items drawn with replacement from a proposal q, shared by
+    the batch, stand in for the full catalogue. Each sampled logit is corrected by log(S · q(item)), so that
+    sum_s exp(logit_s - log(S q_s)) is an unbiased estimate of sum_v exp(h · W_v); a sample equal to the row's
+    target (an accidental hit) is dropped, since the target's own term enters uncorrected. As S grows, the loss
+    and its gradient approach the full softmax cross-entropy's."""
+    target_logit = (h * table[targets]).sum(-1)
+    sampled = h @ table[sampled_items].T - sampled_log_expected
+    sampled = sampled.masked_fill(sampled_items[None, :] == targets[:, None], float("-inf"))
+    logits = torch.cat([target_logit[:, None], sampled], 1)
+    return (torch.logsumexp(logits.float(), 1) - target_logit.float()).mean()
+
+
+def next_item_loss(
+    h: torch.Tensor,
+    table: torch.Tensor,
+    targets: torch.Tensor,
+    sampled_items: torch.Tensor | None = None,
+    sampled_log_expected: torch.Tensor | None = None,
+    **_,
+) -> torch.Tensor:
+    """The cross-entropy of the next item: full softmax, or sampled softmax when the batch brings samples."""
+    if sampled_items is None:
+        return softmax_cross_entropy(h, table, targets)
+    return sampled_softmax_cross_entropy(h, table, targets, sampled_items, sampled_log_expected)
+
+
+def target_negative_bce(
+    h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor
+) -> torch.Tensor:
+    """BCE-with-logits: label 1 for h · W_target, label 0 for h · W_negative, each averaged over the batch."""
+    pos = (h * table[targets]).sum(-1)
+    neg = (h * table[negatives]).sum(-1)
+    return F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + F.binary_cross_entropy_with_logits(
+        neg, torch.zeros_like(neg)
+    )
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float, sim: str = "dot") -> torch.Tensor:
+    """InfoNCE of DuoRec/FEARec: for each of the 2B rows of z = [a; b], the partner row (i ± B) is the positive
+    and the other 2B - 2 rows are negatives (the row itself is left out); averaged over the 2B rows."""
+    z = torch.cat([a, b])
+    if sim == "cos":
+        z = F.normalize(z, dim=-1)
+    elif sim != "dot":
+        raise ValueError(f"sim must be 'dot' or 'cos', got {sim!r}")
+    logits = (z @ z.T) / tau
+    logits.fill_diagonal_(float("-inf"))
+    n = len(a)
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return F.cross_entropy(logits, partner)
