@@ -24,8 +24,10 @@ test: lint
 
 # Benchmarks (long; resumable). DATA_DIR holds the benchmark files, e.g. ../shared/data.
 DATA_DIR ?= ../shared/data
+# BSARec with the paper's presets on LastFM and Beauty, 3 seeds (cells shared with benchmarks/grids.sh baselines-*)
 reproduce: $(STAMP)
-	$(BIN)/python benchmarks/reproduce.py --data-dir $(DATA_DIR)
+	$(BIN)/bsarec benchmark -m bsarec -d LastFM,Beauty --seeds 42,43,44 --data-dir $(DATA_DIR) \
+		--runs benchmarks/runs/baselines --output benchmarks/results/reproduce
 
 speed: $(STAMP)
 	$(BIN)/python benchmarks/speed.py --data-dir $(DATA_DIR)
@@ -35,4 +37,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from bsarec.benchmark import provenance
+from bsarec.environment import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
 
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
@@ -36,7 +36,8 @@ def child(model_name: str, dataset: str, data_dir: str | None, steps: int) -> No
     from bsarec.config import resolve_config
     from bsarec.data.registry import dataset_name, resolve_dataset
     from bsarec.data.split import leave_one_out
-    from bsarec.training.trainer import BatchMaker, make_optimizer
+    from bsarec.training.sampling import BatchMaker
+    from bsarec.training.trainer import make_optimizer
 
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # as the training loop does by default

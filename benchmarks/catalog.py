@@ -1,4 +1,4 @@
-"""Large catalogues: full vs sampled softmax at 10^4, 10^5 and 10^6 items (issue 6).
+"""Large catalogues: full vs sampled softmax at 10^4, 10^5 and 10^6 items.
 
     python benchmarks/catalog.py                      # every size and mode, 3 epochs each
     python benchmarks/catalog.py --items 10000 --modes full
@@ -8,7 +8,7 @@ users with `--length` events each, items drawn from a Zipf law over the whole ca
 median time per training epoch, the median full-ranking validation time (every item is a candidate,
 scored in bounded chunks) and the process's peak resident memory. "sampled" is sampled softmax with
 `--negatives` popularity-drawn, logQ-corrected items per batch. Accuracy is not measured here (the data is
-random); see benchmarks/sampled_softmax.sh for the accuracy cost on Beauty.
+random); see `bash benchmarks/grids.sh sampled-softmax-beauty` for the accuracy cost on Beauty.
 Writes benchmarks/results/catalog.{json,md}; cells already in the JSON file are kept (resumable).
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bsarec.benchmark import provenance
+from bsarec.environment import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
 
 SIZES = (10_000, 100_000, 1_000_000)

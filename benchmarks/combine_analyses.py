@@ -1,4 +1,4 @@
-"""Issue 5's cross-dataset figures: the analyses of LastFM and Beauty (BSARec against SASRec, seed 42) side by
+"""Cross-dataset figures: the analyses of LastFM and Beauty (BSARec against SASRec, seed 42) side by
 side, one panel per dataset, from the committed analysis.json files (no model is loaded or run again).
 
     python benchmarks/combine_analyses.py

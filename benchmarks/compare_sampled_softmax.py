@@ -2,7 +2,7 @@
 
     python benchmarks/compare_sampled_softmax.py
 
-Reads the full-softmax run of the baselines grid and the sampled-softmax run of benchmarks/sampled_softmax.sh
+Reads the full-softmax run of the baselines grid and the sampled-softmax run of `benchmarks/grids.sh sampled-softmax-beauty`
 (BSARec, paper preset, seed 42 both) and writes benchmarks/results/sampled_softmax_beauty.md: test metrics
 when the sampled run has finished, and the validation NDCG@20 curve of both at equal epochs (which also
 works for a run still in progress).
@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from bsarec.benchmark import machine_line
+from bsarec.environment import machine_line
 from bsarec.io import atomic_write_text
-from bsarec.training import read_history
+from bsarec.training.history import read_history
 
 METRICS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")
 

@@ -23,13 +23,15 @@ import torch
 from safetensors.torch import load_file
 
 from bsarec.api import build_run_model
-from bsarec.benchmark import provenance
 from bsarec.config import RunConfig
 from bsarec.data.dataset import SequenceDataset
 from bsarec.data.split import leave_one_out
+from bsarec.environment import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
-from bsarec.training.helpers import Checkpointer, cpu_denormal_mode, restore_optimizer
-from bsarec.training.trainer import BatchMaker, LossOf, make_optimizer
+from bsarec.training.checkpoint import Checkpointer, restore_optimizer
+from bsarec.training.numerics import cpu_denormal_mode
+from bsarec.training.sampling import BatchMaker
+from bsarec.training.trainer import LossOf, make_optimizer
 
 SMALLEST_NORMAL = torch.finfo(torch.float32).tiny
 

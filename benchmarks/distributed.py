@@ -1,4 +1,4 @@
-"""Samples per second with 1 and 2 training processes (DistributedDataParallel, gloo on CPU; issue 6).
+"""Samples per second with 1 and 2 training processes (DistributedDataParallel, gloo on CPU).
 
     python benchmarks/distributed.py --data-dir ../shared/data
 
@@ -19,9 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bsarec.benchmark import provenance
+from bsarec.environment import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
-from bsarec.training import read_history
+from bsarec.training.history import read_history
 
 SETTINGS = ((1, 1), (1, 2), (2, 1))  # (processes, threads per process)
 

@@ -1,4 +1,4 @@
-"""`bsarec data prepare` on a 10-million-event synthetic log: time and peak memory (issue 6).
+"""`bsarec data prepare` on a 10-million-event synthetic log: time and peak memory.
 
     python benchmarks/prepare_scale.py --events 10000000
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bsarec.benchmark import provenance
+from bsarec.environment import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
 
 

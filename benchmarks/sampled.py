@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from bsarec.api import SequentialRecommender
-from bsarec.benchmark import load_published, provenance
+from bsarec.environment import provenance
+from bsarec.experiments.tables import load_published
 from bsarec.io import atomic_write_json, atomic_write_text
 
 SHOWN = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from bsarec.api import SequentialRecommender
-from bsarec.benchmark import provenance
 from bsarec.data.split import pad_left
+from bsarec.environment import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
 from bsarec.serving.export import ScoringGraph, export_run
 

@@ -1,4 +1,4 @@
-"""Speed benchmark: `bsarec bench` on LastFM and Beauty at the paper settings, results committed.
+"""Speed benchmark: `bsarec speed` on LastFM and Beauty at the paper settings, results committed.
 
     python benchmarks/speed.py --data-dir ../shared/data
 
@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from bsarec.bench import run_speed_benchmark
+from bsarec.experiments.speed import run_speed_benchmark
 from bsarec.io import atomic_write_json, atomic_write_text
 
 

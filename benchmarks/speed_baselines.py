@@ -2,7 +2,7 @@
 
     python benchmarks/speed_baselines.py --data-dir ../shared/data
 
-Each model is timed in its own process (`bsarec bench --no-straightforward`), so that the peak resident
+Each model is timed in its own process (`bsarec speed --no-straightforward`), so that the peak resident
 memory is that model's own. Writes benchmarks/results/speed_baselines.{json,md}. The reference code's
 timings (SASRec 27 s, DuoRec 95 s, FEARec 253 s and 5.2 GB per LastFM epoch on this kind of machine) are the
 ones reported in the project's issue, not re-run here. Run it on a quiet machine.
@@ -38,7 +38,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             out = Path(tmp) / f"{model}.json"
-            command = [sys.executable, "-m", "bsarec", "bench", "--model", model, "--dataset", args.dataset]
+            command = [sys.executable, "-m", "bsarec", "speed", "--model", model, "--dataset", args.dataset]
             command += ["--steps", str(args.steps), "--repeats", str(args.repeats), "--no-straightforward"]
             command += ["--output", str(out)] + (["--data-dir", args.data_dir] if args.data_dir else [])
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)

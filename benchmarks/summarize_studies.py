@@ -1,10 +1,10 @@
-"""Issue 5's studies in one file: on LastFM the c and alpha sweeps of BSARec and max_len 50/100/200 for BSARec
+"""The BSARec sensitivity studies in one file: on LastFM the c and alpha sweeps of BSARec and max_len 50/100/200 for BSARec
 and SASRec; on Beauty BSARec's c (1, 5, 9 at alpha 0.7). Seed 42, paper preset otherwise; finished runs only.
 
     python benchmarks/summarize_studies.py
 
-Reads RUNS/DATASET/MODEL/TAG/seed42/metrics.json under benchmarks/runs/studies (the sweeps, benchmarks/studies.sh
-and benchmarks/studies_beauty_c.sh) and benchmarks/runs/baselines (the paper-preset cells: on LastFM alpha 0.9,
+Reads RUNS/DATASET/MODEL/TAG/seed42/metrics.json under benchmarks/runs/studies (the sweeps: `benchmarks/grids.sh studies-c`,
+`studies-alpha` and `studies-max-len`) and benchmarks/runs/baselines (the paper-preset cells: on LastFM alpha 0.9,
 c 3, max_len 50; on Beauty alpha 0.7, c 5). Writes
 benchmarks/results/studies/summary.md and, beside it, studies.png (NDCG@20 against c, alpha and max_len).
 Validation NDCG@20 is what a tuner would choose by; test metrics are shown beside it.
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bsarec.analysis.figures import pyplot, save_figure
-from bsarec.benchmark import machine_line
+from bsarec.environment import machine_line
 from bsarec.io import atomic_write_text
 
 STUDIES = Path("benchmarks/runs/studies")

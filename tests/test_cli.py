@@ -3,10 +3,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from bsarec.benchmark import cell_key
 from bsarec.cli import app
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import ConfigError
+from bsarec.experiments.cells import cell_key
 
 runner = CliRunner()
 FAST = [
@@ -248,7 +248,8 @@ def small_sasrec_grid(tmp_path, seeds: str, epochs: int) -> list[str]:
 
 
 def test_benchmark_continues_a_cell_cut_off_midway(tmp_path):
-    from bsarec.benchmark import Cell, run_cell
+    from bsarec.experiments.cells import Cell
+    from bsarec.experiments.grid import run_cell
 
     args = small_sasrec_grid(tmp_path, seeds="1", epochs=3)
     assert runner.invoke(app, args).exit_code == 0
@@ -332,7 +333,8 @@ def test_benchmark_skips_a_cell_another_process_is_training(tmp_path):
     import subprocess
     import sys
 
-    from bsarec.benchmark import Cell, lock_file_of, protocol_tag, run_cell
+    from bsarec.experiments.cells import Cell, protocol_tag
+    from bsarec.experiments.grid import lock_file_of, run_cell
 
     args = small_sasrec_grid(tmp_path, seeds="1,2", epochs=2)
     tag = protocol_tag({"hidden_size": 16, "max_len": 10})

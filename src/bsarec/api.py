@@ -12,11 +12,9 @@ Example (not run as a doctest):
 
 from __future__ import annotations
 
-import json
 import logging
-import platform
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,29 +26,16 @@ from bsarec.config import CANDIDATES, RUNTIME_SETTINGS, RunConfig
 from bsarec.data.dataset import SequenceDataset
 from bsarec.data.split import LeaveOneOutSplit, leave_one_out, pad_left
 from bsarec.distributed import SINGLE, ProcessGroup, process_group_from_env
+from bsarec.environment import environment
 from bsarec.errors import ConfigError
 from bsarec.evaluation.metrics import evaluate, sampled_candidates, top_k
-from bsarec.io import atomic_write_json
-from bsarec.models import build_model
-from bsarec.training.helpers import cpu_denormal_mode, load_weights, save_weights
-from bsarec.training.trainer import WEIGHTS_FILE, TrainResult, train
+from bsarec.io import load_weights, save_weights
+from bsarec.models import SequentialModel, build_model
+from bsarec.run_dir import RunDir
+from bsarec.training.numerics import cpu_denormal_mode
+from bsarec.training.trainer import TrainResult, train
 
 log = logging.getLogger("bsarec")
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
-DATASET_DIR = "dataset"
-LOG_FILE = "train.log"
-
-
-def finished_metrics(run_dir: str | Path) -> dict[str, Any] | None:
-    """A run's metrics.json if it ran to its end; None when it has none yet, or when training was stopped by
-    Ctrl-C (its metrics then say "interrupted" and describe the best weights so far, not the finished run:
-    `SequentialRecommender.resume` continues it)."""
-    path = Path(run_dir) / METRICS_FILE
-    if not path.is_file():
-        return None
-    metrics = json.loads(path.read_text())
-    return None if metrics.get("interrupted") else metrics
 
 
 @dataclass
@@ -66,7 +51,7 @@ class Recommendations:
 class SequentialRecommender:
     def __init__(self, model: str = "bsarec", config: RunConfig | None = None, **settings: Any):
         self.config = config if config is not None else RunConfig(model=model, **settings)
-        self.model: torch.nn.Module | None = None
+        self.model: SequentialModel | None = None
         self.dataset: SequenceDataset | None = None
         self.metrics: dict[str, Any] = {}
         self.result: TrainResult | None = None
@@ -82,8 +67,8 @@ class SequentialRecommender:
         progress: bool = True,
         resume: bool = False,
         evaluate_test: bool = True,
-        on_epoch=None,
-    ):
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> SequentialRecommender:
         """Train with early stopping on validation, restore the best weights, evaluate on test once.
         With `resume`, continue from the run directory's newest checkpoint. `evaluate_test=False` never
         touches the test targets (tuning); `on_epoch(epoch, valid_metrics)` is called after every validation.
@@ -100,12 +85,12 @@ class SequentialRecommender:
     def _fit(self, dataset, run_dir, progress, resume, evaluate_test, on_epoch):
         config = self.config
         group = self._group = process_group_from_env(config.torch_device())
-        run_path = Path(run_dir) if run_dir is not None else None
-        writes = run_path is not None and group.is_main
-        handler = _attach_log_file(run_path) if group.is_main else None
+        run = RunDir(run_dir) if run_dir is not None else None
+        writes = run is not None and group.is_main
+        handler = _attach_log_file(run) if group.is_main else None
         try:
             if resume and writes:
-                _log_resumption(run_path, config)
+                _log_resumption(run, config)
             torch.manual_seed(config.seed)
             self.dataset = dataset
             self._split = leave_one_out(dataset, config.max_len, config.padding)
@@ -114,8 +99,8 @@ class SequentialRecommender:
             if group.rank > 0:  # the same initial weights everywhere, but each process its own dropout
                 torch.manual_seed(config.seed + group.rank)
             if writes and not resume:
-                atomic_write_json(run_path / CONFIG_FILE, config.to_dict())
-                dataset.save(run_path / DATASET_DIR)
+                run.write_config(config.to_dict())
+                dataset.save(run.dataset_dir)
             log.info(
                 "training %s on %s: %d users, %d items, %d training samples",
                 config.model,
@@ -128,7 +113,7 @@ class SequentialRecommender:
                 self.model,
                 self._split,
                 config,
-                run_path,
+                run,
                 progress=progress,
                 candidates=self.candidates("valid"),
                 resume=resume,
@@ -156,7 +141,7 @@ class SequentialRecommender:
             else:
                 del self.metrics["test"], self.metrics["test_seconds"]
             if writes:
-                atomic_write_json(run_path / METRICS_FILE, self.metrics)
+                run.write_metrics(self.metrics)
         finally:
             if handler is not None:
                 logging.getLogger("bsarec").removeHandler(handler)
@@ -325,13 +310,13 @@ class SequentialRecommender:
 
     # -- persistence ----------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        directory = Path(directory)
-        atomic_write_json(directory / CONFIG_FILE, self.config.to_dict())
-        save_weights(self._require_model(), directory / WEIGHTS_FILE)
-        self._require_dataset().save(directory / DATASET_DIR)
+        run = RunDir(directory)
+        run.write_config(self.config.to_dict())
+        save_weights(self._require_model(), run.weights_file)
+        self._require_dataset().save(run.dataset_dir)
         if self.metrics:
-            atomic_write_json(directory / METRICS_FILE, self.metrics)
-        return directory
+            run.write_metrics(self.metrics)
+        return run.path
 
     @classmethod
     def resume(cls, directory: str | Path, progress: bool = True, **runtime: Any) -> SequentialRecommender:
@@ -339,45 +324,37 @@ class SequentialRecommender:
 
         `runtime` may change the settings that do not change what is computed (config.RUNTIME_SETTINGS:
         threads, device, checkpoint_steps, keep_checkpoints, ...); None keeps the run's own value."""
-        directory = Path(directory)
+        run = RunDir(directory)
         changes = {name: value for name, value in runtime.items() if value is not None}
         fixed = sorted(set(changes) - set(RUNTIME_SETTINGS))
         if fixed:
             raise ConfigError(
-                f"{directory}: a resumed run keeps its own {', '.join(fixed)}; "
+                f"{run}: a resumed run keeps its own {', '.join(fixed)}; "
                 f"only {', '.join(RUNTIME_SETTINGS)} may change"
             )
-        if not (directory / CONFIG_FILE).is_file():
-            raise ConfigError(f"{directory}: not a run directory (missing {CONFIG_FILE})")
-        if finished_metrics(directory) is not None:
-            raise ConfigError(f"{directory}: this run has finished (metrics.json exists); nothing to resume")
-        values = json.loads((directory / CONFIG_FILE).read_text())
+        values = run.read_config()
+        if run.status == "finished":
+            raise ConfigError(f"{run}: this run has finished (metrics.json exists); nothing to resume")
         values.update(changes)
         rec = cls(config=RunConfig.from_dict(values))
-        return rec.fit(
-            SequenceDataset.load(directory / DATASET_DIR), directory, progress=progress, resume=True
-        )
+        return rec.fit(SequenceDataset.load(run.dataset_dir), run.path, progress=progress, resume=True)
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> SequentialRecommender:
         """A saved run, on `device` (default cpu, whatever device it was trained on)."""
-        directory = Path(directory)
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            if not (directory / name).is_file():
-                raise ConfigError(f"{directory}: not a run directory (missing {name})")
-        config = RunConfig.from_dict({**json.loads((directory / CONFIG_FILE).read_text()), "device": device})
+        run = RunDir(directory).require(RunDir.CONFIG, RunDir.WEIGHTS)
+        config = RunConfig.from_dict({**run.read_config(), "device": device})
         rec = cls(config=config)
-        rec.dataset = SequenceDataset.load(directory / DATASET_DIR)
+        rec.dataset = SequenceDataset.load(run.dataset_dir)
         torch.manual_seed(config.seed)
         rec.model = build_run_model(config, rec.dataset)
-        load_weights(rec.model, directory / WEIGHTS_FILE)
+        load_weights(rec.model, run.weights_file)
         rec.model.to(config.torch_device())
         rec.model.eval()
-        if (directory / METRICS_FILE).is_file():
-            rec.metrics = json.loads((directory / METRICS_FILE).read_text())
+        rec.metrics = run.read_metrics() or {}
         return rec
 
-    def _require_model(self) -> torch.nn.Module:
+    def _require_model(self) -> SequentialModel:
         if self.model is None:
             raise RuntimeError("no model: call fit() or load() first")
         return self.model
@@ -388,34 +365,20 @@ class SequentialRecommender:
         return self.dataset
 
 
-def build_run_model(config: RunConfig, dataset: SequenceDataset) -> torch.nn.Module:
+def build_run_model(config: RunConfig, dataset: SequenceDataset) -> SequentialModel:
     """The model a run config describes, sized for `dataset`. Caser's user table has one row per dataset row
     plus one (the reference sizes it #users + 1)."""
     return build_model(config.model, dataset.n_items, config.model_settings(), n_users=dataset.num_users + 1)
 
 
-def environment() -> dict[str, Any]:
-    import os
-
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "platform": platform.platform(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
-
-
-def _log_resumption(run_dir: Path, config: RunConfig) -> None:
+def _log_resumption(run: RunDir, config: RunConfig) -> None:
     """Say in the run's own log how this resumption differs from the run as it was started."""
-    stopped_by_ctrl_c = (run_dir / METRICS_FILE).is_file() and finished_metrics(run_dir) is None
-    if stopped_by_ctrl_c:  # its interim metrics are replaced at the end
+    status = run.status
+    if status == "interrupted":  # its interim metrics are replaced at the end
         log.info("continuing a run stopped by Ctrl-C from its newest checkpoint")
-    if not (run_dir / CONFIG_FILE).is_file():
+    if status == "new":
         return  # the trainer says what is missing
-    saved = json.loads((run_dir / CONFIG_FILE).read_text())
+    saved = run.read_config()
     changed = {
         name: value for name, value in config.to_dict().items() if name in saved and saved[name] != value
     }
@@ -423,11 +386,11 @@ def _log_resumption(run_dir: Path, config: RunConfig) -> None:
         log.info("resuming with %s", ", ".join(f"{name}={value}" for name, value in changed.items()))
 
 
-def _attach_log_file(run_dir: Path | None) -> logging.Handler | None:
-    if run_dir is None:
+def _attach_log_file(run: RunDir | None) -> logging.Handler | None:
+    if run is None:
         return None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(run_dir / LOG_FILE, mode="a")
+    run.path.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run.log_file, mode="a")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger("bsarec")
     logger.addHandler(handler)

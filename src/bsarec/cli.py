@@ -1,19 +1,36 @@
-"""The `bsarec` command line: a thin layer over the Python API."""
+"""The `bsarec` command line: a thin layer over the Python API (api.py, experiments/, serving/, tuning/,
+analysis/). Commands that need an optional extra say which one to install."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import typer
 
-from bsarec.errors import ConfigError, DataError
+from bsarec.analysis.report import analyze as run_analysis
+from bsarec.api import SequentialRecommender
+from bsarec.config import parse_overrides, resolve_config
+from bsarec.data.registry import dataset_name, resolve_dataset
+from bsarec.errors import ConfigError, DataError, MissingExtra
+from bsarec.experiments import BenchmarkGrid, demo_report, run_demo, run_speed_benchmark
+from bsarec.extras import require, require_extra
+from bsarec.io import atomic_write_json
+from bsarec.run_dir import RunDir
+from bsarec.serving.batch import score_file
+from bsarec.serving.export import export_run
+from bsarec.tuning.search import tune as run_tune
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Sequential recommendation with BSARec and its baselines, under the paper's protocol.",
+)
 data_app = typer.Typer(no_args_is_help=True, help="Inspect and prepare datasets.")
 app.add_typer(data_app, name="data")
 
@@ -35,8 +52,6 @@ def _launch_torchrun(
 ) -> int:
     """Run this same `bsarec train` command under torchrun with `nproc` processes on this machine, each with
     its share of the cores unless --threads says otherwise; every process gets the same run directory."""
-    import subprocess
-
     args = sys.argv[sys.argv.index("train") + 1 :]
     for i, arg in enumerate(args):  # drop --nproc N / --nproc=N, so that the workers train
         if arg == "--nproc":
@@ -80,6 +95,9 @@ def train(
     user_col: str | None = typer.Option(None, help="user column of a raw log (default: detected)"),
     item_col: str | None = typer.Option(None, help="item column of a raw log (default: detected)"),
     time_col: str | None = typer.Option(None, help="timestamp column of a raw log (default: detected)"),
+    separator: str | None = typer.Option(
+        None, help="separator of a raw CSV/TSV log: one character, comma, tab, ... (default: detected)"
+    ),
     threads: int | None = typer.Option(None, help="torch threads (default: all cores)"),
     device: str | None = typer.Option(None, help="cpu (default), cuda or auto"),
     resume: Path | None = typer.Option(
@@ -93,10 +111,6 @@ def train(
     ),
 ) -> None:
     """Train a model with early stopping on validation NDCG@20, then evaluate on test once."""
-    from bsarec.api import SequentialRecommender
-    from bsarec.config import parse_overrides, resolve_config
-    from bsarec.data.registry import dataset_name, resolve_dataset
-
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         raise typer.Exit(_launch_torchrun(nproc, threads, output, resume, model, dataset))
     main_process = os.environ.get("RANK", "0") == "0"
@@ -106,6 +120,7 @@ def train(
     if resume is not None:
         fixed = {"--preset": preset, "--seed": seed, "--epochs": epochs, "--output": output, "--kcore": kcore}
         fixed.update({"--user-col": user_col, "--item-col": item_col, "--time-col": time_col})
+        fixed["--separator"] = separator
         given = [option for option, value in fixed.items() if value is not None]
         if given:
             raise ConfigError(
@@ -134,9 +149,8 @@ def train(
         kcore=kcore,
         **runtime,
     )
-    data = resolve_dataset(
-        dataset, config.data_dir, kcore=config.kcore, user_col=user_col, item_col=item_col, time_col=time_col
-    )
+    columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col, "separator": separator}
+    data = resolve_dataset(dataset, config.data_dir, kcore=config.kcore, **columns)
     output = output or Path("runs") / f"{config.model}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rec = SequentialRecommender(config=config).fit(data, run_dir=output, progress=progress and main_process)
     if not main_process:
@@ -157,8 +171,6 @@ def evaluate(
     device: str = typer.Option("cpu", help="cpu, cuda or auto"),
 ) -> None:
     """Recompute the metrics of a saved run, under its own protocol or another one."""
-    from bsarec.api import SequentialRecommender
-
     metrics = SequentialRecommender.load(run_dir, device=device).evaluate(split, history_mask, candidates)
     typer.echo(json.dumps(metrics, indent=1))
 
@@ -182,14 +194,10 @@ def recommend(
     progress: bool = typer.Option(True, help="show a progress bar (batch scoring)"),
 ) -> None:
     """Top-k original item ids with scores (seen items excluded), for a user, a history, or a file of histories."""
-    from bsarec.api import SequentialRecommender
-
     if sum(x is not None for x in (user, items, input_file)) != 1:
         raise typer.BadParameter("give exactly one of --user, --items or --input")
     rec = SequentialRecommender.load(run_dir)
     if input_file is not None:
-        from bsarec.serving.batch import score_file
-
         if output is None:
             raise typer.BadParameter("--input needs --output (a .parquet file)")
         counts = score_file(
@@ -223,14 +231,9 @@ def serve(
     max_body_bytes: int = typer.Option(1_000_000, min=1, help="largest request body"),
 ) -> None:
     """Serve top-k recommendations over HTTP (FastAPI + Uvicorn); OpenAPI docs at /docs."""
-    import os
-
-    import uvicorn
-
-    from bsarec.api import CONFIG_FILE
-
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise ConfigError(f"{run_dir}: not a run directory (missing {CONFIG_FILE})")
+    require_extra("serve", "bsarec serve")
+    uvicorn = require("uvicorn", "serve", "bsarec serve")
+    RunDir(run_dir).require()
     settings = {
         "RUN_DIR": str(run_dir.resolve()),
         "THREADS": threads,
@@ -254,8 +257,8 @@ def export(
     exclude_seen: bool = typer.Option(False, help="score the items of the input window -inf"),
 ) -> None:
     """Export the run's scoring graph (padded history in, item scores or top-k out), checked against PyTorch."""
-    from bsarec.serving.export import export_run
-
+    if fmt == "onnx":
+        require_extra("export", "bsarec export --format onnx")
     typer.echo(json.dumps(export_run(run_dir, fmt, output, top_k, exclude_seen), indent=1))
 
 
@@ -270,7 +273,8 @@ def tune(
         None, help="a JSON search space (default: the paper's grid / per model)"
     ),
     preset: str | None = typer.Option(None, help="settings the search starts from ('paper' or a JSON file)"),
-    set_: list[str] = typer.Option([], "--set", help="fixed settings for every trial: --set epochs=50"),
+    set_: list[str] = typer.Option([], "--set", help="fixed settings for every trial: --set patience=5"),
+    epochs: int | None = typer.Option(None, help="maximum epochs per trial (default 200)"),
     storage: str | None = typer.Option(
         None, help="an Optuna storage URL (default sqlite:///OUTPUT/study.db)"
     ),
@@ -278,10 +282,11 @@ def tune(
     seed: int = typer.Option(42, help="the sampler's and the runs' seed"),
 ) -> None:
     """Search hyperparameters with Optuna on validation NDCG@20 (resumable); write the best preset."""
-    from bsarec.config import parse_overrides
-    from bsarec.tuning.search import tune as run_tune
-
+    require_extra("analysis", "bsarec tune")
     _setup_logging()
+    overrides = parse_overrides(set_)
+    if epochs is not None:
+        overrides["epochs"] = epochs
     summary = run_tune(
         model,
         dataset,
@@ -289,7 +294,7 @@ def tune(
         output,
         trials,
         str(space) if space else None,
-        parse_overrides(set_),
+        overrides,
         preset,
         storage,
         study_name,
@@ -310,8 +315,7 @@ def analyze(
     users: int = typer.Option(2000, min=1, help="validation users for the representation statistics"),
 ) -> None:
     """Oversmoothing, spectra, learned beta, and metrics by history length and target popularity (JSON + PNG)."""
-    from bsarec.analysis.report import analyze as run_analysis
-
+    require("matplotlib", "analysis", "bsarec analyze")
     output = output or run_dir / "analysis"
     summary = run_analysis([run_dir, *compare], output, users)
     for r in summary["runs"]:
@@ -331,14 +335,12 @@ def demo(
     progress: bool = typer.Option(False, help="show progress bars"),
 ) -> None:
     """The main job: generate the default data, train BSARec and SASRec, compare with popularity."""
-    from bsarec.demo import run_demo
-
     _setup_logging()
-    run_demo(output, epochs=epochs, progress=progress)
+    typer.echo(demo_report(run_demo(output, epochs=epochs, progress=progress)))
 
 
 @app.command()
-def bench(
+def speed(
     dataset: str = typer.Option("LastFM", help="dataset name or path"),
     data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
     model: str = typer.Option("bsarec", help="any model of `bsarec train --model`"),
@@ -349,16 +351,15 @@ def bench(
     output: Path | None = typer.Option(None, help="write the results as JSON here"),
 ) -> None:
     """Training and validation speed: samples/s, seconds per epoch and per validation pass, peak memory."""
-    from bsarec.bench import run_speed_benchmark
-
     result = run_speed_benchmark(
         dataset, str(data_dir) if data_dir else None, model, preset, steps, repeats, straightforward
     )
     typer.echo(json.dumps(result, indent=1))
     if output:
-        from bsarec.io import atomic_write_json
-
         atomic_write_json(output, result)
+
+
+app.command("bench", hidden=True, help="The former name of `bsarec speed`.")(speed)
 
 
 def _split_list(values: list[str]) -> list[str]:
@@ -391,46 +392,32 @@ def benchmark(
     Several of these may share one --runs directory: each skips the cells another one is training. The cells
     recorded in OUTPUT/results.json stay finished when their run directories are gone (delete it, or choose
     another --output, to train them again)."""
-    import os
-
-    from bsarec import benchmark as bench_grid
-    from bsarec.config import parse_overrides
-
     _setup_logging()
-    models, datasets = [m.lower() for m in _split_list(models)], _split_list(datasets)
     try:
         seed_list = [int(s) for s in _split_list(seeds)]
     except ValueError:
         raise typer.BadParameter(f"--seeds: expected integers, got {seeds}") from None
-    overrides = parse_overrides(set_)
-    preset = None if preset in (None, "none") else preset
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
-    explicit = {
-        "epochs": epochs,
-        "threads": threads,
-        "device": device,
-        "data_dir": str(data_dir) if data_dir else None,
-    }
-    output = output or runs
-    recorded = bench_grid.read_recorded(output)
-    pending, cells = bench_grid.plan(
-        models, datasets, seed_list, runs, preset, overrides, recorded, **explicit
+    grid = BenchmarkGrid(
+        [m.lower() for m in _split_list(models)],
+        _split_list(datasets),
+        seed_list,
+        runs=runs,
+        output=output,
+        preset=None if preset in (None, "none") else preset,
+        overrides=parse_overrides(set_),
+        jobs=jobs,
+        threads=threads,
+        device=device,
+        epochs=epochs,
+        data_dir=str(data_dir) if data_dir else None,
+        reference=reference,
+        command="bsarec " + " ".join(sys.argv[1:]),
     )
-    first = bench_grid.cell_config(cells[0][0], preset, overrides, seed=seed_list[0], **explicit)
-    caption = bench_grid.caption_for(overrides, preset, seed_list, first)
-    meta = {
-        "command": "bsarec " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": bench_grid.machine_line() + f", device {first.torch_device()}",
-    }
-    published = bench_grid.load_published(reference)
-
-    def write() -> None:
-        bench_grid.write_results(cells, output, caption, models, published, meta, recorded)
-
-    if not summary_only:
-        typer.echo(f"{len(cells)} cells, {len(cells) - len(pending)} finished, {len(pending)} to run")
-        outcome = bench_grid.run_grid(pending, jobs, write)
+    if summary_only:
+        grid.write()
+    else:
+        typer.echo(grid.plan_line())
+        outcome = grid.run()
         if outcome.busy:
             typer.echo(
                 "left to the processes training them now (re-run later to include them):\n  "
@@ -438,11 +425,9 @@ def benchmark(
                 err=True,
             )
         if outcome.failures:
-            write()
             typer.echo("failed cells:\n  " + "\n  ".join(outcome.failures), err=True)
             raise typer.Exit(1)
-    write()
-    typer.echo((output / "table.md").read_text())
+    typer.echo((grid.output / "table.md").read_text())
 
 
 @data_app.command("info")
@@ -450,11 +435,10 @@ def data_info(
     dataset: str = typer.Argument(..., help="a dataset name, a file, or a directory"),
     data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
     kcore: int | None = typer.Option(None, help="k-core filter for raw logs (default 5)"),
+    separator: str | None = typer.Option(None, help="separator of a raw CSV/TSV log (default: detected)"),
 ) -> None:
     """Users, items, interactions, mean/median length and sparsity."""
-    from bsarec.data.registry import resolve_dataset
-
-    data = resolve_dataset(dataset, str(data_dir) if data_dir else None, kcore=kcore)
+    data = resolve_dataset(dataset, str(data_dir) if data_dir else None, kcore=kcore, separator=separator)
     stats = data.stats()
     for key, value in stats.items():
         typer.echo(f"{key:16s} {value:.6g}" if isinstance(value, float) else f"{key:16s} {value}")
@@ -472,11 +456,13 @@ def data_prepare(
     user_col: str | None = typer.Option(None, help="user column (default: detected)"),
     item_col: str | None = typer.Option(None, help="item column (default: detected)"),
     time_col: str | None = typer.Option(None, help="timestamp column (default: detected)"),
+    separator: str | None = typer.Option(
+        None,
+        help="separator of a CSV/TSV log: one character, comma, tab, semicolon, pipe (default: detected)",
+    ),
     data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
 ) -> None:
     """Preprocess once (order, k-core, id maps) and save; pass the directory as --dataset afterwards."""
-    from bsarec.data.registry import resolve_dataset
-
     started = time.perf_counter()
     data = resolve_dataset(
         source,
@@ -485,6 +471,7 @@ def data_prepare(
         user_col=user_col,
         item_col=item_col,
         time_col=time_col,
+        separator=separator,
     )
     data.save(output)
     typer.echo(
@@ -503,7 +490,7 @@ def data_prepare(
 def main() -> None:
     try:
         app()
-    except (DataError, ConfigError) as exc:
+    except (DataError, ConfigError, MissingExtra) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
 

@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from bsarec.errors import ConfigError
 from bsarec.models import MODELS, model_parameters
 from bsarec.models import hyperparameter_default as model_default
@@ -148,8 +150,6 @@ class RunConfig:
             )
 
     def torch_device(self) -> str:
-        import torch
-
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         if self.device == "cuda" and not torch.cuda.is_available():

@@ -9,3 +9,7 @@ class DataError(ValueError):
 
 class ConfigError(ValueError):
     """An unknown or badly typed setting."""
+
+
+class MissingExtra(ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""

@@ -1,4 +1,5 @@
-"""Atomic file writes: a temp file in the same directory, fsync, then rename, so no reader sees half a file."""
+"""Atomic file writes (a temp file in the same directory, fsync, then rename, so no reader sees half a file),
+and model weights as safetensors."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -39,3 +44,14 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def save_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Weights as safetensors, written atomically (no pickles anywhere)."""
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    atomic_write_bytes(path, save_safetensors(state))
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Weights from a safetensors file, copied onto the model's device (safetensors holds tensors only)."""
+    model.load_state_dict(load_safetensors(Path(path).read_bytes()))

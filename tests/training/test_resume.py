@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from bsarec.data.synthetic import generate_synthetic
-from bsarec.training import read_history
+from bsarec.training.history import read_history
 
 SETTINGS = [
     "--set",

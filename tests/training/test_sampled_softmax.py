@@ -12,8 +12,7 @@ from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import ConfigError
 from bsarec.models import build_model
 from bsarec.models.losses import sampled_softmax_cross_entropy, softmax_cross_entropy
-from bsarec.training.helpers import SoftmaxSampler
-from bsarec.training.trainer import BatchMaker
+from bsarec.training.sampling import BatchMaker, SoftmaxSampler
 
 
 def loss_and_grads(loss_fn, h, table):

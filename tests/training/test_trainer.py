@@ -8,9 +8,12 @@ from bsarec.data.split import leave_one_out
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import DataError
 from bsarec.evaluation.metrics import evaluate
+from bsarec.io import load_weights
 from bsarec.models.popularity import Popularity
-from bsarec.training import read_history
-from bsarec.training.helpers import Checkpointer, EarlyStopping, load_weights, sample_negatives
+from bsarec.training.checkpoint import Checkpointer
+from bsarec.training.early_stopping import EarlyStopping
+from bsarec.training.history import read_history
+from bsarec.training.sampling import sample_negatives
 
 SMALL = dict(hidden_size=32, max_len=20, num_heads=1, batch_size=128, lr=0.003, threads=2)
 
@@ -71,8 +74,8 @@ def test_ctrl_c_keeps_the_best_checkpoint(data, tmp_path, press_ctrl_c):
 
 
 def test_a_run_stopped_by_ctrl_c_continues_on_resume_like_an_unstopped_one(data, tmp_path, press_ctrl_c):
-    from bsarec.api import finished_metrics
     from bsarec.errors import ConfigError
+    from bsarec.run_dir import finished_metrics
 
     settings = dict(epochs=4, patience=100, **SMALL)
     straight = SequentialRecommender("bsarec", **settings).fit(

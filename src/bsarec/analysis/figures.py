@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bsarec.extras import require
+
 
 def pyplot():
     """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "analysis", "figures")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "analysis", "figures")
 
     return plt
 

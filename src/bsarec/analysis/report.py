@@ -28,6 +28,8 @@ from bsarec.analysis.statistics import (
     popularity_groups,
     spectrum_energy,
 )
+from bsarec.api import SequentialRecommender
+from bsarec.evaluation.metrics import target_ranks
 from bsarec.io import atomic_write_json
 
 GROUP_NAMES = ("head", "torso", "tail")
@@ -36,8 +38,6 @@ ATTENTION_USERS = 500  # attention maps are (users, heads, N, N): a sample is en
 
 @torch.no_grad()
 def analyze_run(run_dir: str | Path, users: int = 2000) -> dict[str, Any]:
-    from bsarec.api import SequentialRecommender
-    from bsarec.evaluation.metrics import target_ranks
 
     rec = SequentialRecommender.load(run_dir)
     model, split, config = rec.model.eval(), rec.split, rec.config

@@ -18,6 +18,7 @@ import numpy as np
 
 from bsarec.data.dataset import SequenceDataset
 from bsarec.errors import DataError
+from bsarec.io import atomic_write_text
 
 
 def read_benchmark_file(path: str | Path, name: str | None = None) -> SequenceDataset:
@@ -85,7 +86,5 @@ def _is_int(token: str) -> bool:
 
 def write_benchmark_file(dataset: SequenceDataset, path: str | Path) -> None:
     """Write a dataset in the benchmark format (internal ids; users numbered 1..U in order)."""
-    from bsarec.io import atomic_write_text
-
     lines = [" ".join(map(str, [row + 1, *seq.tolist()])) for row, seq in enumerate(dataset.sequences)]
     atomic_write_text(path, "\n".join(lines) + "\n")

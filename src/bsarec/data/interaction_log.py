@@ -36,6 +36,30 @@ ITEM_COLUMNS = (
 )
 TIME_COLUMNS = ("timestamp", "time", "ts", "datetime", "date", "event_time", "created_at", "unix_time")
 LOG_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".parquet": None, ".pq": None}
+SEPARATORS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
+SEPARATOR_NAMES = {"comma": ",", "tab": "\t", "\\t": "\t", "semicolon": ";", "pipe": "|"}
+
+
+def parse_separator(text: str) -> str:
+    """A --separator value: one character, or comma, tab (also \\t), semicolon, pipe."""
+    separator = SEPARATOR_NAMES.get(text.lower(), text)
+    if len(separator) != 1:
+        raise DataError(
+            f"--separator {text!r}: expected one character or one of {', '.join(SEPARATOR_NAMES)}"
+        )
+    return separator
+
+
+def detect_separator(path: Path, default: str) -> str:
+    """The separator of a text log, from its header line: the file suffix's own (`default`) when the header
+    holds it, else the most frequent of comma, tab, semicolon and pipe (a tab-separated export named .csv)."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        header = handle.readline()
+    counts = {separator: header.count(separator) for separator in SEPARATORS}
+    if counts[default]:
+        return default
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else default
 
 
 def is_interaction_log(path: str | Path) -> bool:
@@ -64,8 +88,10 @@ def read_log_table(
     user_col: str | None = None,
     item_col: str | None = None,
     time_col: str | None = None,
+    separator: str | None = None,
 ) -> tuple[pl.DataFrame, int]:
-    """Read a log into columns user, item, time (float64), line. Returns (frame, first data line number)."""
+    """Read a log into columns user, item, time (float64), line. Returns (frame, first data line number).
+    A text log's separator is `separator`, or detected from its header (detect_separator)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -77,7 +103,7 @@ def read_log_table(
             frame = pl.read_parquet(path)
             first_line = 0  # parquet has rows, not lines: row numbers count from 0
         else:
-            sep = LOG_SUFFIXES[suffix]
+            sep = parse_separator(separator) if separator else detect_separator(path, LOG_SUFFIXES[suffix])
             header = pl.read_csv(path, separator=sep, n_rows=0).columns
             u = _detect(header, user_col, USER_COLUMNS, "user", path)
             i = _detect(header, item_col, ITEM_COLUMNS, "item", path)
@@ -179,9 +205,10 @@ def read_interaction_log(
     time_col: str | None = None,
     kcore: int = 5,
     name: str | None = None,
+    separator: str | None = None,
 ) -> SequenceDataset:
     path = Path(path)
-    frame, _ = read_log_table(path, user_col, item_col, time_col)
+    frame, _ = read_log_table(path, user_col, item_col, time_col, separator)
     rows_read = frame.height
     users_read = frame["user"].n_unique()
     items_read = frame["item"].n_unique()

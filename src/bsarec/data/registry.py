@@ -17,10 +17,15 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from tqdm.auto import tqdm
+
 from bsarec.data.benchmark_format import read_benchmark_file, write_benchmark_file
 from bsarec.data.dataset import SequenceDataset
 from bsarec.data.interaction_log import is_interaction_log, read_interaction_log
+from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import DataError
+from bsarec.io import atomic_write_bytes
 
 S3REC_DATA = "https://raw.githubusercontent.com/RUCAIBox/CIKM2020-S3Rec/master/data"
 
@@ -149,8 +154,6 @@ def resolve_dataset(
     if path.exists():
         return load_path(path, kcore=kcore, **log_columns)
     if str(spec) == "synthetic":
-        from bsarec.data.synthetic import generate_synthetic
-
         return generate_synthetic()
     entry = lookup(str(spec))
     if entry is None:
@@ -210,8 +213,6 @@ def _offline_help(entry: RegisteredDataset, target: Path, reason: str) -> str:
 
 
 def _fetch(url: str) -> bytes:
-    from tqdm.auto import tqdm
-
     with urllib.request.urlopen(url, timeout=60) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
         chunks = []
@@ -223,8 +224,6 @@ def _fetch(url: str) -> bytes:
 
 
 def _download(url: str, target: Path, sha256: str | None) -> None:
-    from bsarec.io import atomic_write_bytes
-
     data = _fetch(url)
     actual = hashlib.sha256(data).hexdigest()
     if sha256 is not None and actual != sha256:
@@ -235,8 +234,6 @@ def _download(url: str, target: Path, sha256: str | None) -> None:
 def ml1m_from_ratings(ratings: bytes | str | Path, name: str = "ML-1M") -> SequenceDataset:
     """GroupLens `ratings.dat` (UserID::MovieID::Rating::Timestamp) to sequences: every rating is an
     interaction (no threshold); each user's ratings sorted by timestamp, ties in file order; users by id."""
-    import numpy as np
-
     text = ratings if isinstance(ratings, bytes) else Path(ratings).read_bytes()
     users: dict[int, list[tuple[int, int, int]]] = {}
     for line_no, line in enumerate(text.decode("latin-1").splitlines(), start=1):

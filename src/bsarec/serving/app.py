@@ -19,9 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+
+from bsarec.api import SequentialRecommender
 
 ItemId = int | str
 
@@ -68,10 +71,6 @@ def _limit_error(field: str, message: str) -> JSONResponse:
 
 
 def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads: int | None = 1) -> FastAPI:
-    import torch
-
-    from bsarec.api import SequentialRecommender
-
     limits = limits or ServiceLimits()
     if threads:
         torch.set_num_threads(threads)  # one intra-op thread per worker keeps latency flat under concurrency

@@ -20,7 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from bsarec.api import SequentialRecommender
 from bsarec.errors import ConfigError
+from bsarec.extras import require
 from bsarec.io import atomic_write_json
 
 FORMATS = ("onnx", "torchscript")
@@ -66,7 +68,6 @@ def export_run(
     exclude_seen: bool = False,
     tolerance: float = 1e-5,
 ) -> dict[str, Any]:
-    from bsarec.api import SequentialRecommender
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format: expected one of {FORMATS}, got {fmt!r}")
@@ -98,8 +99,7 @@ def export_run(
                     dynamic_shapes=({0: torch.export.Dim("batch")},),
                     verbose=False,
                 )
-                import onnxruntime
-
+                onnxruntime = require("onnxruntime", "export", "checking an ONNX export")
                 session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
                 got = session.run(None, {"history": check.numpy()})
             else:

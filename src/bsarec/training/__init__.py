@@ -1,6 +1,2 @@
-"""The training loop and its helpers."""
-
-from bsarec.training.helpers import read_history
-from bsarec.training.trainer import TrainResult, train
-
-__all__ = ["TrainResult", "read_history", "train"]
+"""Training: the loop (trainer.py) over a TrainState (state.py), checkpoints (checkpoint.py), batches
+(sampling.py), early stopping, the history file and the CPU's float mode. Import from the modules."""

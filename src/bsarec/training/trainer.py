@@ -3,9 +3,9 @@ validation NDCG@20 (patience 10 by default), best weights restored at the end.
 
 Ctrl-C stops after the current batch; the best weights seen so far are already on disk and are restored.
 With a run directory, a checkpoint is written after every epoch (and every `checkpoint_steps` batches when
-set): model, optimizer, best weights, the state of every random generator the loop uses, the epoch's sample
-order and position, early stopping and history. `resume=True` continues from the newest one, and the run
-ends exactly as if it had never stopped (same weights and metrics on CPU with the same thread count).
+set): model, optimizer, the TrainState (training/state.py) and the state of every random generator the loop
+uses. `resume=True` continues from the newest one, and the run ends exactly as if it had never stopped (same
+weights and metrics on CPU with the same thread count).
 """
 
 from __future__ import annotations
@@ -14,33 +14,27 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from bsarec.config import RunConfig
-from bsarec.data.same_target import SameTargetSampler
 from bsarec.data.split import LeaveOneOutSplit
 from bsarec.distributed import SINGLE, ProcessGroup
 from bsarec.evaluation.metrics import evaluate
-from bsarec.training.helpers import (
-    HISTORY_FILE,
-    Checkpointer,
-    EarlyStopping,
-    HistoryLog,
-    SoftmaxSampler,
-    optimizer_tensors,
-    restore_optimizer,
-    sample_negatives,
-    save_weights,
-)
+from bsarec.io import save_weights
+from bsarec.models import SequentialModel
+from bsarec.training.checkpoint import Checkpointer, load_checkpoint, save_checkpoint
+from bsarec.training.history import HistoryLog
+from bsarec.training.sampling import BatchMaker, softmax_sampler
+from bsarec.training.state import TrainState, copy_weights
+
+if TYPE_CHECKING:  # the run directory layer sits above training
+    from bsarec.run_dir import RunDir
 
 log = logging.getLogger("bsarec")
-WEIGHTS_FILE = "model.safetensors"
-CHECKPOINT_DIR = "checkpoints"
 
 
 @dataclass
@@ -62,52 +56,12 @@ def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Opt
         return torch.optim.Adam(model.parameters(), **kwargs)
 
 
-class BatchMaker:
-    """What a model's loss takes for a batch of sample indices: inputs and targets, plus the sampled negatives,
-    user rows or same-target positives that the model declares it needs, and the shared items of sampled
-    softmax; all on the model's device. Everything is drawn for the whole batch, so that a process of a
-    multi-process run, which keeps only `rows` of it, gets exactly its share of the single-process batch."""
-
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        split: LeaveOneOutSplit,
-        device: str,
-        sampler: SoftmaxSampler | None = None,
-    ):
-        self.split, self.device, self.sampler = split, device, sampler
-        self.negatives = getattr(model, "needs_negatives", False)
-        self.users = getattr(model, "needs_users", False)
-        self.positives = (
-            SameTargetSampler(split.train_inputs, split.train_targets)
-            if getattr(model, "needs_positives", False)
-            else None
-        )
-
-    def __call__(
-        self, index: torch.Tensor, generator: torch.Generator, rows: tuple[int, int] | None = None
-    ) -> dict[str, torch.Tensor]:
-        split = self.split
-        batch = {"inputs": split.train_inputs[index], "targets": split.train_targets[index]}
-        if self.negatives:
-            batch["negatives"] = sample_negatives(batch["inputs"], batch["targets"], split.n_items, generator)
-        if self.users:
-            batch["users"] = split.train_users[index]
-        if self.positives is not None:
-            batch["positives"] = split.train_inputs[self.positives.sample(index, generator)]
-        if rows is not None:
-            batch = {k: v[rows[0] : rows[1]] for k, v in batch.items()}
-        if self.sampler is not None:  # shared by every sample of the batch
-            batch["sampled_items"], batch["sampled_log_expected"] = self.sampler(generator)
-        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-
-
 class LossOf(torch.nn.Module):
     """The model's training loss as a module's forward: DistributedDataParallel synchronises gradients only
     for work done inside its module's forward. A process whose share of a (last, short) batch is empty still
     takes part, with a zero loss that touches every parameter."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: SequentialModel):
         super().__init__()
         self.model = model
 
@@ -117,29 +71,19 @@ class LossOf(torch.nn.Module):
         return self.model.loss(**batch)
 
 
-def _rng_tensors(generator: torch.Generator, group: ProcessGroup) -> dict[str, torch.Tensor]:
-    """The loop's generator (the same in every process) and each process's global generator (dropout)."""
-    states = group.gather_states(torch.get_rng_state())
-    tensors = {"rng.torch": states[0], "rng.loop": generator.get_state()}
-    tensors |= {f"rng.torch.rank{rank}": s for rank, s in enumerate(states) if rank > 0}
-    if torch.cuda.is_available():
-        tensors |= {f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
-    return tensors
-
-
-def _restore_rng(tensors: dict[str, torch.Tensor], generator: torch.Generator, group: ProcessGroup) -> None:
-    torch.set_rng_state(tensors.get(f"rng.torch.rank{group.rank}", tensors["rng.torch"]))
-    generator.set_state(tensors["rng.loop"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
+def loss_module(model: SequentialModel, group: ProcessGroup) -> torch.nn.Module:
+    """The loss as a module, wrapped in DistributedDataParallel under torchrun."""
+    if not group.enabled:
+        return LossOf(model)
+    cuda = group.device.startswith("cuda")
+    return DistributedDataParallel(LossOf(model), device_ids=[group.device] if cuda else None)
 
 
 def train(
-    model: torch.nn.Module,
+    model: SequentialModel,
     split: LeaveOneOutSplit,
     config: RunConfig,
-    run_dir: Path | None = None,
+    run_dir: RunDir | None = None,
     progress: bool = True,
     candidates: torch.Tensor | None = None,
     resume: bool = False,
@@ -149,177 +93,156 @@ def train(
     """Train `model` (already on its device); `candidates` are the validation's sampled negatives, if any;
     `on_epoch(epoch, valid_metrics)` is called after every validation (a tuner reports and prunes there).
     Under torchrun, `group` is this process's place in the process group (see bsarec/distributed.py)."""
+    device = config.torch_device()
     generator = torch.Generator().manual_seed(config.seed)  # sample order, negatives, positives
     optimizer = make_optimizer(model, config)
-    stopper = EarlyStopping(config.patience)
-    sampler = None
-    if config.softmax_negatives:
-        sampler = SoftmaxSampler(
-            split.n_items, config.softmax_negatives, config.softmax_sampler, split.train_targets
-        )
-    make_batch = BatchMaker(model, split, config.torch_device(), sampler)
-    compute_loss = LossOf(model)
-    if group.enabled:
-        cuda = group.device.startswith("cuda")
-        compute_loss = DistributedDataParallel(compute_loss, device_ids=[group.device] if cuda else None)
-    checkpoints = Checkpointer(run_dir / CHECKPOINT_DIR, config.keep_checkpoints) if run_dir else None
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    best_valid: dict[str, float] = {}
-    n_samples = len(split.train_targets)
-    train_seconds = 0.0
-    start_epoch, position, records = 0, None, []
-    saved = checkpoints.latest() if resume and checkpoints else None
+    make_batch = BatchMaker(model, split, device, softmax_sampler(config, split))
+    compute_loss = loss_module(model, group)
+    checkpointer = Checkpointer(run_dir.checkpoint_dir, config.keep_checkpoints) if run_dir else None
+    state = TrainState.start(model, config.patience)
+    saved = checkpointer.latest() if resume and checkpointer else None
     if saved is not None:
-        tensors, state = saved
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        best_state = {k[5:]: v.to(make_batch.device) for k, v in tensors.items() if k.startswith("best.")}
-        restore_optimizer(optimizer, tensors, state["optimizer_groups"])
-        _restore_rng(tensors, generator, group)
-        stopper.restore(state["stopper"])
-        best_valid, train_seconds, records = state["best_valid"], state["train_seconds"], state["history"]
-        start_epoch = state["epoch"]
-        if state["batch"] > 0:  # stopped inside an epoch: its order, position and running loss
-            position = (
-                tensors["order"],
-                state["batch"],
-                state["loss_sum"] if group.is_main else 0.0,  # the sum over processes, counted once
-                state["seen"],
-                state["epoch_seconds"],
-            )
-        log.info("resuming at epoch %d, batch %d", state["epoch"], state["batch"])
+        load_checkpoint(saved, model, optimizer, state, generator, group, device)
+        log.info("resuming at epoch %d, batch %d", state.epoch, state.batch)
     elif resume:
         log.warning("no checkpoint in %s: training from the start", run_dir)
     group.barrier()  # every process has read the checkpoint before rank 0 writes the next one
-    history = HistoryLog(run_dir / HISTORY_FILE if run_dir and group.is_main else None, records)
+    history = HistoryLog(run_dir.history_file if run_dir and group.is_main else None, state.history)
 
-    def checkpoint(epoch: int, batch: int, order=None, loss_sum=None, seen=0, epoch_seconds=0.0) -> None:
-        if checkpoints is None:
-            return
-        rng = _rng_tensors(generator, group)  # collective: every process takes part
-        loss_sum = group.sum(loss_sum).item() if loss_sum is not None else 0.0
-        if not group.is_main:
-            return
-        optim, groups = optimizer_tensors(optimizer)
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        tensors |= {f"best.{k}": v for k, v in best_state.items()} | optim | rng
-        if order is not None:
-            tensors["order"] = order
-        state = {
-            "epoch": epoch,
-            "batch": batch,
-            "loss_sum": loss_sum,
-            "seen": seen,
-            "epoch_seconds": epoch_seconds,
-            "train_seconds": train_seconds,
-            "stopper": stopper.state(),
-            "best_valid": best_valid,
-            "history": history.records,
-            "optimizer_groups": groups,
-        }
-        checkpoints.save(epoch, batch, tensors, state)
+    def checkpoint() -> None:
+        if checkpointer is not None:
+            save_checkpoint(checkpointer, model, optimizer, state, generator, group)
 
     interrupted = False
-    epoch = start_epoch - 1
     try:
-        for epoch in range(start_epoch, config.epochs):
-            if stopper.should_stop:  # resumed from the checkpoint of the epoch that stopped the run
+        while state.epoch < config.epochs:
+            if state.stopper.should_stop:  # resumed from the checkpoint of the epoch that stopped the run
                 break
-            model.train()
-            started = time.perf_counter()
-            if position is not None:
-                order, first_batch, loss_sum, seen, earlier_seconds = position
-                position = None
-            else:
-                order, first_batch, loss_sum, seen, earlier_seconds = (
-                    torch.randperm(n_samples, generator=generator),
-                    0,
-                    0.0,
-                    0,
-                    0.0,
-                )
-            total_loss = torch.tensor(
-                loss_sum, device=make_batch.device
-            )  # summed on the device: no sync per step
-            starts = range(first_batch * config.batch_size, n_samples, config.batch_size)
-            bar = tqdm(starts, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
-            for batch_number, start in enumerate(bar, start=first_batch):
-                index = order[start : start + config.batch_size]
-                rows = group.bounds(len(index))  # the whole batch in a single process
-                loss = compute_loss(make_batch(index, generator, rows))
-                share = (rows[1] - rows[0]) / len(index)
-                optimizer.zero_grad(set_to_none=True)
-                # DDP averages the processes' gradients; weighting each share's mean loss by its size x
-                # processes makes that average the gradient of the whole batch's mean loss
-                (loss * share * group.world).backward()
-                optimizer.step()
-                total_loss += loss.detach() * len(index) * share
-                seen += len(index)
-                if progress and batch_number % 20 == 0:
-                    bar.set_postfix(
-                        loss=f"{total_loss.item() / seen:.4f}",
-                        samples_per_s=f"{seen / (time.perf_counter() - started):.0f}",
-                    )
-                done = batch_number + 1
-                if (
-                    config.checkpoint_steps
-                    and done % config.checkpoint_steps == 0
-                    and start + config.batch_size < n_samples
-                ):
-                    elapsed = earlier_seconds + time.perf_counter() - started
-                    checkpoint(epoch, done, order, total_loss, seen, elapsed)
-            total_loss = group.sum(total_loss).item()
-            epoch_seconds = earlier_seconds + time.perf_counter() - started
-            train_seconds += epoch_seconds
+            train_epoch(
+                state,
+                model,
+                compute_loss,
+                optimizer,
+                make_batch,
+                generator,
+                config,
+                group,
+                progress,
+                checkpoint,
+            )
+            state.train_seconds += state.epoch_seconds
             eval_started = time.perf_counter()
             valid = evaluate(
                 model, split.valid, config.history_mask, config.eval_batch_size, candidates, group
             )
             record = {
-                "epoch": epoch,
-                "loss": total_loss / max(seen, 1),
-                "train_seconds": epoch_seconds,
-                "samples_per_s": seen / epoch_seconds,
+                "epoch": state.epoch,
+                "loss": state.loss_sum / max(state.seen, 1),
+                "train_seconds": state.epoch_seconds,
+                "samples_per_s": state.seen / state.epoch_seconds,
                 "valid_seconds": time.perf_counter() - eval_started,
                 **{f"valid_{k}": v for k, v in valid.items()},
             }
-            improved = group.broadcast_flag(stopper.update(valid[config.monitor], epoch))
+            improved = group.broadcast_flag(state.stopper.update(valid[config.monitor], state.epoch))
             record["best"] = improved
+            state.history.append(record)
             history.append(record)
-            log.info(
-                "epoch %d loss %.4f valid %s %.4f HR@10 %.4f (%.1fs, %.0f samples/s)%s",
-                epoch,
-                record["loss"],
-                config.monitor,
-                valid[config.monitor],
-                valid["HR@10"],
-                epoch_seconds,
-                record["samples_per_s"],
-                " *" if improved else "",
-            )
+            log_epoch(record, valid, config.monitor)
             if improved:
-                best_valid = valid
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                state.best_valid, state.best_weights = valid, copy_weights(model)
                 if run_dir is not None and group.is_main:
-                    save_weights(model, run_dir / WEIGHTS_FILE)
-            checkpoint(epoch + 1, 0)
+                    save_weights(model, run_dir.weights_file)
+            epoch = state.epoch
+            state.next_epoch()
+            checkpoint()
             if on_epoch is not None:
                 on_epoch(epoch, valid)
-            if group.broadcast_flag(stopper.should_stop):
+            if group.broadcast_flag(state.stopper.should_stop):
                 log.info("early stop: no %s improvement for %d epochs", config.monitor, config.patience)
                 break
     except KeyboardInterrupt:
         interrupted = True
         log.warning(
-            "interrupted during epoch %d; restoring the best weights (epoch %d)", epoch, stopper.best_epoch
+            "interrupted during epoch %d; restoring the best weights (epoch %d)",
+            state.epoch,
+            state.stopper.best_epoch,
         )
-    model.load_state_dict(best_state)
-    if run_dir is not None and group.is_main and (stopper.best_epoch < 0 or saved is not None):
-        save_weights(model, run_dir / WEIGHTS_FILE)  # the best weights on disk, whatever happened before
+    model.load_state_dict(state.best_weights)
+    if run_dir is not None and group.is_main and (state.stopper.best_epoch < 0 or saved is not None):
+        save_weights(model, run_dir.weights_file)  # the best weights on disk, whatever happened before
     return TrainResult(
-        best_epoch=stopper.best_epoch,
-        epochs=len(history.records),
-        best_valid=best_valid,
-        train_seconds=train_seconds,
+        best_epoch=state.stopper.best_epoch,
+        epochs=len(state.history),
+        best_valid=state.best_valid,
+        train_seconds=state.train_seconds,
         interrupted=interrupted,
-        history=history.records,
+        history=state.history,
+    )
+
+
+def train_epoch(
+    state: TrainState,
+    model: SequentialModel,
+    compute_loss: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    make_batch: BatchMaker,
+    generator: torch.Generator,
+    config: RunConfig,
+    group: ProcessGroup,
+    progress: bool,
+    checkpoint: Callable[[], None],
+) -> None:
+    """Train the rest of `state.epoch`: all of it, or what a resumed checkpoint left. Afterwards the state's
+    loss_sum, seen and epoch_seconds describe the whole epoch."""
+    model.train()
+    started, earlier_seconds = time.perf_counter(), state.epoch_seconds
+    n_samples, batch_size = len(make_batch.split.train_targets), config.batch_size
+    if state.order is None:
+        state.order = torch.randperm(n_samples, generator=generator)
+    total_loss = torch.tensor(
+        state.loss_sum, device=make_batch.device
+    )  # summed on the device: no sync per step
+    starts = range(state.batch * batch_size, n_samples, batch_size)
+    bar = tqdm(starts, desc=f"epoch {state.epoch}", leave=False, disable=not progress, unit="batch")
+    for start in bar:
+        index = state.order[start : start + batch_size]
+        rows = group.bounds(len(index))  # the whole batch in a single process
+        loss = compute_loss(make_batch(index, generator, rows))
+        share = (rows[1] - rows[0]) / len(index)
+        optimizer.zero_grad(set_to_none=True)
+        # DDP averages the processes' gradients; weighting each share's mean loss by its size x processes
+        # makes that average the gradient of the whole batch's mean loss
+        (loss * share * group.world).backward()
+        optimizer.step()
+        total_loss += loss.detach() * len(index) * share
+        state.seen += len(index)
+        if progress and state.batch % 20 == 0:
+            bar.set_postfix(
+                loss=f"{total_loss.item() / state.seen:.4f}",
+                samples_per_s=f"{state.seen / (time.perf_counter() - started):.0f}",
+            )
+        state.batch += 1
+        if (
+            config.checkpoint_steps
+            and state.batch % config.checkpoint_steps == 0
+            and start + batch_size < n_samples
+        ):
+            state.loss_sum = group.sum(total_loss).item()
+            state.epoch_seconds = earlier_seconds + time.perf_counter() - started
+            checkpoint()
+    state.loss_sum = group.sum(total_loss).item()
+    state.epoch_seconds = earlier_seconds + time.perf_counter() - started
+
+
+def log_epoch(record: dict[str, Any], valid: dict[str, float], monitor: str) -> None:
+    log.info(
+        "epoch %d loss %.4f valid %s %.4f HR@10 %.4f (%.1fs, %.0f samples/s)%s",
+        record["epoch"],
+        record["loss"],
+        monitor,
+        valid[monitor],
+        valid["HR@10"],
+        record["train_seconds"],
+        record["samples_per_s"],
+        " *" if record["best"] else "",
     )

@@ -23,8 +23,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from bsarec.analysis.figures import pyplot, save_figure
+from bsarec.api import SequentialRecommender
 from bsarec.config import RunConfig, resolve_config
+from bsarec.data.registry import dataset_name, resolve_dataset
 from bsarec.errors import ConfigError
+from bsarec.extras import require
 from bsarec.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("bsarec")
@@ -107,11 +113,7 @@ def tune(
     seed: int = 42,
     progress: bool = False,
 ) -> dict[str, Any]:
-    import optuna
-
-    from bsarec.api import SequentialRecommender
-    from bsarec.data.registry import dataset_name, resolve_dataset
-
+    optuna = require("optuna", "analysis", "bsarec tune")
     name = dataset_name(dataset)
     base = resolve_config(model, dataset, name, preset, overrides, seed=seed, data_dir=data_dir)
     space = load_space(model, space_file)
@@ -161,8 +163,7 @@ def tune(
 
 
 def write_outputs(study, base: RunConfig, space: dict[str, Any], output: Path) -> dict[str, Any]:
-    import optuna
-
+    optuna = require("optuna", "analysis", "bsarec tune")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     rows = [
         {
@@ -218,11 +219,7 @@ def write_outputs(study, base: RunConfig, space: dict[str, Any], output: Path) -
 
 
 def plot(study, complete, base: RunConfig, output: Path) -> list[Path]:
-    import numpy as np
-    import optuna
-
-    from bsarec.analysis.figures import pyplot, save_figure
-
+    optuna = require("optuna", "analysis", "bsarec tune")
     plt = pyplot()
 
     written = []

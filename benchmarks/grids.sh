@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The benchmark grids whose results are committed under benchmarks/results/, one name each (benchmarks/README.md
+# says what each answers). Every grid is resumable: finished cells are skipped, a cell cut off midway continues
+# from its newest checkpoint. Cells run as single-thread processes, JOBS at a time (2 keeps both cores of a
+# 2-core machine busy); set DEVICE=cuda to train on a GPU.
+#   bash benchmarks/grids.sh baselines-lastfm     # all 8 models on LastFM, seeds 42-44
+#   DATA=../shared/data JOBS=1 bash benchmarks/grids.sh studies-c
+set -euo pipefail
+DATA=${DATA:-../shared/data}
+BIN=${BIN:-.venv/bin}
+JOBS=${JOBS:-2}
+DEVICE=${DEVICE:-cpu}
+RESULTS=benchmarks/results
+grid() { "$BIN/bsarec" benchmark --data-dir "$DATA" --jobs "$JOBS" --threads 1 --device "$DEVICE" "$@"; }
+paper_runs="--runs benchmarks/runs/baselines"
+
+case "${1:-}" in
+  baselines-lastfm)  # the paper's table on LastFM: BSARec and the seven baselines
+    grid -d LastFM -m bsarec,caser,gru4rec,sasrec,bert4rec,fmlprec,duorec,fearec --seeds 42,43,44 \
+      $paper_runs --output $RESULTS/baselines/LastFM ;;
+  baselines-beauty)  # BSARec against SASRec, FMLPRec and FEARec on Beauty
+    grid -d Beauty -m bsarec,sasrec,fmlprec,fearec --seeds 42,43,44 --set checkpoint_steps=100 \
+      $paper_runs --output $RESULTS/baselines/Beauty ;;
+  sasrec-ce-lastfm)  # SASRec trained with full cross-entropy, as BSARec is
+    grid -d LastFM -m bsarec,sasrec --set loss=ce --seeds 42,43,44 $paper_runs --output $RESULTS/sasrec_ce/LastFM ;;
+  padding-lastfm)  # BSARec with cyclic instead of zero padding
+    grid -d LastFM -m bsarec --set padding=cyclic --seeds 42,43,44 --runs benchmarks/runs/padding \
+      --output $RESULTS/padding ;;
+  sampled-softmax-beauty)  # BSARec with 1000 popularity-sampled, logQ-corrected negatives per batch
+    grid -d Beauty -m bsarec --seeds 42 --set softmax_negatives=1000 --set softmax_sampler=popularity \
+      --runs benchmarks/runs/sampled_softmax --output $RESULTS/sampled_softmax ;;
+  studies-c)  # BSARec's c on LastFM (alpha 0.9) and Beauty (alpha 0.7), seed 42
+    for c in 1 5 7 9; do
+      grid -d LastFM -m bsarec --set c=$c --seeds 42 --runs benchmarks/runs/studies --output $RESULTS/studies/c$c
+    done
+    for c in 1 9; do
+      grid -d Beauty -m bsarec --set c=$c --seeds 42 --runs benchmarks/runs/studies \
+        --output $RESULTS/studies/beauty_c$c
+    done ;;
+  studies-alpha)  # BSARec's alpha on LastFM (c 3), seed 42
+    for alpha in 0.1 0.3 0.5 0.7; do
+      grid -d LastFM -m bsarec --set alpha=$alpha --seeds 42 --runs benchmarks/runs/studies \
+        --output $RESULTS/studies/alpha$alpha
+    done ;;
+  studies-max-len)  # longer windows for BSARec and SASRec on LastFM, seed 42
+    for len in 100 200; do
+      grid -d LastFM -m bsarec,sasrec --set max_len=$len --seeds 42 --runs benchmarks/runs/studies \
+        --output $RESULTS/studies/max_len$len
+    done ;;
+  *)
+    echo "usage: bash benchmarks/grids.sh baselines-lastfm|baselines-beauty|sasrec-ce-lastfm|padding-lastfm|" \
+      "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len" >&2
+    exit 2 ;;
+esac

@@ -1,0 +1,48 @@
+"""A benchmark grid's cells: one (model, dataset, seed) each, its run directory and its settings.
+
+Every cell is a run directory RUNS/DATASET/MODEL/PROTOCOL/seedSEED, where PROTOCOL is "paper" or the grid's
+--set overrides (runtime settings such as threads or device do not change what a cell is)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bsarec.config import RUNTIME_SETTINGS, RunConfig, resolve_config
+from bsarec.data.registry import dataset_name
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    dataset: str
+    seed: int
+
+
+def protocol_tag(overrides: dict[str, Any]) -> str:
+    """The run-directory name of a grid's overrides; runtime settings do not change what a cell is."""
+    kept = {k: v for k, v in overrides.items() if k not in RUNTIME_SETTINGS}
+    if not kept:
+        return "paper"
+    return ",".join(f"{k}={v}" for k, v in sorted(kept.items()))
+
+
+def run_dir_of(runs: Path, cell: Cell, tag: str) -> Path:
+    return runs / dataset_name(cell.dataset) / cell.model / tag / f"seed{cell.seed}"
+
+
+def cell_key(run_dir: str | Path) -> str:
+    """A cell's name in a results file, whatever --runs was: DATASET/MODEL/PROTOCOL/seedSEED."""
+    return "/".join(Path(run_dir).parts[-4:])
+
+
+def cell_config(cell: Cell, preset: str | None, overrides: dict[str, Any], **explicit: Any) -> RunConfig:
+    return resolve_config(cell.model, cell.dataset, dataset_name(cell.dataset), preset, overrides, **explicit)
+
+
+def comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings that make a run what it is. A config.json written before a setting existed gets that
+    setting's default, which is what the run used."""
+    complete = RunConfig.from_dict(config).to_dict()
+    return {k: v for k, v in complete.items() if k not in RUNTIME_SETTINGS}

@@ -1,0 +1,254 @@
+"""The results of a benchmark grid: per-seed rows from the finished cells, mean ± std, paired significance
+tests of BSARec against each baseline, and results.json / results.csv / table.md.
+
+Significance: for BSARec against each baseline, a two-sided paired t-test over the seeds both finished (runs
+with the same seed are paired; scipy.stats.ttest_rel), per metric. With 3 seeds only large, consistent
+differences reach p < 0.05; the table says how many seeds BSARec won as well. The table has the paper's layout
+(metrics as rows, models as columns, best mean in bold), the published BSARec numbers beside ours, and BSARec's
+relative improvement over the best baseline as the paper computes it, (BSARec - best baseline) / best baseline.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import statistics
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from scipy import stats
+
+from bsarec.config import RunConfig
+from bsarec.data.registry import dataset_name
+from bsarec.errors import DataError
+from bsarec.experiments.cells import Cell, cell_key, comparable, protocol_tag
+from bsarec.io import atomic_write_json, atomic_write_text
+from bsarec.models import DISPLAY_NAMES
+from bsarec.run_dir import RunDir
+
+log = logging.getLogger("bsarec")
+METRICS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20")
+RESULTS_FILE = "results.json"
+
+
+def load_published(path: str | Path | None = None) -> dict[str, Any]:
+    if path is not None:
+        return json.loads(Path(path).read_text())
+    return json.loads(resources.files("bsarec").joinpath("presets/published.json").read_text())
+
+
+def read_recorded(output: Path) -> dict[str, dict[str, Any]]:
+    """The finished cells recorded in OUTPUT/results.json by an earlier write, by cell_key: {"row": per-seed
+    row, "config": its settings, or None in a file written before the settings were recorded}."""
+    path = Path(output) / RESULTS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        result = json.loads(path.read_text())
+        rows, configs = result["per_seed"], result.get("configs", {})
+    except (ValueError, KeyError, TypeError) as error:
+        raise DataError(
+            f"{path}: not a results file of bsarec benchmark ({error!r}); move it or choose another --output"
+        ) from None
+    recorded = {}
+    for number, row in enumerate(rows):
+        missing = [k for k in ("dataset", "model", "seed", "run_dir", *METRICS, "MRR") if k not in row]
+        if missing:
+            raise DataError(f"{path}: per_seed[{number}] lacks {', '.join(missing)}")
+        key = cell_key(row["run_dir"])
+        recorded[key] = {"row": row, "config": configs.get(key), "source": str(path)}
+    return recorded
+
+
+def collect(
+    cells: list[tuple[Cell, Path]], recorded: dict[str, dict[str, Any]] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
+    """(per-seed rows, each row's settings by cell_key) of the finished cells: from the run directory where it
+    has metrics.json, else from `recorded`. A run stopped by Ctrl-C is left out."""
+    rows, configs = [], {}
+    for cell, run_dir in cells:
+        key, run = cell_key(run_dir), RunDir(run_dir)
+        status = run.status
+        if status != "finished":
+            if status == "interrupted":
+                log.warning("%s: stopped by Ctrl-C, left out until the grid continues it", run_dir)
+            elif key in (recorded or {}):
+                rows.append(recorded[key]["row"])
+                configs[key] = recorded[key]["config"]
+            continue
+        m, config = run.finished_metrics(), run.read_config()
+        rows.append(
+            {
+                "dataset": dataset_name(cell.dataset),
+                "model": cell.model,
+                "seed": cell.seed,
+                **{k: m["test"][k] for k in (*METRICS, "MRR")},
+                "best_epoch": m["best_epoch"],
+                "epochs": m["epochs"],
+                "train_seconds": round(m["train_seconds"], 1),
+                "device": config.get("device", "cpu"),
+                "run_dir": str(run_dir),
+            }
+        )
+        configs[key] = comparable(config)
+    return rows, configs
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    summary: dict = {}
+    for row in rows:
+        summary.setdefault(row["dataset"], {}).setdefault(row["model"], []).append(row)
+    out: dict = {}
+    for dataset, by_model in summary.items():
+        out[dataset] = {}
+        for model, runs in by_model.items():
+            out[dataset][model] = {
+                metric: {
+                    "mean": statistics.fmean(r[metric] for r in runs),
+                    "std": statistics.stdev([r[metric] for r in runs]) if len(runs) > 1 else 0.0,
+                    "n": len(runs),
+                }
+                for metric in (*METRICS, "MRR")
+            }
+    return out
+
+
+def significance(rows: list[dict[str, Any]], target: str = "bsarec") -> dict[str, Any]:
+    """BSARec against each baseline: paired t-test over shared seeds, wins, relative improvement of means."""
+    by_key = {(r["dataset"], r["model"], r["seed"]): r for r in rows}
+    out: dict = {}
+    for dataset in sorted({r["dataset"] for r in rows}):
+        out[dataset] = {}
+        for model in sorted({r["model"] for r in rows if r["dataset"] == dataset} - {target}):
+            seeds = sorted(
+                s for (d, m, s) in by_key if d == dataset and m == model and (d, target, s) in by_key
+            )
+            result = {"seeds": seeds}
+            for metric in METRICS:
+                ours = [by_key[(dataset, target, s)][metric] for s in seeds]
+                theirs = [by_key[(dataset, model, s)][metric] for s in seeds]
+                entry: dict[str, Any] = {"wins": sum(a > b for a, b in zip(ours, theirs, strict=True))}
+                if seeds:
+                    base = statistics.fmean(theirs)
+                    entry["improvement_pct"] = 100 * (statistics.fmean(ours) - base) / base if base else None
+                if len(seeds) >= 2:
+                    diffs = [a - b for a, b in zip(ours, theirs, strict=True)]
+                    if any(d != diffs[0] for d in diffs):
+                        test = stats.ttest_rel(ours, theirs)
+                        entry["t"], entry["p"] = float(test.statistic), float(test.pvalue)
+                result[metric] = entry
+            out[dataset][model] = result
+    return out
+
+
+def _fmt(stat: dict[str, float] | None, seeds: int = 1) -> str:
+    """mean ± std, with the number of seeds when fewer than the table's `seeds` finished."""
+    if not stat:
+        return "–"
+    text = f"{stat['mean']:.4f} ± {stat['std']:.4f}" if stat["n"] > 1 else f"{stat['mean']:.4f}"
+    return text + (f" (n={stat['n']})" if stat["n"] < seeds else "")
+
+
+def markdown_table(
+    summary: dict,
+    tests: dict,
+    published: dict,
+    caption: str,
+    models: list[str],
+    target: str = "bsarec",
+) -> str:
+    lines = [caption, ""]
+    published_key = "full"
+    for dataset, by_model in summary.items():
+        present = [m for m in models if m in by_model]
+        baselines = [m for m in present if m != target]
+        pub = published.get(published_key, {}).get(target, {}).get(dataset, {})
+        header = ["metric", *(DISPLAY_NAMES[m] for m in present)]
+        if pub:
+            header.append("BSARec (published)")
+        if target in by_model and baselines:
+            header.append("Improv. vs best baseline")
+        lines += [f"### {dataset}", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        seeds = max(by_model[m][METRICS[0]]["n"] for m in present)
+        for metric in METRICS:
+            best = max(present, key=lambda m: by_model[m][metric]["mean"])
+            cells = [metric]
+            for m in present:
+                text = _fmt(by_model[m][metric], seeds)
+                cells.append(f"**{text}**" if m == best and len(present) > 1 else text)
+            if pub:
+                cells.append(f"{pub[metric]:.4f}" if pub.get(metric) is not None else "–")
+            if target in by_model and baselines:
+                runner = max(baselines, key=lambda m: by_model[m][metric]["mean"])
+                base = by_model[runner][metric]["mean"]
+                gain = 100 * (by_model[target][metric]["mean"] - base) / base if base else float("nan")
+                cells.append(f"{gain:+.1f}% (vs {DISPLAY_NAMES[runner]})")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        if dataset in tests and tests[dataset]:
+            lines += [
+                f"BSARec vs each baseline on {dataset}: relative improvement of the mean, seeds won, paired "
+                "t-test p (two-sided, over shared seeds)",
+                "",
+                "| baseline | seeds | " + " | ".join(METRICS) + " |",
+                "|---" * (len(METRICS) + 2) + "|",
+            ]
+            for model, result in tests[dataset].items():
+                cells = [DISPLAY_NAMES[model], str(len(result["seeds"]))]
+                for metric in METRICS:
+                    e = result[metric]
+                    text = f"{e['improvement_pct']:+.1f}%" if e.get("improvement_pct") is not None else "–"
+                    text += f", {e['wins']}/{len(result['seeds'])}"
+                    if "p" in e:
+                        text += f", p={e['p']:.3f}"
+                    cells.append(text)
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def caption_for(overrides: dict[str, Any], preset: str | None, seeds: list[int], config: RunConfig) -> str:
+    candidates = (
+        "full ranking" if config.candidates == "full" else f"{config.candidates} ({config.eval_negatives})"
+    )
+    return (
+        f"Test metrics, mean ± std over seeds {', '.join(map(str, seeds))}; preset {preset or 'defaults'}; "
+        f"protocol: candidates {candidates}, history mask {config.history_mask}, padding {config.padding}, "
+        f"early stopping on validation {config.monitor} (patience {config.patience})"
+        + (f"; overrides {protocol_tag(overrides)}" if overrides else "")
+        + ". Best mean per metric in bold."
+    )
+
+
+def write_results(
+    cells: list[tuple[Cell, Path]],
+    output: Path,
+    caption: str,
+    models: list[str],
+    published: dict[str, Any],
+    meta: dict[str, Any],
+    recorded: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """results.json (rows, summary, significance, and each cell's settings: the record read_recorded reads),
+    results.csv and table.md, from the finished cells (run directories first, then `recorded`)."""
+    rows, configs = collect(cells, recorded)
+    summary = summarise(rows)
+    tests = significance(rows) if any(r["model"] == "bsarec" for r in rows) else {}
+    result = {"meta": meta, "caption": caption, "per_seed": rows, "summary": summary, "significance": tests}
+    result["configs"] = configs
+    output.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(output / RESULTS_FILE, result)
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write_text(output / "results.csv", buffer.getvalue())
+    header = f"`{meta['command']}` — {meta['date']} — {meta['machine']}\n\n"
+    atomic_write_text(
+        output / "table.md", header + markdown_table(summary, tests, published, caption, models)
+    )
+    return result

@@ -1,0 +1,111 @@
+"""RunDir: the one owner of a run directory's layout and of what its files say about the run.
+
+    RUN_DIR/config.json        the full resolved config (enough to re-run)
+            metrics.json       valid/test metrics, written at the end (or on Ctrl-C, marked "interrupted")
+            history.jsonl      one line per epoch: the learning curves
+            model.safetensors  the best weights so far
+            train.log          the run's log
+            dataset/           the sequences and id maps
+            checkpoints/       the newest training checkpoints (training/checkpoint.py)
+
+A run's status: "new" (no config.json), "running" (started, no metrics yet: training or killed),
+"interrupted" (stopped by Ctrl-C; its metrics describe the best weights so far) or "finished".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from bsarec.errors import ConfigError, DataError
+from bsarec.io import atomic_write_json
+from bsarec.training.checkpoint import Checkpointer
+
+Status = Literal["new", "running", "interrupted", "finished"]
+
+
+class RunDir:
+    CONFIG = "config.json"
+    METRICS = "metrics.json"
+    HISTORY = "history.jsonl"
+    WEIGHTS = "model.safetensors"
+    LOG = "train.log"
+    DATASET = "dataset"
+    CHECKPOINTS = "checkpoints"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    config_file = property(lambda self: self.path / self.CONFIG)
+    metrics_file = property(lambda self: self.path / self.METRICS)
+    history_file = property(lambda self: self.path / self.HISTORY)
+    weights_file = property(lambda self: self.path / self.WEIGHTS)
+    log_file = property(lambda self: self.path / self.LOG)
+    dataset_dir = property(lambda self: self.path / self.DATASET)
+    checkpoint_dir = property(lambda self: self.path / self.CHECKPOINTS)
+
+    # -- what the run directory says -------------------------------------------------------------------------
+    def require(self, *files: str) -> RunDir:
+        """Raise ConfigError naming the first of `files` (default: config.json) that is missing."""
+        for name in files or (self.CONFIG,):
+            if not (self.path / name).exists():
+                raise ConfigError(f"{self.path}: not a run directory (missing {name})")
+        return self
+
+    def read_config(self) -> dict[str, Any]:
+        return self._read_json(self.require().config_file)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write_json(self.config_file, config)
+
+    def read_metrics(self) -> dict[str, Any] | None:
+        """metrics.json, finished or interrupted; None when there is none yet."""
+        return self._read_json(self.metrics_file) if self.metrics_file.is_file() else None
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        atomic_write_json(self.metrics_file, metrics)
+
+    @property
+    def status(self) -> Status:
+        if not self.config_file.is_file():
+            return "new"
+        metrics = self.read_metrics()
+        if metrics is None:
+            return "running"
+        return "interrupted" if metrics.get("interrupted") else "finished"
+
+    def finished_metrics(self) -> dict[str, Any] | None:
+        """metrics.json if the run ran to its end; None otherwise (a run stopped by Ctrl-C has metrics marked
+        "interrupted" that describe the best weights so far: `SequentialRecommender.resume` continues it)."""
+        metrics = self.read_metrics()
+        return None if metrics is None or metrics.get("interrupted") else metrics
+
+    def checkpoints(self, keep: int = 2) -> Checkpointer:
+        return Checkpointer(self.checkpoint_dir, keep)
+
+    def newest_checkpoint(self) -> Path | None:
+        """The JSON file of the newest complete checkpoint, or None."""
+        complete = self.checkpoints().complete()
+        return complete[-1] if complete else None
+
+    @staticmethod
+    def _read_json(path: Path) -> dict[str, Any]:
+        try:
+            value = json.loads(path.read_text())
+        except ValueError as error:
+            raise DataError(f"{path}: not valid JSON ({error})") from None
+        if not isinstance(value, dict):
+            raise DataError(f"{path}: expected a JSON object")
+        return value
+
+
+def finished_metrics(run_dir: str | Path) -> dict[str, Any] | None:
+    """RunDir(run_dir).finished_metrics(): the metrics of a run that ran to its end, else None."""
+    return RunDir(run_dir).finished_metrics()

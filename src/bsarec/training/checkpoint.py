@@ -1,0 +1,163 @@
+"""Training checkpoints: the files in RUN_DIR/checkpoints, and what goes into one (model, optimizer, the
+train state, every random generator the loop uses)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from bsarec.distributed import ProcessGroup
+from bsarec.io import atomic_write_bytes
+
+if TYPE_CHECKING:  # state.py imports this module
+    from bsarec.training.state import TrainState
+
+
+def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}{name}": value for name, value in tensors.items()}
+
+
+def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors whose names start with `prefix`, under their names without it."""
+    return {name.removeprefix(prefix): value for name, value in tensors.items() if name.startswith(prefix)}
+
+
+class Checkpointer:
+    """Training checkpoints in RUN_DIR/checkpoints: tensors (model, optimizer, best weights, RNG states, the
+    epoch's sample order) as safetensors and the rest (position, early stopping, history) as JSON. Each pair
+    is written atomically, tensors first: a JSON file marks a complete checkpoint. The last `keep` are kept;
+    a checkpoint is deleted JSON first, so that a kill in between leaves tensors that are swept up later."""
+
+    def __init__(self, directory: Path, keep: int = 2):
+        self.directory = Path(directory)
+        self.keep = max(1, keep)
+
+    def save(self, epoch: int, batch: int, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> Path:
+        name = f"epoch{epoch:04d}-batch{batch:06d}"
+        cpu = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+        atomic_write_bytes(self.directory / f"{name}.safetensors", save_safetensors(cpu))
+        atomic_write_bytes(self.directory / f"{name}.json", json.dumps(state).encode())
+        self._remove_all_but({p.stem for p in self.complete()[-self.keep :]})
+        return self.directory / f"{name}.json"
+
+    def _remove_all_but(self, kept: set[str]) -> None:
+        """Delete every checkpoint not named in `kept`, complete or a half left by a killed process."""
+        stale = [p for p in self.directory.glob("epoch*") if p.stem not in kept]
+        for path in sorted(stale, key=lambda p: p.suffix != ".json"):
+            path.unlink(missing_ok=True)
+
+    def complete(self) -> list[Path]:
+        """The JSON files of the complete checkpoints (a JSON file is written after its tensors), oldest
+        first; reads and changes nothing else."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(
+            p for p in self.directory.glob("epoch*.json") if p.with_suffix(".safetensors").is_file()
+        )
+
+    def latest(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The newest complete checkpoint (tensors, state), or None. Temporary files and incomplete
+        checkpoints left by a process killed mid-write are removed (one trainer owns a run directory)."""
+        complete = self.complete()
+        if self.directory.is_dir():
+            for stale in self.directory.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
+            self._remove_all_but({p.stem for p in complete})
+        for path in reversed(complete):
+            try:
+                state = json.loads(path.read_text())
+                tensors = load_safetensors(path.with_suffix(".safetensors").read_bytes())
+            except (ValueError, OSError):  # a damaged file: fall back to the one before
+                continue
+            return tensors, state
+        return None
+
+
+def optimizer_tensors(
+    optimizer: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """The optimizer's state as flat named tensors plus its JSON-able parameter groups."""
+    state = optimizer.state_dict()
+    tensors = {
+        f"optimizer.{index}.{key}": value if isinstance(value, torch.Tensor) else torch.tensor(value)
+        for index, values in state["state"].items()
+        for key, value in values.items()
+    }
+    groups = [
+        {k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state["param_groups"]
+    ]
+    return tensors, groups
+
+
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    for group in groups:
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def rng_tensors(generator: torch.Generator, group: ProcessGroup) -> dict[str, torch.Tensor]:
+    """The loop's generator (the same in every process) and each process's global generator (dropout).
+    A collective call: every process takes part."""
+    states = group.gather_states(torch.get_rng_state())
+    tensors = {"rng.torch": states[0], "rng.loop": generator.get_state()}
+    tensors |= {f"rng.torch.rank{rank}": s for rank, s in enumerate(states) if rank > 0}
+    if torch.cuda.is_available():
+        tensors |= {f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
+    return tensors
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], generator: torch.Generator, group: ProcessGroup) -> None:
+    torch.set_rng_state(tensors.get(f"rng.torch.rank{group.rank}", tensors["rng.torch"]))
+    generator.set_state(tensors["rng.loop"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def save_checkpoint(
+    checkpointer: Checkpointer,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+    generator: torch.Generator,
+    group: ProcessGroup,
+) -> None:
+    """Write model, optimizer, train state (a TrainState) and random generators; only the main process
+    writes, but every process must call this (the generators are gathered)."""
+    rng = rng_tensors(generator, group)
+    if not group.is_main:
+        return
+    optim, groups = optimizer_tensors(optimizer)
+    state_tensors, values = state.state_dict()
+    tensors = prefixed("model.", model.state_dict()) | state_tensors | optim | rng
+    checkpointer.save(state.epoch, state.batch, tensors, values | {"optimizer_groups": groups})
+
+
+def load_checkpoint(
+    saved: tuple[dict[str, torch.Tensor], dict[str, Any]],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+    generator: torch.Generator,
+    group: ProcessGroup,
+    device: str,
+) -> None:
+    """Restore what save_checkpoint wrote (`saved` from Checkpointer.latest) into the given objects."""
+    tensors, values = saved
+    model.load_state_dict(unprefixed("model.", tensors))
+    restore_optimizer(optimizer, tensors, values["optimizer_groups"])
+    restore_rng(tensors, generator, group)
+    state.load_state_dict(tensors, values, device, group)
