@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from bsarec.cli import app
 from bsarec.data.synthetic import generate_synthetic
-from bsarec.errors import ConfigError
+from bsarec.errors import ConfigError, DataError
 from bsarec.experiments.cells import cell_key
 
 runner = CliRunner()
@@ -375,3 +375,51 @@ def test_benchmark_skips_a_cell_another_process_is_training(tmp_path):
     job["config"] = json.loads((busy / "config.json").read_text())
     assert run_cell(job) == json.loads((busy / "metrics.json").read_text())["test"]
     assert (busy / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_data_prepare_reads_a_tab_separated_file_named_csv(tmp_path):
+    rows = ["user_id\titem_id\ttime"] + [f"u{u}\ti{(u + t) % 7}\t{t}" for u in range(12) for t in range(6)]
+    (tmp_path / "events.csv").write_text("\n".join(rows) + "\n")
+    result = runner.invoke(
+        app, ["data", "prepare", str(tmp_path / "events.csv"), "--output", str(tmp_path / "p")]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["users"] == 12
+    explicit = [
+        "data",
+        "prepare",
+        str(tmp_path / "events.csv"),
+        "--output",
+        str(tmp_path / "q"),
+        "--separator",
+    ]
+    assert runner.invoke(app, [*explicit, "tab"]).exit_code == 0
+    wrong = runner.invoke(app, [*explicit, ";"])
+    assert isinstance(wrong.exception, DataError) and "cannot find the user column" in str(wrong.exception)
+
+
+@pytest.mark.parametrize(
+    ("command", "module", "extra"),
+    [
+        (["analyze", "somewhere"], "matplotlib", "analysis"),
+        (["tune", "--trials", "1"], "optuna", "analysis"),
+        (["serve", "somewhere"], "fastapi", "serve"),
+        (["export", "somewhere", "--format", "onnx"], "onnx", "export"),
+    ],
+)
+def test_a_command_whose_extra_is_missing_names_the_extra(monkeypatch, command, module, extra):
+    import sys
+
+    from bsarec.errors import MissingExtra
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: importing it raises ImportError
+    result = runner.invoke(app, command)
+    assert isinstance(result.exception, MissingExtra)
+    assert f"pip install 'bsarec[{extra}]'" in str(result.exception) and module in str(result.exception)
+
+
+def test_bench_is_kept_as_a_hidden_name_of_speed():
+    assert "speed" in runner.invoke(app, ["--help"]).output
+    assert " bench " not in runner.invoke(app, ["--help"]).output
+    bench = runner.invoke(app, ["bench", "--help"]).output
+    assert "former name of" in bench and "--straightforward" in bench

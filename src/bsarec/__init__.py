@@ -11,18 +11,22 @@ from bsarec.data import (
     resolve_dataset,
 )
 from bsarec.evaluation import evaluate
+from bsarec.run_dir import RunDir
+from bsarec.training.history import read_history
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Recommendations",
     "RunConfig",
+    "RunDir",
     "SequenceDataset",
     "SequentialRecommender",
     "evaluate",
     "generate_synthetic",
     "leave_one_out",
     "read_benchmark_file",
+    "read_history",
     "read_interaction_log",
     "resolve_dataset",
 ]

@@ -98,3 +98,25 @@ def test_id_maps_round_trip_through_save_and_load(write, tmp_path):
     assert [s.tolist() for s in again.sequences] == [s.tolist() for s in data.sequences]
     assert again.report == data.report
     assert again.item_index("007") == 4 and again.user_row("b") == 1
+
+
+def test_the_separator_is_detected_from_the_header_whatever_the_suffix(write):
+    tab_separated = LOG.replace(",", "\t")  # a common export: tab-separated, named .csv
+    data = read_interaction_log(write("export.csv", tab_separated), kcore=1)
+    assert data.user_ids == ["a", "b", "c"] and data.report["rows_read"] == 7
+    semicolons = read_interaction_log(write("semi.csv", LOG.replace(",", ";")), kcore=1)
+    assert [s.tolist() for s in semicolons.sequences] == [s.tolist() for s in data.sequences]
+    commas = read_interaction_log(write("commas.tsv", LOG), kcore=1)  # comma-separated, named .tsv
+    assert commas.item_ids == data.item_ids
+
+
+def test_an_explicit_separator_wins_and_a_bad_one_is_named(write):
+    path = write("pipes.csv", LOG.replace(",", "|"))
+    assert read_interaction_log(path, kcore=1, separator="pipe").user_ids == ["a", "b", "c"]
+    assert read_interaction_log(path, kcore=1, separator="|").user_ids == ["a", "b", "c"]
+    with pytest.raises(DataError, match="cannot find the user column"):
+        read_interaction_log(
+            path, kcore=1, separator=","
+        )  # told commas: one column named user_id|item_id|...
+    with pytest.raises(DataError, match="--separator '::': expected one character"):
+        read_interaction_log(path, kcore=1, separator="::")

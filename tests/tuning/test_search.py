@@ -84,3 +84,13 @@ def test_space_file_is_checked(tmp_path):
     (tmp_path / "bad2.json").write_text(json.dumps({"alpha": [0.1]}))
     with pytest.raises(ConfigError, match="choices"):
         load_space("bsarec", tmp_path / "bad2.json")
+
+
+def test_tune_takes_epochs_as_train_does(prepared, tmp_path):
+    out = tmp_path / "study"
+    args = ["tune", "--dataset", str(prepared), "--output", str(out), "--trials", "1", "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--set", "hidden_size=16", "--set", "max_len=10"])
+    assert result.exit_code == 0, result.output
+    (trial,) = (out / "trials").iterdir()
+    assert json.loads((trial / "config.json").read_text())["epochs"] == 1
+    assert json.loads((trial / "metrics.json").read_text())["epochs"] == 1

@@ -1,0 +1,43 @@
+"""RunDir: a run directory's files, its status through a run's life, and clear errors."""
+
+import json
+
+import pytest
+
+from bsarec import SequentialRecommender, generate_synthetic
+from bsarec.errors import ConfigError, DataError
+from bsarec.run_dir import RunDir, finished_metrics
+
+SMALL = {"hidden_size": 16, "max_len": 10, "num_heads": 1, "epochs": 2, "threads": 1}
+
+
+def test_status_follows_a_run_from_new_to_finished(tmp_path):
+    run = RunDir(tmp_path / "run")
+    assert run.status == "new" and run.newest_checkpoint() is None
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=2)
+    SequentialRecommender("sasrec", **SMALL).fit(data, run_dir=run.path, progress=False)
+    assert run.status == "finished"
+    for path in (run.config_file, run.metrics_file, run.history_file, run.weights_file, run.log_file):
+        assert path.is_file(), path
+    assert run.dataset_dir.is_dir() and run.newest_checkpoint().name == "epoch0002-batch000000.json"
+    assert run.finished_metrics() == json.loads(run.metrics_file.read_text()) == finished_metrics(run.path)
+    metrics = run.read_metrics()
+    run.write_metrics({**metrics, "interrupted": True})  # as Ctrl-C leaves it
+    assert run.status == "interrupted" and run.finished_metrics() is None
+    run.metrics_file.unlink()  # as a kill leaves it
+    assert run.status == "running" and run.read_metrics() is None
+
+
+def test_a_missing_or_damaged_file_is_named(tmp_path):
+    run = RunDir(tmp_path)
+    with pytest.raises(ConfigError, match=f"{tmp_path}: not a run directory \\(missing config.json\\)"):
+        run.read_config()
+    run.config_file.write_text("{}")
+    with pytest.raises(ConfigError, match="missing model.safetensors"):
+        run.require(RunDir.CONFIG, RunDir.WEIGHTS)
+    run.config_file.write_text("[1, 2]")
+    with pytest.raises(DataError, match="config.json: expected a JSON object"):
+        run.read_config()
+    run.metrics_file.write_text("{oops")
+    with pytest.raises(DataError, match="metrics.json: not valid JSON"):
+        run.read_metrics()
