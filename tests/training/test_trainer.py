@@ -6,14 +6,10 @@ import torch
 from bsarec.api import SequentialRecommender
 from bsarec.data.split import leave_one_out
 from bsarec.data.synthetic import generate_synthetic
-from bsarec.errors import DataError
 from bsarec.evaluation.metrics import evaluate
 from bsarec.io import load_weights
 from bsarec.models.popularity import Popularity
-from bsarec.training.checkpoint import Checkpointer
-from bsarec.training.early_stopping import EarlyStopping
 from bsarec.training.history import read_history
-from bsarec.training.sampling import sample_negatives
 
 SMALL = dict(hidden_size=32, max_len=20, num_heads=1, batch_size=128, lr=0.003, threads=2)
 
@@ -111,62 +107,3 @@ def test_fit_flushes_denormals_while_it_runs_and_restores_the_mode(data, flush, 
         assert flushed() is before  # the caller's mode afterwards
     finally:
         torch.set_flush_denormal(False)
-
-
-def test_early_stopping_is_strict_and_counts_patience():
-    stop = EarlyStopping(patience=2)
-    assert stop.update(0.1, 0) and not stop.update(0.1, 1)  # equal is not better
-    assert not stop.should_stop
-    assert not stop.update(0.05, 2) and stop.should_stop and stop.best_epoch == 0
-
-
-def test_negatives_avoid_the_samples_own_items():
-    generator = torch.Generator().manual_seed(0)
-    inputs = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]]).repeat(500, 1)
-    targets = torch.tensor([8, 1]).repeat(500)
-    negatives = sample_negatives(inputs, targets, 10, generator)
-    assert ((negatives >= 1) & (negatives < 10)).all()
-    assert not (negatives[:, None] == inputs).any(1).any() and not (negatives == targets).any()
-    assert set(negatives[::2].tolist()) == {4, 5, 6, 7, 9}
-
-
-def test_checkpointer_keeps_the_last_two_and_sweeps_halves_left_by_a_kill(tmp_path):
-    def leave_halves():
-        # a kill during pruning (JSON gone, tensors left), one during a save (tensors only), one from before
-        # the JSON-first order (JSON only), one mid-write: none is a complete checkpoint
-        (tmp_path / "epoch0000-batch000090.safetensors").write_bytes(b"half")
-        (tmp_path / "epoch0000-batch000091.json").write_text('{"batch": 91}')
-        (tmp_path / ".epoch0000-batch000092.json.tmp").write_text("{")
-
-    def files():
-        return sorted(p.name for p in tmp_path.iterdir())
-
-    checkpoints = Checkpointer(tmp_path, keep=2)
-    for batch in range(3):
-        checkpoints.save(0, batch, {"w": torch.full((2,), float(batch))}, {"batch": batch})
-    complete = files()
-    assert complete == [f"epoch0000-batch00000{b}.{s}" for b in (1, 2) for s in ("json", "safetensors")]
-
-    leave_halves()
-    tensors, state = checkpoints.latest()
-    assert state == {"batch": 2} and torch.equal(tensors["w"], torch.full((2,), 2.0))
-    assert files() == complete
-
-    leave_halves()
-    checkpoints.save(1, 0, {"w": torch.zeros(2)}, {"batch": 0})
-    assert [f for f in files() if not f.startswith(".")] == [
-        "epoch0000-batch000002.json",
-        "epoch0000-batch000002.safetensors",
-        "epoch0001-batch000000.json",
-        "epoch0001-batch000000.safetensors",
-    ]
-
-
-def test_read_history_names_the_file_and_line_of_a_bad_record(tmp_path):
-    (tmp_path / "history.jsonl").write_text('{"epoch": 0, "loss": 1.5}\n{"epoch": 1, "lo\n')
-    with pytest.raises(DataError, match=r"history\.jsonl, line 2: expected one JSON object"):
-        read_history(tmp_path)
-    with pytest.raises(DataError, match="no such file"):
-        read_history(tmp_path / "elsewhere")
-    (tmp_path / "history.jsonl").write_text('{"epoch": 0, "loss": 1.5}\n')
-    assert read_history(tmp_path) == [{"epoch": 0, "loss": 1.5}]

@@ -127,37 +127,42 @@ def restore_rng(tensors: dict[str, torch.Tensor], generator: torch.Generator, gr
         torch.cuda.set_rng_state_all(cuda)
 
 
-def save_checkpoint(
-    checkpointer: Checkpointer,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    state: TrainState,
-    generator: torch.Generator,
-    group: ProcessGroup,
-) -> None:
-    """Write model, optimizer, train state (a TrainState) and random generators; only the main process
-    writes, but every process must call this (the generators are gathered)."""
-    rng = rng_tensors(generator, group)
-    if not group.is_main:
-        return
-    optim, groups = optimizer_tensors(optimizer)
-    state_tensors, values = state.state_dict()
-    tensors = prefixed("model.", model.state_dict()) | state_tensors | optim | rng
-    checkpointer.save(state.epoch, state.batch, tensors, values | {"optimizer_groups": groups})
+class TrainingCheckpoints:
+    """What a run needs to continue exactly, saved and restored in one place: the model, the optimizer, the
+    TrainState and every random generator the loop uses (the loop's own and each process's global one)."""
 
+    def __init__(
+        self,
+        checkpointer: Checkpointer,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        state: TrainState,
+        generator: torch.Generator,
+        group: ProcessGroup,
+    ):
+        self.checkpointer, self.model, self.optimizer = checkpointer, model, optimizer
+        self.state, self.generator, self.group = state, generator, group
 
-def load_checkpoint(
-    saved: tuple[dict[str, torch.Tensor], dict[str, Any]],
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    state: TrainState,
-    generator: torch.Generator,
-    group: ProcessGroup,
-    device: str,
-) -> None:
-    """Restore what save_checkpoint wrote (`saved` from Checkpointer.latest) into the given objects."""
-    tensors, values = saved
-    model.load_state_dict(unprefixed("model.", tensors))
-    restore_optimizer(optimizer, tensors, values["optimizer_groups"])
-    restore_rng(tensors, generator, group)
-    state.load_state_dict(tensors, values, device, group)
+    def save(self) -> None:
+        """Every process calls this (the generators are gathered); only the main process writes."""
+        rng = rng_tensors(self.generator, self.group)
+        if not self.group.is_main:
+            return
+        optim, groups = optimizer_tensors(self.optimizer)
+        state_tensors, values = self.state.state_dict()
+        tensors = prefixed("model.", self.model.state_dict()) | state_tensors | optim | rng
+        self.checkpointer.save(
+            self.state.epoch, self.state.batch, tensors, values | {"optimizer_groups": groups}
+        )
+
+    def restore_newest(self, device: str) -> bool:
+        """Load the newest complete checkpoint into model, optimizer, state and generators; False if none."""
+        saved = self.checkpointer.latest()
+        if saved is None:
+            return False
+        tensors, values = saved
+        self.model.load_state_dict(unprefixed("model.", tensors))
+        restore_optimizer(self.optimizer, tensors, values["optimizer_groups"])
+        restore_rng(tensors, self.generator, self.group)
+        self.state.load_state_dict(tensors, values, device, self.group)
+        return True

@@ -26,7 +26,7 @@ from bsarec.distributed import SINGLE, ProcessGroup
 from bsarec.evaluation.metrics import evaluate
 from bsarec.io import save_weights
 from bsarec.models import SequentialModel
-from bsarec.training.checkpoint import Checkpointer, load_checkpoint, save_checkpoint
+from bsarec.training.checkpoint import Checkpointer, TrainingCheckpoints
 from bsarec.training.history import HistoryLog
 from bsarec.training.sampling import BatchMaker, softmax_sampler
 from bsarec.training.state import TrainState, copy_weights
@@ -98,21 +98,19 @@ def train(
     optimizer = make_optimizer(model, config)
     make_batch = BatchMaker(model, split, device, softmax_sampler(config, split))
     compute_loss = loss_module(model, group)
-    checkpointer = Checkpointer(run_dir.checkpoint_dir, config.keep_checkpoints) if run_dir else None
     state = TrainState.start(model, config.patience)
-    saved = checkpointer.latest() if resume and checkpointer else None
-    if saved is not None:
-        load_checkpoint(saved, model, optimizer, state, generator, group, device)
+    checkpoints = None
+    if run_dir is not None:
+        checkpointer = Checkpointer(run_dir.checkpoint_dir, config.keep_checkpoints)
+        checkpoints = TrainingCheckpoints(checkpointer, model, optimizer, state, generator, group)
+    resumed = resume and checkpoints is not None and checkpoints.restore_newest(device)
+    if resumed:
         log.info("resuming at epoch %d, batch %d", state.epoch, state.batch)
     elif resume:
         log.warning("no checkpoint in %s: training from the start", run_dir)
     group.barrier()  # every process has read the checkpoint before rank 0 writes the next one
     history = HistoryLog(run_dir.history_file if run_dir and group.is_main else None, state.history)
-
-    def checkpoint() -> None:
-        if checkpointer is not None:
-            save_checkpoint(checkpointer, model, optimizer, state, generator, group)
-
+    checkpoint = checkpoints.save if checkpoints is not None else lambda: None
     interrupted = False
     try:
         while state.epoch < config.epochs:
@@ -168,7 +166,7 @@ def train(
             state.stopper.best_epoch,
         )
     model.load_state_dict(state.best_weights)
-    if run_dir is not None and group.is_main and (state.stopper.best_epoch < 0 or saved is not None):
+    if run_dir is not None and group.is_main and (state.stopper.best_epoch < 0 or resumed):
         save_weights(model, run_dir.weights_file)  # the best weights on disk, whatever happened before
     return TrainResult(
         best_epoch=state.stopper.best_epoch,
