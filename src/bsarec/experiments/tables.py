@@ -19,8 +19,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from scipy import stats
-
 from bsarec.config import RunConfig
 from bsarec.data.registry import dataset_name
 from bsarec.errors import DataError
@@ -118,6 +116,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[
 
 def significance(rows: list[dict[str, Any]], target: str = "bsarec") -> dict[str, Any]:
     """BSARec against each baseline: paired t-test over shared seeds, wins, relative improvement of means."""
+    from scipy import stats  # 0.7 s to import: loaded when a table needs its t-tests, not by every command
+
     by_key = {(r["dataset"], r["model"], r["seed"]): r for r in rows}
     out: dict = {}
     for dataset in sorted({r["dataset"] for r in rows}):
