@@ -7,7 +7,7 @@ Two modes are measured side by side in one process, on the same batches:
   (one Bernoulli draw per dropout element, the final block on every position, per-parameter Adam,
   a Python loop that zeroes each user's history scores before top-k).
 Epoch time is the median seconds per step x steps per epoch. The reference code's own timings on this
-kind of machine (reported in the project's issue, not re-measured here) are printed beside them.
+kind of machine (reported by the project that set the speed targets, not re-measured here) are printed beside them.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from bsarec.training.sampling import BatchMaker, sample_negatives
 from bsarec.training.trainer import make_optimizer
 
 # The reference code on this 2-core machine at the paper settings (seconds, and GB of memory for FEARec),
-# as reported in the project's issues; not re-run here.
+# as reported by the project that set the speed targets; not re-run here.
 REFERENCE_CODE = {
     ("bsarec", "LastFM"): {"epoch": 33.0, "valid": 0.5},
     ("bsarec", "Beauty"): {"epoch": 190.0, "valid": 12.0},
