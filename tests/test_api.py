@@ -91,3 +91,19 @@ def test_batch_equals_one_by_one_and_keeps_the_latest_items(fitted):
     full = rec.recommend(items=[f"sku-{i:03d}" for i in range(25)], k=4, exclude_seen=False)
     assert tail.items == full.items
     assert not set(batch[3].items) & {f"sku-{i:03d}" for i in range(25)}
+
+
+def test_load_refuses_weights_that_hold_nan(fitted, tmp_path):
+    import pytest
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from bsarec.errors import NonFiniteError
+
+    fitted[0].save(tmp_path / "run")
+    weights = load_file(tmp_path / "run" / "model.safetensors")
+    name = next(iter(weights))
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    save_file(weights, tmp_path / "run" / "model.safetensors")
+    with pytest.raises(NonFiniteError, match=f"model.safetensors: {name} hold NaN"):
+        SequentialRecommender.load(tmp_path / "run")

@@ -27,7 +27,7 @@ from bsarec.data.dataset import SequenceDataset
 from bsarec.data.split import LeaveOneOutSplit, leave_one_out, pad_left
 from bsarec.distributed import SINGLE, ProcessGroup, process_group_from_env
 from bsarec.environment import environment
-from bsarec.errors import ConfigError
+from bsarec.errors import ConfigError, NonFiniteError
 from bsarec.evaluation.metrics import evaluate, sampled_candidates, top_k
 from bsarec.io import load_weights, save_weights
 from bsarec.models import SequentialModel, build_model
@@ -349,6 +349,9 @@ class SequentialRecommender:
         torch.manual_seed(config.seed)
         rec.model = build_run_model(config, rec.dataset)
         load_weights(rec.model, run.weights_file)
+        damaged = [name for name, value in rec.model.state_dict().items() if not bool(value.isfinite().all())]
+        if damaged:
+            raise NonFiniteError(f"{run.weights_file}: {', '.join(damaged)} hold NaN or infinite values")
         rec.model.to(config.torch_device())
         rec.model.eval()
         rec.metrics = run.read_metrics() or {}

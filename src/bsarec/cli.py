@@ -17,7 +17,7 @@ from bsarec.analysis.report import analyze as run_analysis
 from bsarec.api import SequentialRecommender
 from bsarec.config import parse_overrides, resolve_config
 from bsarec.data.registry import dataset_name, resolve_dataset
-from bsarec.errors import ConfigError, DataError, MissingExtra
+from bsarec.errors import ConfigError, DataError, MissingExtra, NonFiniteError
 from bsarec.experiments import BenchmarkGrid, demo_report, run_demo, run_speed_benchmark
 from bsarec.extras import require, require_extra
 from bsarec.io import atomic_write_json
@@ -490,7 +490,7 @@ def data_prepare(
 def main() -> None:
     try:
         app()
-    except (DataError, ConfigError, MissingExtra) as exc:
+    except (DataError, ConfigError, MissingExtra, NonFiniteError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
 

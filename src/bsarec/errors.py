@@ -13,3 +13,8 @@ class ConfigError(ValueError):
 
 class MissingExtra(ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class NonFiniteError(ArithmeticError):
+    """A training loss, weights or scores that are NaN or infinite: a diverged run or damaged weights. Metrics
+    computed from them would be meaningless (NaN scores rank every target first), so they are refused."""

@@ -201,3 +201,13 @@ def test_sampled_ranking_counts_only_the_candidates():
     ranks = target_ranks(model, evalset, candidates=torch.tensor([[3, 4]]))
     assert ranks.tolist() == [0.0]  # item 1 scores higher but is not a candidate
     assert target_ranks(model, evalset).tolist() == [1.0]
+
+
+def test_nan_scores_are_refused_not_ranked_first():
+    from bsarec.errors import NonFiniteError
+    from bsarec.evaluation.metrics import require_finite
+
+    require_finite(torch.tensor([1.0, -3.0]), "scores")
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(NonFiniteError, match="the model's scores are not finite"):
+            require_finite(torch.tensor([1.0, bad]), "scores")

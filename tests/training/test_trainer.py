@@ -107,3 +107,13 @@ def test_fit_flushes_denormals_while_it_runs_and_restores_the_mode(data, flush, 
         assert flushed() is before  # the caller's mode afterwards
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_a_diverged_run_stops_with_an_error_naming_the_epoch_not_a_perfect_score(tmp_path):
+    from bsarec.errors import NonFiniteError
+
+    data = generate_synthetic(n_users=60, n_clusters=3, items_per_cluster=8, max_length=14, seed=4)
+    rec = SequentialRecommender("bsarec", epochs=3, **{**SMALL, "max_len": 10, "lr": 1e30})
+    with pytest.raises(NonFiniteError, match="epoch 0: the training loss is nan: the run diverged"):
+        rec.fit(data, run_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "metrics.json").exists()  # no metrics claim anything about it

@@ -94,3 +94,15 @@ def test_tune_takes_epochs_as_train_does(prepared, tmp_path):
     (trial,) = (out / "trials").iterdir()
     assert json.loads((trial / "config.json").read_text())["epochs"] == 1
     assert json.loads((trial / "metrics.json").read_text())["epochs"] == 1
+
+
+def test_a_diverged_trial_fails_instead_of_winning(prepared, tmp_path):
+    (tmp_path / "space.json").write_text(json.dumps({"lr": {"choices": [1e30]}}))
+    out = tmp_path / "study"
+    args = ["tune", "--dataset", str(prepared), "--output", str(out), "--trials", "1", "--epochs", "2"]
+    args += ["--space", str(tmp_path / "space.json"), "--set", "hidden_size=16", "--set", "max_len=10"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    assert summary["complete"] == 0 and "best_value" not in summary
+    assert ",FAIL," in (out / "trials.csv").read_text()

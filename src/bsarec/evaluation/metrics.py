@@ -24,6 +24,7 @@ import torch
 
 from bsarec.data.split import EvalSet
 from bsarec.distributed import SINGLE, ProcessGroup
+from bsarec.errors import NonFiniteError
 
 KS = (5, 10, 20)
 METRIC_NAMES = tuple(f"{m}@{k}" for k in KS for m in ("HR", "NDCG")) + ("MRR",)
@@ -86,6 +87,15 @@ def _break_ties(higher: torch.Tensor, ties: torch.Tensor, uniform: torch.Tensor)
 
 
 @torch.no_grad()
+def require_finite(values: torch.Tensor, what: str) -> None:
+    """Raise NonFiniteError when `values` hold a NaN or an infinity: a NaN score compares false with
+    everything, so it would rank every target first and report a perfect model."""
+    if not bool(torch.isfinite(values).all()):
+        raise NonFiniteError(
+            f"the model's {what} are not finite (NaN or infinite): the run diverged or its weights are damaged"
+        )
+
+
 def target_ranks(
     model: Any,
     evalset: EvalSet,
@@ -105,6 +115,7 @@ def target_ranks(
     was_training = getattr(model, "training", False)
     model.eval()
     table = model.item_embeddings.detach()
+    require_finite(table, "item embeddings")
     device = table.device
     n_items = table.size(0)
     lo_row, hi_row = rows if rows is not None else (0, len(evalset))
@@ -116,6 +127,7 @@ def target_ranks(
         h = model.encode(
             evalset.inputs[start:stop].to(device), users=evalset.user_rows[start:stop].to(device)
         )
+        require_finite(h, "user representations")
         targets = evalset.targets[start:stop].to(device)
         target_scores = (h * table[targets]).sum(-1)
         if candidates is not None:
@@ -190,6 +202,8 @@ def top_k(
     h = model.encode(inputs.to(device), users=users.to(device) if users is not None else None)
     if was_training:
         model.train()
+    require_finite(table, "item embeddings")
+    require_finite(h, "user representations")
     rows, n_items = h.size(0), table.size(0)
     k = min(k, n_items - 1)
     lengths = torch.tensor([len(items) for items in exclude or []], dtype=torch.int64)

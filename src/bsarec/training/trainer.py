@@ -11,6 +11,7 @@ weights and metrics on CPU with the same thread count).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 from bsarec.config import RunConfig
 from bsarec.data.split import LeaveOneOutSplit
 from bsarec.distributed import SINGLE, ProcessGroup
+from bsarec.errors import NonFiniteError
 from bsarec.evaluation.metrics import evaluate
 from bsarec.io import save_weights
 from bsarec.models import SequentialModel
@@ -128,6 +130,11 @@ def train(
                 progress,
                 checkpoint,
             )
+            if not math.isfinite(state.loss_sum):
+                raise NonFiniteError(
+                    f"epoch {state.epoch}: the training loss is {state.loss_sum / max(state.seen, 1)}: the run "
+                    f"diverged (lr {config.lr}); the best weights so far are in the run directory"
+                )
             state.train_seconds += state.epoch_seconds
             eval_started = time.perf_counter()
             valid = evaluate(

@@ -29,7 +29,7 @@ from bsarec.analysis.figures import pyplot, save_figure
 from bsarec.api import SequentialRecommender
 from bsarec.config import RunConfig, resolve_config
 from bsarec.data.registry import dataset_name, resolve_dataset
-from bsarec.errors import ConfigError
+from bsarec.errors import ConfigError, NonFiniteError
 from bsarec.extras import require
 from bsarec.io import atomic_write_json, atomic_write_text
 
@@ -158,7 +158,8 @@ def tune(
     log.info("study %s: %d trials finished, %d to run", study.study_name, len(done), remaining)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if remaining:
-        study.optimize(objective, n_trials=remaining)
+        # a trial whose settings make training diverge fails (recorded as such) instead of ending the study
+        study.optimize(objective, n_trials=remaining, catch=(NonFiniteError,))
     return write_outputs(study, base, space, output)
 
 
