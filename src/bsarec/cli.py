@@ -17,6 +17,7 @@ from bsarec.analysis.report import analyze as run_analysis
 from bsarec.api import SequentialRecommender
 from bsarec.config import parse_overrides, resolve_config
 from bsarec.data.registry import dataset_name, resolve_dataset
+from bsarec.distributed import leave_process_group
 from bsarec.errors import ConfigError, DataError, MissingExtra, NonFiniteError
 from bsarec.experiments import BenchmarkGrid, demo_report, run_demo, run_speed_benchmark
 from bsarec.extras import require, require_extra
@@ -130,6 +131,7 @@ def train(
         rec = SequentialRecommender.resume(
             resume, progress=progress and main_process, **{**overrides, **given_runtime}
         )
+        leave_process_group()
         if not main_process:
             return
         _print_metrics("valid", rec.metrics["valid"])
@@ -153,6 +155,7 @@ def train(
     data = resolve_dataset(dataset, config.data_dir, kcore=config.kcore, **columns)
     output = output or Path("runs") / f"{config.model}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rec = SequentialRecommender(config=config).fit(data, run_dir=output, progress=progress and main_process)
+    leave_process_group()
     if not main_process:
         return
     _print_metrics("valid", rec.metrics["valid"])

@@ -99,6 +99,14 @@ def process_group_from_env(device: str) -> ProcessGroup:
     )
 
 
+def leave_process_group() -> None:
+    """After a run that ended well: wait for every process, then leave the group while the interpreter is whole
+    (the exit handler would do it later, during shutdown, where gloo's threads can abort the process)."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _leave_process_group() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
