@@ -14,11 +14,27 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux); elsewhere set and reset."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically, with the permissions an ordinary write would give (0666 less the
+    umask: mkstemp's private 0600 would hide runs and prepared data from a teammate or a service account)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
