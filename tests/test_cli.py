@@ -423,3 +423,14 @@ def test_bench_is_kept_as_a_hidden_name_of_speed():
     assert " bench " not in runner.invoke(app, ["--help"]).output
     bench = runner.invoke(app, ["bench", "--help"]).output
     assert "former name of" in bench and "--straightforward" in bench
+
+
+def test_train_output_refuses_an_existing_run_unless_overwrite(run_dir):
+    args = ["train", "--dataset", "synthetic", "--epochs", "1", "--no-progress", "--output", str(run_dir)]
+    args += ["--set", "hidden_size=16", "--set", "max_len=10"]
+    refused = runner.invoke(app, args)
+    assert isinstance(refused.exception, ConfigError) and "--overwrite" in str(refused.exception)
+    resumed = runner.invoke(app, ["train", "--resume", str(run_dir), "--overwrite"])
+    assert isinstance(resumed.exception, ConfigError) and "--overwrite cannot change" in str(
+        resumed.exception
+    )

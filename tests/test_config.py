@@ -88,3 +88,39 @@ def test_each_model_gets_only_its_own_settings():
     assert {"nh", "nv", "reg_weight"} <= set(caser) and "alpha" not in caser and "num_heads" not in caser
     assert RunConfig(model="fearec").model_settings()["topk_factor"] == 10
     assert RunConfig(model="gru4rec").resolved_loss == "bpr"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"lr": -1.0}, "lr: must be > 0"),
+        ({"lr": float("nan")}, "lr: expected a float \\(finite\\), got nan"),
+        ({"lr": "fast"}, "lr: expected a float"),
+        ({"weight_decay": -0.1}, "weight_decay: must be >= 0"),
+        ({"eval_batch_size": 0}, "eval_batch_size: must be >= 1"),
+        ({"threads": -1}, "threads: must be >= 1"),
+        ({"kcore": -3}, "kcore: must be >= 1"),
+        ({"seed": 2**70}, "seed: must lie in"),
+        ({"epochs": 0}, "epochs: must be >= 1"),
+        ({"hidden_size": 1.5}, "hidden_size: expected an int"),
+        ({"tau": float("inf")}, "tau: expected a float \\(finite\\)"),
+        ({"c": 50}, "c: 50 keeps all 26 frequency bins .* c must be at most 49"),
+        ({"c": 11, "max_len": 10}, "the low-pass filter would do nothing"),
+    ],
+)
+def test_every_setting_is_checked_before_any_work(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig(**settings)
+    RunConfig(c=49)  # the widest filter that still cuts a bin of a 50-long window
+
+
+def test_kcore_is_refused_where_it_would_be_ignored(tmp_path):
+    from bsarec.data.registry import resolve_dataset
+    from bsarec.data.synthetic import generate_synthetic
+    from bsarec.errors import DataError
+
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=2)
+    data.save(tmp_path / "prepared")
+    with pytest.raises(DataError, match="--kcore 5 applies to raw logs only, and this is a prepared dataset"):
+        resolve_dataset(str(tmp_path / "prepared"), kcore=5)
+    assert resolve_dataset(str(tmp_path / "prepared"), kcore=1).num_users == 40

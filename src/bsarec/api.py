@@ -68,10 +68,12 @@ class SequentialRecommender:
         resume: bool = False,
         evaluate_test: bool = True,
         on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+        overwrite: bool = False,
     ) -> SequentialRecommender:
         """Train with early stopping on validation, restore the best weights, evaluate on test once.
         With `resume`, continue from the run directory's newest checkpoint. `evaluate_test=False` never
         touches the test targets (tuning); `on_epoch(epoch, valid_metrics)` is called after every validation.
+        A new run refuses a `run_dir` that holds a run unless `overwrite` (RunDir.prepare_new).
         Under torchrun, every process calls `fit` and trains with DistributedDataParallel; only rank 0 writes
         to `run_dir` (see bsarec/distributed.py). Sets the process's torch thread count (`threads`); the CPU
         denormal mode (`flush_denormal`) holds while `fit` runs and is restored afterwards."""
@@ -80,13 +82,15 @@ class SequentialRecommender:
         with cpu_denormal_mode(self.config.flush_denormal) as supported:
             if self.config.flush_denormal and not supported:
                 log.info("this CPU cannot flush denormal floats to zero; training with them")
-            return self._fit(dataset, run_dir, progress, resume, evaluate_test, on_epoch)
+            return self._fit(dataset, run_dir, progress, resume, evaluate_test, on_epoch, overwrite)
 
-    def _fit(self, dataset, run_dir, progress, resume, evaluate_test, on_epoch):
+    def _fit(self, dataset, run_dir, progress, resume, evaluate_test, on_epoch, overwrite):
         config = self.config
         group = self._group = process_group_from_env(config.torch_device())
         run = RunDir(run_dir) if run_dir is not None else None
         writes = run is not None and group.is_main
+        if writes and not resume:
+            run.prepare_new(overwrite)
         handler = _attach_log_file(run) if group.is_main else None
         try:
             if resume and writes:

@@ -106,6 +106,7 @@ def train(
         help="continue this interrupted run from its newest checkpoint, with its own settings (only runtime ones "
         "such as --threads, --device, --set checkpoint_steps=N may change)",
     ),
+    overwrite: bool = typer.Option(False, help="replace the run already in --output (never other files)"),
     progress: bool = typer.Option(True, help="show a progress bar"),
     nproc: int = typer.Option(
         1, help="processes to train with (DistributedDataParallel through torchrun; gloo on CPU, nccl on GPU)"
@@ -122,6 +123,7 @@ def train(
         fixed = {"--preset": preset, "--seed": seed, "--epochs": epochs, "--output": output, "--kcore": kcore}
         fixed.update({"--user-col": user_col, "--item-col": item_col, "--time-col": time_col})
         fixed["--separator"] = separator
+        fixed["--overwrite"] = overwrite or None
         given = [option for option, value in fixed.items() if value is not None]
         if given:
             raise ConfigError(
@@ -154,7 +156,9 @@ def train(
     columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col, "separator": separator}
     data = resolve_dataset(dataset, config.data_dir, kcore=config.kcore, **columns)
     output = output or Path("runs") / f"{config.model}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    rec = SequentialRecommender(config=config).fit(data, run_dir=output, progress=progress and main_process)
+    rec = SequentialRecommender(config=config).fit(
+        data, run_dir=output, progress=progress and main_process, overwrite=overwrite
+    )
     leave_process_group()
     if not main_process:
         return

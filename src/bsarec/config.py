@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -89,6 +90,8 @@ class RunConfig:
         self.validate()
 
     def validate(self) -> None:
+        """Every setting, before any work: its type, its range, and what it means with the others."""
+        self._check_types()
         if self.model not in MODELS:
             raise ConfigError(f"model: unknown {self.model!r}; choose from {', '.join(MODELS)}")
         for name, choices in (
@@ -116,8 +119,18 @@ class RunConfig:
             "gru_hidden_size",
             "topk_factor",
         ):
-            if getattr(self, name) < 1 and not (name == "epochs" and self.epochs == 0):
+            if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_batch_size", "keep_checkpoints", "kcore", "threads", "checkpoint_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed: must lie in [0, 2**63), got {self.seed}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr: must be > 0, got {self.lr}")
+        for name in ("weight_decay", "reg_weight", "lmd_sem", "freq_loss_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
             raise ConfigError(f"num_heads: {self.num_heads} does not divide hidden_size {self.hidden_size}")
         for name in (
@@ -132,6 +145,11 @@ class RunConfig:
                 raise ConfigError(f"{name}: must lie in [0, 1], got {getattr(self, name)}")
         if self.c < 1:
             raise ConfigError(f"c: must be >= 1, got {self.c}")
+        if self.model == "bsarec" and self.c // 2 + 1 >= self.max_len // 2 + 1:
+            raise ConfigError(
+                f"c: {self.c} keeps all {self.max_len // 2 + 1} frequency bins of a window of max_len {self.max_len}, "
+                f"so the low-pass filter would do nothing; c must be at most {2 * (self.max_len // 2) - 1}"
+            )
         if self.softmax_negatives < 0:
             raise ConfigError(
                 f"softmax_negatives: must be >= 0 (0 = full softmax), got {self.softmax_negatives}"
@@ -148,6 +166,30 @@ class RunConfig:
                 f"softmax_negatives: sampled softmax replaces the 'ce' loss; {self.model} trains with"
                 f" {self.resolved_loss!r}"
             )
+
+    def _check_types(self) -> None:
+        for field in dataclasses.fields(self):
+            value, kind = getattr(self, field.name), str(field.type)
+            base = kind.split(" |")[0]
+            if value is None:
+                if "None" not in kind:
+                    raise ConfigError(f"{field.name}: expected {base}, got None")
+                continue
+            if base == "bool":
+                fits = isinstance(value, bool)
+            elif base == "int":
+                fits = isinstance(value, int) and not isinstance(value, bool)
+            elif base == "float":
+                fits = (
+                    isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                )
+            else:
+                fits = isinstance(value, str)
+            if not fits:
+                raise ConfigError(
+                    f"{field.name}: expected a{'' if base[0] not in 'i' else 'n'} {base}"
+                    f"{' (finite)' if base == 'float' else ''}, got {value!r}"
+                )
 
     def torch_device(self) -> str:
         if self.device == "auto":

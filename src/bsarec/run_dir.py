@@ -15,6 +15,7 @@ A run's status: "new" (no config.json), "running" (started, no metrics yet: trai
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +38,10 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
+    @classmethod
+    def own_names(cls) -> set[str]:
+        return {cls.CONFIG, cls.METRICS, cls.HISTORY, cls.WEIGHTS, cls.LOG, cls.DATASET, cls.CHECKPOINTS}
+
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
@@ -50,6 +55,36 @@ class RunDir:
     log_file = property(lambda self: self.path / self.LOG)
     dataset_dir = property(lambda self: self.path / self.DATASET)
     checkpoint_dir = property(lambda self: self.path / self.CHECKPOINTS)
+
+    def prepare_new(self, overwrite: bool = False) -> None:
+        """Make this the directory of a new run. A directory that holds a run (or what is left of one) is
+        refused unless `overwrite`, which deletes that run's files first: a new run never mixes with an old one
+        or takes over its checkpoints. A directory holding anything else is never written into."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{self.path}: a file, not a directory; --output takes a directory for the run")
+        entries = sorted(self.path.iterdir()) if self.path.is_dir() else []
+        ours = self.own_names()
+        foreign = [e.name for e in entries if e.name not in ours and not _atomic_temp(e.name)]
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise ConfigError(
+                f"{self.path}: not empty and not a run directory (it holds {shown}); choose a new or empty directory"
+            )
+        if entries and not overwrite:
+            what = {
+                "new": "the start of a run",
+                "running": "an unfinished run",
+                "interrupted": "a run stopped by Ctrl-C",
+            }
+            raise ConfigError(
+                f"{self.path}: holds {what.get(self.status, 'a finished run')}; --overwrite (overwrite=True) replaces"
+                " it" + ("" if self.status in ("new", "finished") else ", --resume continues it")
+            )
+        for entry in entries:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
     # -- what the run directory says -------------------------------------------------------------------------
     def require(self, *files: str) -> RunDir:
@@ -109,3 +144,8 @@ class RunDir:
 def finished_metrics(run_dir: str | Path) -> dict[str, Any] | None:
     """RunDir(run_dir).finished_metrics(): the metrics of a run that ran to its end, else None."""
     return RunDir(run_dir).finished_metrics()
+
+
+def _atomic_temp(name: str) -> bool:
+    """A temporary file of io.atomic_write_bytes left by a killed process (".NAME.XXXX.tmp")."""
+    return name.startswith(".") and name.endswith(".tmp")

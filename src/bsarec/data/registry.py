@@ -115,7 +115,11 @@ def load_path(
 ) -> SequenceDataset:
     """Load a prepared dataset directory, a benchmark .txt file, or a raw CSV/TSV/Parquet log."""
     path = Path(path)
-    if SequenceDataset.is_prepared_dir(path):
+    prepared = SequenceDataset.is_prepared_dir(path)
+    if kcore not in (None, 1) and (prepared or path.name == "ratings.dat" or path.suffix.lower() == ".zip"):
+        what = "a prepared dataset" if prepared else "ML-1M, which is built with its own preprocessing"
+        raise DataError(f"{path}: --kcore {kcore} applies to raw logs only, and this is {what}")
+    if prepared:
         return SequenceDataset.load(path)
     if path.is_dir():
         raise DataError(f"{path}: a directory, but not a prepared dataset (no sequences.npz)")

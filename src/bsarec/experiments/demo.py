@@ -41,7 +41,9 @@ def run_demo(output: Path, epochs: int = 10, progress: bool = False, patience: i
         config = resolve_config(
             model, "synthetic", "synthetic", "paper", {"patience": patience}, epochs=epochs
         )
-        rec = SequentialRecommender(config=config).fit(data, run_dir=output / model, progress=progress)
+        rec = SequentialRecommender(config=config).fit(
+            data, run_dir=output / model, progress=progress, overwrite=True
+        )  # the demo's own runs: replaced each time
         recommenders[model] = rec
         m = rec.metrics
         rows[f"{model} ({config.resolved_loss})"] = {
