@@ -160,3 +160,19 @@ def test_the_app_flushes_denormals_as_its_run_trained(run_dir):
         assert (denormal * 1.0 == 0).item()
     finally:
         torch.set_flush_denormal(False)
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ('{"items": ["c00-i01"], "k": 1e400}', "k"),  # infinite: the error body must still encode
+        ('{"items": [NaN]}', "items"),
+        ('{"items": ["c00-i01"], "k": true}', "k"),  # not k = 1
+        ('{"items": ["c00-i01"], "exclude_seen": "no"}', "exclude_seen"),
+        ('{"items": [1.0]}', "items"),  # not item 1
+    ],
+)
+def test_non_finite_and_loosely_typed_values_get_a_422_never_a_500(server, body, field):
+    response = httpx.post(f"{server}/recommend", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert field in json.dumps(response.json()["detail"])

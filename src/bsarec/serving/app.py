@@ -14,6 +14,7 @@ Item ids may be strings or integers; they are matched by their text, as the data
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,12 +22,13 @@ from typing import Any
 
 import torch
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from bsarec.api import SequentialRecommender
 
-ItemId = int | str
+ItemId = StrictInt | StrictStr  # strict: JSON true is not item 1, and 1.0 is not item 1
 
 
 @dataclass
@@ -39,8 +41,8 @@ class ServiceLimits:
 
 class RecommendRequest(BaseModel):
     items: list[ItemId] = Field(description="the history, original item ids, oldest first")
-    k: int = Field(10, ge=1, description="how many items to return")
-    exclude_seen: bool = Field(True, description="never return items of the history")
+    k: StrictInt = Field(10, ge=1, description="how many items to return")
+    exclude_seen: StrictBool = Field(True, description="never return items of the history")
     allow: list[ItemId] | None = Field(None, description="only these items may be returned")
     deny: list[ItemId] | None = Field(None, description="these items are never returned")
 
@@ -56,8 +58,8 @@ class Recommendation(BaseModel):
 
 class BatchRequest(BaseModel):
     histories: list[list[ItemId]]
-    k: int = Field(10, ge=1)
-    exclude_seen: bool = True
+    k: StrictInt = Field(10, ge=1)
+    exclude_seen: StrictBool = True
     allow: list[ItemId] | None = None
     deny: list[ItemId] | None = None
 
@@ -68,6 +70,20 @@ class BatchResponse(BaseModel):
 
 def _limit_error(field: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": [{"loc": ["body", field], "msg": message}]})
+
+
+def _json_safe(value: Any) -> Any:
+    """A validation error's details as JSON can carry them: the offending input may be NaN or infinite
+    (`"k": 1e400`), which JSON cannot encode, and would otherwise turn a 422 into a 500."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
 def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads: int | None = 1) -> FastAPI:
@@ -95,6 +111,10 @@ def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads
         "metrics": {k: rec.metrics.get(k) for k in ("valid", "test", "best_epoch", "protocol")},
         "limits": asdict(limits),
     }
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": _json_safe(error.errors())})
 
     @app.middleware("http")
     async def body_limit(request: Request, call_next):
