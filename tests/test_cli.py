@@ -434,3 +434,11 @@ def test_train_output_refuses_an_existing_run_unless_overwrite(run_dir):
     assert isinstance(resumed.exception, ConfigError) and "--overwrite cannot change" in str(
         resumed.exception
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--split", "train"), ("--candidates", "some"), ("--history-mask", "hide")]
+)
+def test_evaluate_names_a_bad_option(run_dir, option, value):
+    result = runner.invoke(app, ["evaluate", str(run_dir), option, value])
+    assert isinstance(result.exception, ConfigError) and repr(value) in str(result.exception)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bsarec.config import CANDIDATES, RUNTIME_SETTINGS, RunConfig
+from bsarec.config import CANDIDATES, HISTORY_MASKS, RUNTIME_SETTINGS, RunConfig
 from bsarec.data.dataset import SequenceDataset
 from bsarec.data.split import LeaveOneOutSplit, leave_one_out, pad_left
 from bsarec.distributed import SINGLE, ProcessGroup, process_group_from_env
@@ -193,11 +193,11 @@ class SequentialRecommender:
     ) -> dict[str, float]:
         """Metrics on the validation or test targets, under the run's protocol or the options given."""
         if split not in ("valid", "test"):
-            raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
+            raise ConfigError(f"split: expected 'valid' or 'test', got {split!r}")
         if candidates is not None and candidates not in CANDIDATES:
-            raise ValueError(
-                f"candidates must be full, sampled-uniform or sampled-popularity, got {candidates!r}"
-            )
+            raise ConfigError(f"candidates: expected one of {CANDIDATES}, got {candidates!r}")
+        if history_mask is not None and history_mask not in HISTORY_MASKS:
+            raise ConfigError(f"history_mask: expected one of {HISTORY_MASKS}, got {history_mask!r}")
         model = self._require_model()
         evalset = self.split.valid if split == "valid" else self.split.test
         mask = history_mask or self.config.history_mask
@@ -336,23 +336,22 @@ class SequentialRecommender:
                 f"{run}: a resumed run keeps its own {', '.join(fixed)}; "
                 f"only {', '.join(RUNTIME_SETTINGS)} may change"
             )
-        values = run.read_config()
+        config = run.read_run_config(**changes)
         if run.status == "finished":
             raise ConfigError(f"{run}: this run has finished (metrics.json exists); nothing to resume")
-        values.update(changes)
-        rec = cls(config=RunConfig.from_dict(values))
+        rec = cls(config=config)
         return rec.fit(SequenceDataset.load(run.dataset_dir), run.path, progress=progress, resume=True)
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> SequentialRecommender:
         """A saved run, on `device` (default cpu, whatever device it was trained on)."""
         run = RunDir(directory).require(RunDir.CONFIG, RunDir.WEIGHTS)
-        config = RunConfig.from_dict({**run.read_config(), "device": device})
+        config = run.read_run_config(device=device)
         rec = cls(config=config)
         rec.dataset = SequenceDataset.load(run.dataset_dir)
         torch.manual_seed(config.seed)
         rec.model = build_run_model(config, rec.dataset)
-        load_weights(rec.model, run.weights_file)
+        load_weights(rec.model, run.weights_file)  # names the file when it does not fit the model
         damaged = [name for name, value in rec.model.state_dict().items() if not bool(value.isfinite().all())]
         if damaged:
             raise NonFiniteError(f"{run.weights_file}: {', '.join(damaged)} hold NaN or infinite values")

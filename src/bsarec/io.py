@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
+
+from bsarec.errors import DataError
 
 
 def current_umask() -> int:
@@ -69,5 +72,18 @@ def save_weights(model: torch.nn.Module, path: str | Path) -> None:
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Weights from a safetensors file, copied onto the model's device (safetensors holds tensors only)."""
-    model.load_state_dict(load_safetensors(Path(path).read_bytes()))
+    """Weights from a safetensors file, copied onto the model's device (safetensors holds tensors only).
+    A file that is damaged or does not fit the model raises DataError naming it."""
+    try:
+        tensors = load_safetensors(Path(path).read_bytes())
+    except (SafetensorError, OSError, ValueError) as error:
+        raise DataError(
+            f"{path}: not a readable safetensors file ({type(error).__name__}: {error})"
+        ) from None
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as error:
+        detail = " ".join(str(error).split())[:400]
+        raise DataError(
+            f"{path}: does not fit the model its run's config and dataset describe ({detail})"
+        ) from None

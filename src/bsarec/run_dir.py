@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
+from bsarec.config import RunConfig
 from bsarec.errors import ConfigError, DataError
 from bsarec.io import atomic_write_json
 from bsarec.training.checkpoint import Checkpointer
@@ -96,6 +97,13 @@ class RunDir:
 
     def read_config(self) -> dict[str, Any]:
         return self._read_json(self.require().config_file)
+
+    def read_run_config(self, **changes: Any) -> RunConfig:
+        """config.json as a RunConfig (with `changes` applied); an error in it names the file."""
+        try:
+            return RunConfig.from_dict({**self.read_config(), **changes})
+        except ConfigError as error:
+            raise ConfigError(f"{self.config_file}: {error}") from None
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_json(self.config_file, config)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,19 +106,48 @@ class SequenceDataset:
         for name in (SEQUENCES_FILE, ID_MAPS_FILE, INFO_FILE):
             if not (directory / name).is_file():
                 raise DataError(f"{directory}: not a prepared dataset directory (missing {name})")
-        with np.load(directory / SEQUENCES_FILE, allow_pickle=False) as npz:
-            flat, offsets = npz["items"], npz["offsets"]
-        maps = json.loads((directory / ID_MAPS_FILE).read_text())
-        info = json.loads((directory / INFO_FILE).read_text())
+        path = directory / SEQUENCES_FILE
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                flat, offsets = npz["items"], npz["offsets"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            raise DataError(f"{path}: not a sequences file of a prepared dataset ({error})") from None
+        maps, info = _read_object(directory / ID_MAPS_FILE), _read_object(directory / INFO_FILE)
+        users, items = maps.get("users"), maps.get("items")
+        if not isinstance(users, list) or not isinstance(items, list) or not items or items[0] is not None:
+            raise DataError(
+                f"{directory / ID_MAPS_FILE}: expected {{'users': [...], 'items': [null, ...]}} (item 0 is padding)"
+            )
+        valid = (
+            flat.ndim == 1
+            and offsets.ndim == 1
+            and np.issubdtype(flat.dtype, np.integer)
+            and np.issubdtype(offsets.dtype, np.integer)
+            and len(offsets) == len(users) + 1
+            and (len(offsets) == 0 or (offsets[0] == 0 and offsets[-1] == len(flat)))
+            and bool(np.all(np.diff(offsets) >= 0))
+            and (len(flat) == 0 or (flat.min() >= 1 and flat.max() < len(items)))
+        )
+        if not valid:
+            raise DataError(
+                f"{path}: does not match {ID_MAPS_FILE} ({len(users)} users, {len(items) - 1} items): "
+                "item indices or sequence offsets out of range"
+            )
         sequences = [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
         return cls(
-            sequences,
-            maps["users"],
-            maps["items"],
-            name=info.get("name", directory.name),
-            report=info.get("report", {}),
+            sequences, users, items, name=info.get("name", directory.name), report=info.get("report", {})
         )
 
     @staticmethod
     def is_prepared_dir(path: str | Path) -> bool:
         return Path(path).is_dir() and (Path(path) / SEQUENCES_FILE).is_file()
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return value
