@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -53,3 +55,17 @@ def test_write_then_read_round_trip(write, tmp_path):
     write_benchmark_file(data, tmp_path / "out.txt")
     again = read_benchmark_file(tmp_path / "out.txt")
     assert all(np.array_equal(a, b) for a, b in zip(data.sequences, again.sequences, strict=True))
+
+
+@pytest.mark.parametrize("token", ["1_000", "+4", "٣", "1.0", "99999999999999999999"])
+def test_only_plain_digits_are_ids(write, token):
+    with pytest.raises(
+        DataError,
+        match=re.escape(f":2: expected integer ids (digits 0-9) separated by spaces, got {token!r}"),
+    ):
+        read_benchmark_file(write("bad.txt", f"1 2 3\n2 4 {token}\n"))
+
+
+def test_a_huge_item_id_is_refused_not_allocated(write):
+    with pytest.raises(DataError, match=":1: item id 5000000000 is beyond the largest supported"):
+        read_benchmark_file(write("huge.txt", "1 2 5000000000\n"))

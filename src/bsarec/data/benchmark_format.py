@@ -7,7 +7,8 @@ Decisions (documented in docs/data.md):
 - a line with a user id and no items is an error;
 - one-item users are kept in the dataset (they have a history to recommend from) but cannot be split
   leave-one-out; the split reports and skips them.
-- item ids are kept as they are (identity map), so the table size is max item id + 1 as in the paper.
+- item ids are kept as they are (identity map), so the table size is max item id + 1 as in the paper; ids are
+  plain ASCII digits (no sign, no "_"), and an item id above 10^8 is refused rather than allocated.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import numpy as np
 from bsarec.data.dataset import SequenceDataset
 from bsarec.errors import DataError
 from bsarec.io import atomic_write_text
+
+MAX_ITEM_ID = 100_000_000  # the table has max item id + 1 rows (the paper's identity map)
 
 
 def read_benchmark_file(path: str | Path, name: str | None = None) -> SequenceDataset:
@@ -39,13 +42,17 @@ def read_benchmark_file(path: str | Path, name: str | None = None) -> SequenceDa
         if not tokens:
             blank_lines += 1
             continue
-        try:
-            values = [int(t) for t in tokens]
-        except ValueError:
-            bad = next(t for t in tokens if not _is_int(t))
+        bad = next((t for t in tokens if not _is_plain_int(t)), None)
+        if bad is not None:  # int() would also take "1_000", "+4" and non-ASCII digits
             raise DataError(
-                f"{path}:{line_no}: expected integer ids separated by spaces, got {bad!r}"
-            ) from None
+                f"{path}:{line_no}: expected integer ids (digits 0-9) separated by spaces, got {bad!r}"
+            )
+        values = [int(t) for t in tokens]
+        too_big = next((v for v in values[1:] if v > MAX_ITEM_ID), None)
+        if too_big is not None:  # item ids index the embedding table: a huge one would allocate it
+            raise DataError(
+                f"{path}:{line_no}: item id {too_big} is beyond the largest supported, {MAX_ITEM_ID}"
+            )
         user, items = values[0], values[1:]
         if user < 0:
             raise DataError(f"{path}:{line_no}: user id must be non-negative, got {user}")
@@ -76,12 +83,9 @@ def read_benchmark_file(path: str | Path, name: str | None = None) -> SequenceDa
     return SequenceDataset(sequences, user_ids, item_ids, name=name or path.stem, report=report)
 
 
-def _is_int(token: str) -> bool:
-    try:
-        int(token)
-    except ValueError:
-        return False
-    return True
+def _is_plain_int(token: str) -> bool:
+    digits = token.removeprefix("-")  # a negative id is read, then refused with its own message
+    return digits.isascii() and digits.isdigit() and len(digits) <= 18  # below 2**63: fits int64
 
 
 def write_benchmark_file(dataset: SequenceDataset, path: str | Path) -> None:
