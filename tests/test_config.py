@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from bsarec.config import RunConfig, parse_overrides, preset_values, resolve_config
@@ -124,3 +126,14 @@ def test_kcore_is_refused_where_it_would_be_ignored(tmp_path):
     with pytest.raises(DataError, match="--kcore 5 applies to raw logs only, and this is a prepared dataset"):
         resolve_dataset(str(tmp_path / "prepared"), kcore=5)
     assert resolve_dataset(str(tmp_path / "prepared"), kcore=1).num_users == 40
+
+
+def test_a_settings_file_with_unknown_names_is_named(tmp_path):
+    (tmp_path / "preset.json").write_text('{"learning_rate": 0.1}')
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            f"{tmp_path / 'preset.json'}: expected settings of bsarec train; unknown: ['learning_rate']"
+        ),
+    ):
+        resolve_config("bsarec", "synthetic", "synthetic", str(tmp_path / "preset.json"))

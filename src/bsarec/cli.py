@@ -99,6 +99,10 @@ def train(
     separator: str | None = typer.Option(
         None, help="separator of a raw CSV/TSV log: one character, comma, tab, ... (default: detected)"
     ),
+    time_format: str | None = typer.Option(
+        None,
+        help="form of a raw log's date-times, strftime codes such as '%m/%d/%Y %H:%M' (default: detected)",
+    ),
     threads: int | None = typer.Option(None, help="torch threads (default: all cores)"),
     device: str | None = typer.Option(None, help="cpu (default), cuda or auto"),
     resume: Path | None = typer.Option(
@@ -122,7 +126,7 @@ def train(
     if resume is not None:
         fixed = {"--preset": preset, "--seed": seed, "--epochs": epochs, "--output": output, "--kcore": kcore}
         fixed.update({"--user-col": user_col, "--item-col": item_col, "--time-col": time_col})
-        fixed["--separator"] = separator
+        fixed["--separator"], fixed["--time-format"] = separator, time_format
         fixed["--overwrite"] = overwrite or None
         given = [option for option, value in fixed.items() if value is not None]
         if given:
@@ -154,6 +158,7 @@ def train(
         **runtime,
     )
     columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col, "separator": separator}
+    columns["time_format"] = time_format
     data = resolve_dataset(dataset, config.data_dir, kcore=config.kcore, **columns)
     output = output or Path("runs") / f"{config.model}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rec = SequentialRecommender(config=config).fit(
@@ -443,9 +448,11 @@ def data_info(
     data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
     kcore: int | None = typer.Option(None, help="k-core filter for raw logs (default 5)"),
     separator: str | None = typer.Option(None, help="separator of a raw CSV/TSV log (default: detected)"),
+    time_format: str | None = typer.Option(None, help="form of a raw log's date-times (default: detected)"),
 ) -> None:
     """Users, items, interactions, mean/median length and sparsity."""
-    data = resolve_dataset(dataset, str(data_dir) if data_dir else None, kcore=kcore, separator=separator)
+    columns = {"separator": separator, "time_format": time_format}
+    data = resolve_dataset(dataset, str(data_dir) if data_dir else None, kcore=kcore, **columns)
     stats = data.stats()
     for key, value in stats.items():
         typer.echo(f"{key:16s} {value:.6g}" if isinstance(value, float) else f"{key:16s} {value}")
@@ -467,6 +474,9 @@ def data_prepare(
         None,
         help="separator of a CSV/TSV log: one character, comma, tab, semicolon, pipe (default: detected)",
     ),
+    time_format: str | None = typer.Option(
+        None, help="form of the log's date-times, strftime codes such as '%d/%m/%Y' (default: detected)"
+    ),
     data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
 ) -> None:
     """Preprocess once (order, k-core, id maps) and save; pass the directory as --dataset afterwards."""
@@ -479,6 +489,7 @@ def data_prepare(
         item_col=item_col,
         time_col=time_col,
         separator=separator,
+        time_format=time_format,
     )
     data.save(output)
     typer.echo(

@@ -298,7 +298,15 @@ def preset_values(preset: str, model: str, dataset_name: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a JSON object of settings")
-    return values.get("settings", values)
+    settings = values.get("settings", values)
+    unknown = (
+        sorted(set(settings) - {f.name for f in dataclasses.fields(RunConfig)})
+        if isinstance(settings, dict)
+        else []
+    )
+    if not isinstance(settings, dict) or unknown:
+        raise ConfigError(f"{path}: expected settings of bsarec train; unknown: {unknown or settings!r}")
+    return settings
 
 
 def resolve_config(

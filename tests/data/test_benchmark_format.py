@@ -69,3 +69,7 @@ def test_only_plain_digits_are_ids(write, token):
 def test_a_huge_item_id_is_refused_not_allocated(write):
     with pytest.raises(DataError, match=":1: item id 5000000000 is beyond the largest supported"):
         read_benchmark_file(write("huge.txt", "1 2 5000000000\n"))
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_id(write):
+    assert read_benchmark_file(write("bom.txt", "\ufeff1 2 3\n2 3 4\n")).user_ids == [1, 2]

@@ -120,3 +120,69 @@ def test_an_explicit_separator_wins_and_a_bad_one_is_named(write):
         )  # told commas: one column named user_id|item_id|...
     with pytest.raises(DataError, match="--separator '::': expected one character"):
         read_interaction_log(path, kcore=1, separator="::")
+
+
+def test_dates_that_read_either_way_are_refused_until_a_format_is_given(write):
+    path = write("dates.csv", "user,item,date\nu,a,01/02/2024\nu,b,02/01/2024\n")  # every field <= 12
+    with pytest.raises(DataError, match="can be read day-first or month-first; say which with --time-format"):
+        read_interaction_log(path, kcore=1)
+    month_first = read_interaction_log(path, kcore=1, time_format="%m/%d/%Y")  # Jan 2, then Feb 1
+    assert [month_first.item_ids[i] for i in month_first.sequences[0]] == ["a", "b"]
+    day_first = read_interaction_log(path, kcore=1, time_format="%d/%m/%Y")  # Feb 1, then Jan 2
+    assert [day_first.item_ids[i] for i in day_first.sequences[0]] == ["b", "a"]
+    with pytest.raises(DataError, match="not a date-time in the form '%Y-%m-%d'"):
+        read_interaction_log(path, kcore=1, time_format="%Y-%m-%d")
+
+
+def test_a_file_that_settles_the_order_is_read_that_way(write):
+    # one user, so the sequence order shows how the dates were read
+    rows = "user,item,date\n" + "u,a,13/01/2024\nu,b,02/01/2024\nu,c,01/02/2024\n"
+    data = read_interaction_log(write("eu.csv", rows), kcore=1)  # 13 can only be a day
+    assert [data.item_ids[i] for i in data.sequences[0]] == ["b", "a", "c"]  # Jan 2, Jan 13, Feb 1
+    us = "user,item,date\n" + "u,a,01/13/2024\nu,b,01/02/2024\nu,c,02/01/2024\n"
+    data = read_interaction_log(write("us.csv", us), kcore=1)
+    assert [data.item_ids[i] for i in data.sequences[0]] == ["b", "a", "c"]  # Jan 2, Jan 13, Feb 1
+    both = "user,item,date\n" + "u,a,13/01/2024\nu,b,01/13/2024\n"
+    with pytest.raises(DataError, match="and the file has both"):
+        read_interaction_log(write("both.csv", both), kcore=1)
+
+
+def test_ids_mean_what_their_writer_meant(write):
+    text = "user,item,ts\n 1.0 , x ,1\n1,y,2\n2.0,x ,3\n"  # spaces, and integers written as floats
+    data = read_interaction_log(write("ids.csv", text), kcore=1)
+    assert data.user_ids == ["1", "2"] and data.item_ids == [None, "x", "y"]
+    assert data.report["user_ids_with_spaces"] == 1 and data.report["user_ids_written_as_floats"] == 2
+    assert data.report["item_ids_with_spaces"] == 2
+    for missing in ("NaN", "null", "None"):
+        with pytest.raises(DataError, match=f":line 3: 'user' value '{missing}' stands for a missing id"):
+            read_interaction_log(write("nan.csv", f"user,item,ts\na,x,1\n{missing},y,2\n"), kcore=1)
+
+
+def test_parquet_ids_must_be_scalar_and_float_ids_integral(tmp_path):
+    pl.DataFrame({"user": [[1], [2]], "item": ["a", "b"], "ts": [1, 2]}).write_parquet(tmp_path / "l.parquet")
+    with pytest.raises(DataError, match="'user' holds List"):
+        read_interaction_log(tmp_path / "l.parquet", kcore=1)
+    pl.DataFrame({"user": [1.0, 2.0], "item": ["a", "b"], "ts": [1, 2]}).write_parquet(tmp_path / "f.parquet")
+    assert read_interaction_log(tmp_path / "f.parquet", kcore=1).user_ids == [1, 2]
+    pl.DataFrame({"user": [1.5, 2.0], "item": ["a", "b"], "ts": [1, 2]}).write_parquet(tmp_path / "g.parquet")
+    with pytest.raises(DataError, match="row 0: 'user' value 1.5 is not an integer id"):
+        read_interaction_log(tmp_path / "g.parquet", kcore=1)
+
+
+def test_infinite_times_a_bom_and_late_changes_of_form(write, tmp_path):
+    with pytest.raises(DataError, match=":line 3: 'ts' is infinite"):
+        read_interaction_log(write("inf.csv", "user,item,ts\na,x,1\nb,y,inf\n"), kcore=1)
+    bom = read_interaction_log(write("bom.csv", "\ufeffuser_id,item_id,timestamp\na,x,1\n"), kcore=1)
+    assert bom.user_ids == ["a"]
+    rows = [f"u{n % 500},i{n % 900},{n}" for n in range(100_050)] + [
+        "u1,i1,100050.5"
+    ]  # float after 100k ints
+    (tmp_path / "late.csv").write_text("user,item,ts\n" + "\n".join(rows) + "\n")
+    assert read_interaction_log(tmp_path / "late.csv", kcore=1).report["rows_read"] == 100_051
+
+
+def test_messages_name_the_real_flag_and_the_ragged_line(write):
+    with pytest.raises(DataError, match="name it with --time-col"):
+        read_interaction_log(write("nots.csv", "user,item,when_it_was\na,x,1\n"), kcore=1)
+    with pytest.raises(DataError, match=r"ragged.csv:line 3: 4 fields, but the header has 3$"):
+        read_interaction_log(write("ragged.csv", "user,item,ts\na,x,1\nb,y,2,extra\n"), kcore=1)

@@ -37,6 +37,8 @@ def read_benchmark_file(path: str | Path, name: str | None = None) -> SequenceDa
             lines = list(handle)
         except UnicodeDecodeError as exc:
             raise DataError(f"{path}: not UTF-8 text ({exc})") from None
+    if lines:
+        lines[0] = lines[0].removeprefix("\ufeff")  # a byte-order mark is not part of the first user id
     for line_no, line in enumerate(lines, start=1):
         tokens = line.split()
         if not tokens:

@@ -9,6 +9,7 @@ kept in the dataset's id maps. Exact duplicate events are kept: repeat consumpti
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,9 @@ def _detect(
     for name in candidates:
         if name in lowered:
             return lowered[name]
+    flag = {"user": "--user-col", "item": "--item-col", "timestamp": "--time-col"}[role]
     raise DataError(
-        f"{path}: cannot find the {role} column among {columns}; name it with --{role}-col "
+        f"{path}: cannot find the {role} column among {columns}; name it with {flag} "
         f"(detected names: {', '.join(candidates)})"
     )
 
@@ -89,36 +91,37 @@ def read_log_table(
     item_col: str | None = None,
     time_col: str | None = None,
     separator: str | None = None,
-) -> tuple[pl.DataFrame, int]:
-    """Read a log into columns user, item, time (float64), line. Returns (frame, first data line number).
-    A text log's separator is `separator`, or detected from its header (detect_separator)."""
+    time_format: str | None = None,
+) -> tuple[pl.DataFrame, int, dict[str, int]]:
+    """Read a log into columns user, item, time (float64), line. Returns (frame, first data line number, what
+    was changed in reading: ids stripped of spaces or written as floats).
+    A text log's separator is `separator`, or detected from its header (detect_separator). Ids and
+    timestamps are read as text and converted here (_clean_ids, _time_as_float), so that a column whose
+    values change form late in the file is read as a whole."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix not in LOG_SUFFIXES:
         raise DataError(f"{path}: unsupported log format {suffix!r}; expected one of {sorted(LOG_SUFFIXES)}")
+    sep = None
     try:
         if LOG_SUFFIXES[suffix] is None:
             frame = pl.read_parquet(path)
             first_line = 0  # parquet has rows, not lines: row numbers count from 0
         else:
             sep = parse_separator(separator) if separator else detect_separator(path, LOG_SUFFIXES[suffix])
-            header = pl.read_csv(path, separator=sep, n_rows=0).columns
-            u = _detect(header, user_col, USER_COLUMNS, "user", path)
-            i = _detect(header, item_col, ITEM_COLUMNS, "item", path)
-            # ids are read as text so that "007" stays "007"
-            frame = pl.read_csv(
-                path,
-                separator=sep,
-                schema_overrides={u: pl.String, i: pl.String},
-                infer_schema_length=100_000,
-            )
+            # every column as text: "007" stays "007", and nothing is inferred from the first rows only
+            frame = pl.read_csv(path, separator=sep, infer_schema_length=0)
             first_line = 2  # line 1 is the header
     except DataError:
         raise
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read as {suffix[1:]}: {exc}") from None
+        ragged = _first_ragged_line(path, sep) if LOG_SUFFIXES[suffix] is not None else None
+        raise DataError(
+            ragged or f"{path}: cannot read as {suffix[1:]}: {str(exc).splitlines()[0]}"
+        ) from None
+    frame = frame.rename({c: c.lstrip("\ufeff") for c in frame.columns if c.startswith("\ufeff")})  # a BOM
     if frame.height == 0:
         raise DataError(f"{path}: no rows (expected columns for user, item and timestamp)")
     u = _detect(frame.columns, user_col, USER_COLUMNS, "user", path)
@@ -131,39 +134,143 @@ def read_log_table(
         nulls = frame.filter(pl.col(column).is_null())
         if nulls.height:
             raise DataError(f"{path}:{where} {nulls['line'][0]}: empty {role!r} ({nulls.height} such rows)")
-    frame = frame.with_columns(_time_as_float(frame, t, path, where))
-    return frame, first_line
+    frame, changes = _clean_ids(frame, {"user": u, "item": i}, path, where)
+    frame = frame.with_columns(_time_as_float(frame, t, path, where, time_format))
+    return frame, first_line, changes
 
 
-def _time_as_float(frame: pl.DataFrame, name: str, path: Path, where: str) -> pl.Series:
+def _first_ragged_line(path: Path, separator: str) -> str | None:
+    """The first line whose number of fields differs from the header's, as a message; None if all agree."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = csv.reader(handle, delimiter=separator)
+            width = len(next(rows, []))
+            for row in rows:
+                if row and len(row) != width:
+                    return f"{path}:line {rows.line_num}: {len(row)} fields, but the header has {width}"
+    except (UnicodeDecodeError, csv.Error) as error:
+        return f"{path}: cannot read as text: {error}"
+    return None
+
+
+MISSING_WORDS = ("nan", "none", "null", "na", "n/a", "")
+FLOAT_WRITTEN_INTEGER = r"^-?[0-9]+\.0+$"  # "12.0": how pandas writes an integer column that had a NaN
+
+
+def _clean_ids(
+    frame: pl.DataFrame, names: dict[str, str], path: Path, where: str
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Ids as the user meant them: text ids lose surrounding spaces; a column of integers some of which are
+    written as floats ("12.0") is read as integers; words that mean "missing" (NaN, null, ...) are refused,
+    and so are nested, binary and non-integral float ids. Returns the frame and the counts of what changed."""
+    changes: dict[str, int] = {}
+    for column, name in names.items():
+        values = frame[column]
+        if values.dtype == pl.String:
+            stripped = values.str.strip_chars()
+            missing = frame.filter(stripped.str.to_lowercase().is_in(MISSING_WORDS))
+            if missing.height:
+                raise DataError(
+                    f"{path}:{where} {missing['line'][0]}: {name!r} value {missing[column][0]!r} stands for a "
+                    f"missing id ({missing.height} such rows); remove those rows or give them an id"
+                )
+            changes[f"{column}_ids_with_spaces"] = int((values != stripped).sum())
+            floats = stripped.str.contains(FLOAT_WRITTEN_INTEGER)
+            if floats.any() and (floats | stripped.str.contains(r"^-?[0-9]+$")).all():
+                changes[f"{column}_ids_written_as_floats"] = int(floats.sum())
+                stripped = stripped.str.replace(r"\.0+$", "")
+            frame = frame.with_columns(stripped.alias(column))
+        elif values.dtype.is_nested() or values.dtype == pl.Binary:
+            raise DataError(
+                f"{path}: {name!r} holds {values.dtype} values; expected one text or integer id per row"
+            )
+        elif values.dtype.is_float():
+            bad = frame.filter(values.is_nan() | values.is_infinite() | (values != values.round(0)))
+            if bad.height:
+                raise DataError(
+                    f"{path}:{where} {bad['line'][0]}: {name!r} value {bad[column][0]!r} is not an integer id "
+                    f"({bad.height} such rows)"
+                )
+            frame = frame.with_columns(values.cast(pl.Int64))
+    return frame, {k: v for k, v in changes.items() if v}
+
+
+# day and month in either order: 03/04/2024, 3.4.2024, 03-04-2024 10:00
+DAY_MONTH = r"^\s*([0-9]{1,2})([/.\-])([0-9]{1,2})[/.\-]([0-9]{4})(.*)$"
+
+
+def _time_as_float(
+    frame: pl.DataFrame, name: str, path: Path, where: str, time_format: str | None = None
+) -> pl.Series:
+    """Timestamps as float: numbers as they are, date-times as microseconds since the epoch. With
+    `time_format` (strftime codes) every value must match it. Without, dates whose day and month could be
+    read either way are read the only way the file allows (a first field above 12 is a day, a second above
+    12 is a day), and refused when both ways fit every row."""
     column = frame["time"]
     dtype = column.dtype
     if dtype.is_numeric():
         values = column.cast(pl.Float64)
-    elif dtype == pl.String:
-        as_number = column.cast(pl.Float64, strict=False)
-        if as_number.null_count() == 0:
-            values = as_number
-        else:
-            try:
-                parsed = column.str.to_datetime(strict=False, time_unit="us")
-            except pl.exceptions.ComputeError:  # no single date format fits the column
-                parsed = as_number.cast(pl.Datetime("us"))
-            bad = frame.filter(parsed.is_null())
-            if bad.height:
-                raise DataError(
-                    f"{path}:{where} {bad['line'][0]}: {name!r} value {bad['time'][0]!r} is neither a number "
-                    f"nor a date-time ({bad.height} such rows)"
-                )
-            values = parsed.dt.epoch("us").cast(pl.Float64)
     elif dtype.is_temporal():
         values = column.cast(pl.Datetime("us")).dt.epoch("us").cast(pl.Float64)
+    elif dtype == pl.String:
+        column = column.str.strip_chars()
+        as_number = column.cast(pl.Float64, strict=False)
+        if time_format is None and as_number.null_count() == 0:
+            values = as_number
+        else:
+            parsed = _parse_dates(column, name, path, time_format)
+            bad = frame.filter(parsed.is_null())
+            if bad.height:
+                expected = (
+                    f"a date-time in the form {time_format!r}" if time_format else "a number or a date-time"
+                )
+                raise DataError(
+                    f"{path}:{where} {bad['line'][0]}: {name!r} value {bad['time'][0]!r} is not {expected} "
+                    f"({bad.height} such rows)" + ("" if time_format else "; --time-format gives the form")
+                )
+            values = parsed.dt.epoch("us").cast(pl.Float64)
     else:
         raise DataError(f"{path}: timestamp column {name!r} has type {dtype}; expected numbers or date-times")
-    nan = frame.filter(values.is_nan())
-    if nan.height:
-        raise DataError(f"{path}:{where} {nan['line'][0]}: {name!r} is NaN ({nan.height} such rows)")
+    for check, what in ((values.is_nan(), "NaN"), (values.is_infinite(), "infinite, not a time")):
+        bad = frame.filter(check)
+        if bad.height:
+            raise DataError(f"{path}:{where} {bad['line'][0]}: {name!r} is {what} ({bad.height} such rows)")
     return values.alias("time")
+
+
+def _parse_dates(column: pl.Series, name: str, path: Path, time_format: str | None) -> pl.Series:
+    if time_format is not None:
+        try:
+            return column.str.to_datetime(format=time_format, strict=False, time_unit="us")
+        except pl.exceptions.PolarsError as error:
+            raise DataError(f"{path}: --time-format {time_format!r} cannot be used: {error}") from None
+    parts = column.str.extract_groups(DAY_MONTH)
+    if parts.struct.field("1").null_count() == 0:  # every value starts with day and month in some order
+        first, second = (parts.struct.field(g).cast(pl.Int32) for g in ("1", "3"))
+        day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
+        if day_first == month_first:
+            raise DataError(
+                f"{path}: {name!r} values such as {column[0]!r} can be read day-first or month-first"
+                + (" and the file has both" if day_first else "")
+                + "; say which with --time-format '%d/%m/%Y' or '%m/%d/%Y' (with the time part if there is one,"
+                " e.g. '%d/%m/%Y %H:%M')"
+            )
+        day, month = ("1", "3") if day_first else ("3", "1")
+        iso = pl.concat_str(
+            parts.struct.field("4"),
+            pl.lit("-"),
+            parts.struct.field(month).str.zfill(2),
+            pl.lit("-"),
+            parts.struct.field(day).str.zfill(2),
+            parts.struct.field("5"),
+        )
+        column = pl.select(iso).to_series()
+    try:
+        return column.str.to_datetime(strict=False, time_unit="us")
+    except (
+        pl.exceptions.ComputeError
+    ):  # no single date format fits: numbers stay numbers, the rest is refused
+        return column.cast(pl.Float64, strict=False).cast(pl.Datetime("us"))
 
 
 def kcore_filter(frame: pl.DataFrame, k: int) -> tuple[pl.DataFrame, dict[str, int]]:
@@ -206,9 +313,10 @@ def read_interaction_log(
     kcore: int = 5,
     name: str | None = None,
     separator: str | None = None,
+    time_format: str | None = None,
 ) -> SequenceDataset:
     path = Path(path)
-    frame, _ = read_log_table(path, user_col, item_col, time_col, separator)
+    frame, _, changes = read_log_table(path, user_col, item_col, time_col, separator, time_format)
     rows_read = frame.height
     users_read = frame["user"].n_unique()
     items_read = frame["item"].n_unique()
@@ -233,5 +341,6 @@ def read_interaction_log(
         "items_kept": len(item_ids) - 1,
         "items_dropped": items_read - (len(item_ids) - 1),
         "one_item_users": int(sum(len(s) == 1 for s in sequences)),
+        **changes,
     }
     return SequenceDataset(sequences, user_ids, item_ids, name=name or path.stem, report=report)
