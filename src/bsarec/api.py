@@ -267,8 +267,13 @@ class SequentialRecommender:
         indices = (dataset.item_index(i) for i in allow) if allow is not None else None
         mask = torch.ones(dataset.n_items, dtype=torch.bool)
         if indices is not None:
+            known = [i for i in indices if i is not None]
+            if allow and not known:  # an empty answer would give no reason
+                raise ConfigError(
+                    f"allow: none of its {len(allow)} ids is in the catalogue (first: {allow[0]!r})"
+                )
             mask[:] = False
-            mask[[i for i in indices if i is not None]] = True
+            mask[known] = True
         for index in (dataset.item_index(i) for i in deny or []):
             if index is not None:
                 mask[index] = False

@@ -100,3 +100,10 @@ def test_duplicate_events_are_kept_as_repeats(tmp_path, events):
     dataset = read_interaction_log(path, kcore=1)
     assert dataset.num_interactions == len(events)  # a repeated event is a repeated interaction
     assert np.concatenate(dataset.sequences).max() < dataset.n_items
+
+
+def test_sparsity_stays_in_range_with_repeat_consumption():
+    from bsarec.data.dataset import SequenceDataset
+
+    repeats = SequenceDataset([np.array([1] * 500), np.array([1, 2] * 300)], ["a", "b"], [None, "x", "y"])
+    assert math.isclose(repeats.stats()["sparsity"], 1 - 3 / 4)  # 3 of the 2 x 2 pairs occur

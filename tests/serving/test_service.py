@@ -176,3 +176,12 @@ def test_non_finite_and_loosely_typed_values_get_a_422_never_a_500(server, body,
     response = httpx.post(f"{server}/recommend", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
     assert field in json.dumps(response.json()["detail"])
+
+
+def test_an_allow_list_of_unknown_ids_only_is_refused_with_its_reason(server):
+    response = httpx.post(f"{server}/recommend", json={"items": ["c00-i01"], "allow": ["nope", "nada"]})
+    assert response.status_code == 422 and "none of its 2 ids is in the catalogue" in response.text
+    partly = httpx.post(
+        f"{server}/recommend", json={"items": ["c00-i01"], "k": 3, "allow": ["nope", "c00-i02"]}
+    )
+    assert partly.status_code == 200 and partly.json()["items"] == ["c00-i02"]

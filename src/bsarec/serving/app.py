@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from bsarec.api import SequentialRecommender
+from bsarec.errors import ConfigError
 
 ItemId = StrictInt | StrictStr  # strict: JSON true is not item 1, and 1.0 is not item 1
 
@@ -151,13 +152,16 @@ def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads
         error = check(request.k, [request.items], batch=False)
         if error:
             return error
-        result = rec.recommend(
-            items=request.items,
-            k=request.k,
-            exclude_seen=request.exclude_seen,
-            allow=request.allow,
-            deny=request.deny,
-        )
+        try:
+            result = rec.recommend(
+                items=request.items,
+                k=request.k,
+                exclude_seen=request.exclude_seen,
+                allow=request.allow,
+                deny=request.deny,
+            )
+        except ConfigError as error:  # an allow list of unknown ids only
+            return _limit_error("allow", str(error))
         return Recommendation(**asdict(result))
 
     @app.post("/recommend/batch", response_model=BatchResponse)
@@ -169,13 +173,16 @@ def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads
         error = check(request.k, request.histories, batch=True)
         if error:
             return error
-        results = rec.recommend_batch(
-            request.histories,
-            k=request.k,
-            exclude_seen=request.exclude_seen,
-            allow=request.allow,
-            deny=request.deny,
-        )
+        try:
+            results = rec.recommend_batch(
+                request.histories,
+                k=request.k,
+                exclude_seen=request.exclude_seen,
+                allow=request.allow,
+                deny=request.deny,
+            )
+        except ConfigError as error:
+            return _limit_error("allow", str(error))
         return BatchResponse(results=[Recommendation(**asdict(r)) for r in results])
 
     return app

@@ -48,22 +48,44 @@ def _chunks(path: Path, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         raise DataError(f"{path}: expected a .csv, .tsv or .parquet file of histories")
 
 
+def _readable(batches: Iterator[pa.RecordBatch], path: Path) -> Iterator[pa.RecordBatch]:
+    """The batches, with a reader's complaint (ragged rows, an empty file, bytes that are not UTF-8) as a
+    DataError that names the file."""
+    try:
+        yield from batches
+    except (pa.ArrowException, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read the histories: {error}") from None
+
+
 def _histories(column: pa.Array, path: Path, name: str, first_row: int) -> list[list[Any]]:
     values = column.to_pylist()
     out = []
     for offset, value in enumerate(values):
+        where = f"{path}: row {first_row + offset}, column {name!r}"
         if value is None:
             out.append([])
         elif isinstance(value, str):
+            if "\n" in value or "\r" in value:  # quoted text across lines: an unclosed quote merged rows
+                raise DataError(f"{where}: the history spans several lines; is a quote left open?")
             out.append(value.split())
         elif isinstance(value, list):
-            out.append([v for v in value if v is not None])
+            out.append([_item_id(v, where) for v in value if v is not None])
         else:
             raise DataError(
                 f"{path}: row {first_row + offset}, column {name!r}: expected a list or a space-separated "
                 f"string of item ids, got {type(value).__name__}"
             )
     return out
+
+
+def _item_id(value: Any, where: str) -> Any:
+    """A list element as an item id: text or an integer; an integral float (a list<double> column) is that
+    integer, anything else is refused rather than silently matching no item."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise DataError(f"{where}: item id {value!r} is neither text nor an integer")
+    return value
 
 
 def score_file(
@@ -89,7 +111,7 @@ def score_file(
     counts = {"histories": 0, "empty_histories": 0, "unknown_items": 0}
     bar = tqdm(desc="scoring", unit="histories", disable=not progress)
     try:
-        for batch in _chunks(input_path, chunk_rows):
+        for batch in _readable(_chunks(input_path, chunk_rows), input_path):
             names = batch.schema.names
             if items_column not in names:
                 raise DataError(
