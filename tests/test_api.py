@@ -107,3 +107,15 @@ def test_load_refuses_weights_that_hold_nan(fitted, tmp_path):
     save_file(weights, tmp_path / "run" / "model.safetensors")
     with pytest.raises(NonFiniteError, match=f"model.safetensors: {name} hold NaN"):
         SequentialRecommender.load(tmp_path / "run")
+
+
+@pytest.mark.parametrize("length", [1, 2])
+def test_a_dataset_too_short_to_train_on_is_refused(length):
+    from bsarec.data.dataset import SequenceDataset
+    from bsarec.errors import DataError
+
+    short = SequenceDataset([np.arange(1, length + 1), np.arange(2, length + 2)], ["a", "b"], [None, *"xyz"])
+    with pytest.raises(DataError, match="no user has"):
+        SequentialRecommender("sasrec", epochs=1, hidden_size=16, max_len=10, num_heads=1).fit(
+            short, progress=False
+        )

@@ -442,3 +442,13 @@ def test_train_output_refuses_an_existing_run_unless_overwrite(run_dir):
 def test_evaluate_names_a_bad_option(run_dir, option, value):
     result = runner.invoke(app, ["evaluate", str(run_dir), option, value])
     assert isinstance(result.exception, ConfigError) and repr(value) in str(result.exception)
+
+
+def test_serve_refuses_a_damaged_run_before_starting(run_dir, tmp_path):
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(run_dir, damaged)
+    (damaged / "model.safetensors").write_bytes(b"not weights")
+    result = runner.invoke(app, ["serve", str(damaged)])
+    assert isinstance(result.exception, DataError) and "model.safetensors" in str(result.exception)

@@ -27,7 +27,7 @@ from bsarec.data.dataset import SequenceDataset
 from bsarec.data.split import LeaveOneOutSplit, leave_one_out, pad_left
 from bsarec.distributed import SINGLE, ProcessGroup, process_group_from_env
 from bsarec.environment import environment
-from bsarec.errors import ConfigError, NonFiniteError
+from bsarec.errors import ConfigError, DataError, NonFiniteError
 from bsarec.evaluation.metrics import evaluate, sampled_candidates, top_k
 from bsarec.io import load_weights, save_weights
 from bsarec.models import SequentialModel, build_model
@@ -98,6 +98,11 @@ class SequentialRecommender:
             torch.manual_seed(config.seed)
             self.dataset = dataset
             self._split = leave_one_out(dataset, config.max_len, config.padding)
+            if len(self._split.train_targets) == 0:
+                raise DataError(
+                    f"{dataset.name}: no user has 3 or more items, so there is nothing to train on "
+                    "(the last two items of each user are the validation and test targets)"
+                )
             self._candidates = {}
             self.model = build_run_model(config, dataset).to(config.torch_device())
             if group.rank > 0:  # the same initial weights everywhere, but each process its own dropout

@@ -246,6 +246,7 @@ def serve(
     require_extra("serve", "bsarec serve")
     uvicorn = require("uvicorn", "serve", "bsarec serve")
     RunDir(run_dir).require()
+    SequentialRecommender.load(run_dir)  # a damaged run is refused here, with its file named, not in a worker
     settings = {
         "RUN_DIR": str(run_dir.resolve()),
         "THREADS": threads,
@@ -447,11 +448,15 @@ def data_info(
     dataset: str = typer.Argument(..., help="a dataset name, a file, or a directory"),
     data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
     kcore: int | None = typer.Option(None, help="k-core filter for raw logs (default 5)"),
+    user_col: str | None = typer.Option(None, help="user column of a raw log (default: detected)"),
+    item_col: str | None = typer.Option(None, help="item column of a raw log (default: detected)"),
+    time_col: str | None = typer.Option(None, help="timestamp column of a raw log (default: detected)"),
     separator: str | None = typer.Option(None, help="separator of a raw CSV/TSV log (default: detected)"),
     time_format: str | None = typer.Option(None, help="form of a raw log's date-times (default: detected)"),
 ) -> None:
     """Users, items, interactions, mean/median length and sparsity."""
-    columns = {"separator": separator, "time_format": time_format}
+    columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col}
+    columns |= {"separator": separator, "time_format": time_format}
     data = resolve_dataset(dataset, str(data_dir) if data_dir else None, kcore=kcore, **columns)
     stats = data.stats()
     for key, value in stats.items():

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from bsarec.data.dataset import SequenceDataset
+from bsarec.errors import DataError
 
 
 @dataclass
@@ -127,7 +128,7 @@ def leave_one_out(dataset: SequenceDataset, max_len: int = 50, padding: str = "z
         test_h.append(seq[: n - 1])
         rows.append(row)
     if not rows:
-        raise ValueError(f"{dataset.name}: no user has 2 or more items; nothing to split")
+        raise DataError(f"{dataset.name}: no user has 2 or more items; nothing to split")
     report = {"users_split": len(rows), "skipped_one_item_users": skipped, "padding": padding}
     return LeaveOneOutSplit(
         train_inputs=torch.from_numpy(np.concatenate(train_x)),

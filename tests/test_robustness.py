@@ -1,0 +1,147 @@
+"""Whatever a user feeds bsarec, the answer is a success with a documented meaning or an error of ours that
+says where and what: Hypothesis-generated logs and benchmark files against the readers, settings against the
+config, and request bodies against the HTTP service. Never a raw traceback, never a 500."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bsarec import SequentialRecommender, generate_synthetic
+from bsarec.config import RunConfig
+from bsarec.data.benchmark_format import read_benchmark_file
+from bsarec.data.interaction_log import read_interaction_log
+from bsarec.errors import ConfigError, DataError
+from bsarec.serving.app import create_app
+
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+CELL = st.one_of(
+    st.sampled_from(
+        ["a", " b ", "7", "7.0", "-3", "NaN", "null", "", "inf", "1e400", '"q', "x,y", "\ufeff1"]
+    ),
+    st.sampled_from(["2024-01-13", "03/04/2024", "13/01/2024", "01/13/2024 10:00", "3.4.2024", "yesterday"]),
+    st.integers(-5, 10**20).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(max_size=6),
+)
+
+
+def write(text: str, suffix: str) -> Path:
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=suffix, delete=False, encoding="utf-8", newline=""
+    ) as handle:
+        handle.write(text)
+    return Path(handle.name)
+
+
+TIME = st.one_of(
+    st.integers(0, 2**40).map(str),
+    st.sampled_from(["2024-01-13", "03/04/2024", "13/01/2024", "01/13/2024 10:00", "1.5", "inf", "NaN", ""]),
+)
+
+
+@FAST
+@given(
+    header=st.sampled_from(
+        [("user", "item", "ts"), ("user_id", "item_id", "timestamp"), ("\ufeffuser", "item", "date")]
+    ),
+    rows=st.lists(st.tuples(CELL, CELL, TIME), max_size=8),
+    separator=st.sampled_from([",", "\t", ";"]),
+)
+def test_any_log_is_read_or_refused_with_the_file_named(header, rows, separator):
+    lines = [separator.join(header), *(separator.join(row) for row in rows)]
+    path = write("\n".join(lines) + "\n", ".csv")
+    try:
+        data = read_interaction_log(path, kcore=1)
+    except DataError as error:
+        assert str(path) in str(error)
+    else:  # what was read has the documented meaning
+        assert all(isinstance(u, str) and u == u.strip() and u for u in data.user_ids)
+        assert not {str(u).lower() for u in data.user_ids} & {"nan", "null", "none", "na", "n/a"}
+        assert data.report["rows_kept"] == sum(len(s) for s in data.sequences)
+    finally:
+        path.unlink()
+
+
+@FAST
+@given(lines=st.lists(st.lists(CELL, min_size=0, max_size=5).map(" ".join), max_size=8))
+def test_any_benchmark_file_is_read_or_refused_with_the_line_named(lines):
+    path = write("\n".join(lines) + "\n", ".txt")
+    try:
+        data = read_benchmark_file(path)
+    except DataError as error:
+        assert str(path) in str(error)
+    else:  # only plain digits are ids (int() would also take "1_000", "+4" or other scripts' digits)
+        assert all(t.isascii() and t.isdigit() for line in lines for t in line.removeprefix("\ufeff").split())
+        assert all(len(s) and s.min() >= 1 for s in data.sequences) and data.n_items <= 10**8 + 1
+    finally:
+        path.unlink()
+
+
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@FAST
+@given(
+    changes=st.dictionaries(st.sampled_from([*RunConfig.__dataclass_fields__, "colour"]), VALUES, max_size=4)
+)
+def test_any_settings_give_a_config_or_a_config_error_naming_the_field(changes):
+    try:
+        config = RunConfig.from_dict(changes)
+    except ConfigError as error:
+        assert any(name in str(error) for name in [*changes, "colour"]) or "num_heads" in str(error)
+    else:
+        assert math.isfinite(config.lr) and config.lr > 0 and config.epochs >= 1
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    run = tmp_path_factory.mktemp("robust") / "run"
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=2)
+    settings_ = {"hidden_size": 16, "max_len": 10, "num_heads": 1, "epochs": 1, "threads": 1}
+    SequentialRecommender("sasrec", **settings_).fit(data, run_dir=run, progress=False)
+    app = create_app(run, threads=None)
+    torch.set_flush_denormal(False)  # the app sets it for its worker process; Hypothesis needs IEEE floats
+    return TestClient(app)
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_subnormal=False),
+        st.sampled_from([float("inf"), float("nan"), 1.0, 3, "c00-i01"]),
+        st.text(max_size=8),
+    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    path=st.sampled_from(["/recommend", "/recommend/batch"]),
+    body=st.dictionaries(
+        st.sampled_from(["items", "histories", "k", "exclude_seen", "allow", "deny", "other"]), JSON_VALUES
+    ),
+)
+def test_any_request_body_gets_an_answer_never_a_500(client, path, body):
+    response = client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
+    assert response.status_code < 500, response.text
+    assert response.headers["content-type"].startswith("application/json")
