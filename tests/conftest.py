@@ -39,3 +39,15 @@ def press_ctrl_c(monkeypatch):
         monkeypatch.setattr(trainer, "evaluate", real_evaluate if at is None else evaluate)
 
     return arm
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished one-epoch SASRec run on a small synthetic dataset: read it, copy it before changing it."""
+    from bsarec import SequentialRecommender, generate_synthetic
+
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=2)
+    settings = {"hidden_size": 16, "max_len": 10, "num_heads": 1, "epochs": 1, "threads": 1}
+    SequentialRecommender("sasrec", **settings).fit(data, run_dir=run, progress=False)
+    return run

@@ -13,15 +13,6 @@ from bsarec.errors import ConfigError, DataError, NonFiniteError
 OURS = (ConfigError, DataError, NonFiniteError)
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run") / "run"
-    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=2)
-    settings = {"hidden_size": 16, "max_len": 10, "num_heads": 1, "epochs": 1, "threads": 1}
-    SequentialRecommender("sasrec", **settings).fit(data, run_dir=run, progress=False)
-    return run
-
-
 def write_bytes(name, data):
     return lambda run: (run / name).write_bytes(data)
 
@@ -73,9 +64,9 @@ DAMAGES = {
 
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
-def test_a_damaged_run_directory_gets_a_clear_error_naming_the_file(finished, tmp_path, damage):
+def test_a_damaged_run_directory_gets_a_clear_error_naming_the_file(tiny_run, tmp_path, damage):
     run = tmp_path / "run"
-    shutil.copytree(finished, run)
+    shutil.copytree(tiny_run, run)
     apply, named = DAMAGES[damage]
     apply(run)
     with pytest.raises(OURS) as error:

@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bsarec import SequentialRecommender, generate_synthetic
 from bsarec.config import RunConfig
 from bsarec.data.benchmark_format import read_benchmark_file
 from bsarec.data.interaction_log import read_interaction_log
@@ -110,12 +109,8 @@ def test_any_settings_give_a_config_or_a_config_error_naming_the_field(changes):
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    run = tmp_path_factory.mktemp("robust") / "run"
-    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=2)
-    settings_ = {"hidden_size": 16, "max_len": 10, "num_heads": 1, "epochs": 1, "threads": 1}
-    SequentialRecommender("sasrec", **settings_).fit(data, run_dir=run, progress=False)
-    app = create_app(run, threads=None)
+def client(tiny_run):
+    app = create_app(tiny_run, threads=None)
     torch.set_flush_denormal(False)  # the app sets it for its worker process; Hypothesis needs IEEE floats
     return TestClient(app)
 
