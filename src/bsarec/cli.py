@@ -22,7 +22,6 @@ from bsarec.errors import ConfigError, DataError, MissingExtra, NonFiniteError
 from bsarec.experiments import BenchmarkGrid, demo_report, run_demo, run_speed_benchmark
 from bsarec.extras import require, require_extra
 from bsarec.io import atomic_write_json
-from bsarec.run_dir import RunDir
 from bsarec.serving.batch import score_file
 from bsarec.serving.export import export_run
 from bsarec.tuning.search import tune as run_tune
@@ -245,7 +244,6 @@ def serve(
     """Serve top-k recommendations over HTTP (FastAPI + Uvicorn); OpenAPI docs at /docs."""
     require_extra("serve", "bsarec serve")
     uvicorn = require("uvicorn", "serve", "bsarec serve")
-    RunDir(run_dir).require()
     SequentialRecommender.load(run_dir)  # a damaged run is refused here, with its file named, not in a worker
     settings = {
         "RUN_DIR": str(run_dir.resolve()),

@@ -168,12 +168,11 @@ class RunConfig:
             )
 
     def _check_types(self) -> None:
-        for field in dataclasses.fields(self):
-            value, kind = getattr(self, field.name), str(field.type)
-            base = kind.split(" |")[0]
+        for name, (base, optional) in _field_kinds().items():
+            value = getattr(self, name)
             if value is None:
-                if "None" not in kind:
-                    raise ConfigError(f"{field.name}: expected {base}, got None")
+                if not optional:
+                    raise ConfigError(f"{name}: expected {base}, got None")
                 continue
             if base == "bool":
                 fits = isinstance(value, bool)
@@ -187,7 +186,7 @@ class RunConfig:
                 fits = isinstance(value, str)
             if not fits:
                 raise ConfigError(
-                    f"{field.name}: expected a{'' if base[0] not in 'i' else 'n'} {base}"
+                    f"{name}: expected a{'' if base[0] not in 'i' else 'n'} {base}"
                     f"{' (finite)' if base == 'float' else ''}, got {value!r}"
                 )
 
@@ -222,31 +221,34 @@ class RunConfig:
         return RunConfig.from_dict({**dataclasses.asdict(self), **changes})
 
 
-def _field_types() -> dict[str, str]:
-    return {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
+def _field_kinds() -> dict[str, tuple[str, bool]]:
+    """Each setting's base type ("int", "float", "str" or "bool") and whether it may be None."""
+    return {
+        f.name: (str(f.type).split(" |")[0], "None" in str(f.type)) for f in dataclasses.fields(RunConfig)
+    }
 
 
 def parse_value(key: str, text: str) -> Any:
     """Cast `--set key=value` text to the field's type."""
-    types = _field_types()
-    if key not in types:
-        raise ConfigError(f"--set {key}: unknown setting; known: {sorted(types)}")
-    kind = types[key]
-    if text.lower() in ("none", "null") and "None" in kind:
+    kinds = _field_kinds()
+    if key not in kinds:
+        raise ConfigError(f"--set {key}: unknown setting; known: {sorted(kinds)}")
+    kind, optional = kinds[key]
+    if text.lower() in ("none", "null") and optional:
         return None
-    if kind.startswith("bool"):
+    if kind == "bool":
         if text.lower() in ("true", "yes", "on", "1"):
             return True
         if text.lower() in ("false", "no", "off", "0"):
             return False
         raise ConfigError(f"--set {key}={text}: expected true or false")
     try:
-        if kind.startswith("int"):
+        if kind == "int":
             return int(text)
-        if kind.startswith("float"):
+        if kind == "float":
             return float(text)
     except ValueError:
-        raise ConfigError(f"--set {key}={text}: expected {kind.split(' |')[0]}") from None
+        raise ConfigError(f"--set {key}={text}: expected {kind}") from None
     return text
 
 

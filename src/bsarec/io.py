@@ -30,6 +30,12 @@ def current_umask() -> int:
     return mask
 
 
+def is_partial_write(name: str) -> bool:
+    """Whether a file name is the temporary file of an atomic write (".NAME.XXXX.tmp"), left by a killed
+    process."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` atomically, with the permissions an ordinary write would give (0666 less the
     umask: mkstemp's private 0600 would hide runs and prepared data from a teammate or a service account)."""

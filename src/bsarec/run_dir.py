@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from bsarec.config import RunConfig
 from bsarec.errors import ConfigError, DataError
-from bsarec.io import atomic_write_json
+from bsarec.io import atomic_write_json, is_partial_write
 from bsarec.training.checkpoint import Checkpointer
 
 Status = Literal["new", "running", "interrupted", "finished"]
@@ -65,21 +65,23 @@ class RunDir:
             raise ConfigError(f"{self.path}: a file, not a directory; --output takes a directory for the run")
         entries = sorted(self.path.iterdir()) if self.path.is_dir() else []
         ours = self.own_names()
-        foreign = [e.name for e in entries if e.name not in ours and not _atomic_temp(e.name)]
+        foreign = [e.name for e in entries if e.name not in ours and not is_partial_write(e.name)]
         if foreign:
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
             raise ConfigError(
                 f"{self.path}: not empty and not a run directory (it holds {shown}); choose a new or empty directory"
             )
         if entries and not overwrite:
+            status = self.status
             what = {
                 "new": "the start of a run",
                 "running": "an unfinished run",
                 "interrupted": "a run stopped by Ctrl-C",
+                "finished": "a finished run",
             }
             raise ConfigError(
-                f"{self.path}: holds {what.get(self.status, 'a finished run')}; --overwrite (overwrite=True) replaces"
-                " it" + ("" if self.status in ("new", "finished") else ", --resume continues it")
+                f"{self.path}: holds {what[status]}; --overwrite (overwrite=True) replaces"
+                " it" + ("" if status in ("new", "finished") else ", --resume continues it")
             )
         for entry in entries:
             if entry.is_dir():
@@ -147,13 +149,3 @@ class RunDir:
         if not isinstance(value, dict):
             raise DataError(f"{path}: expected a JSON object")
         return value
-
-
-def finished_metrics(run_dir: str | Path) -> dict[str, Any] | None:
-    """RunDir(run_dir).finished_metrics(): the metrics of a run that ran to its end, else None."""
-    return RunDir(run_dir).finished_metrics()
-
-
-def _atomic_temp(name: str) -> bool:
-    """A temporary file of io.atomic_write_bytes left by a killed process (".NAME.XXXX.tmp")."""
-    return name.startswith(".") and name.endswith(".tmp")

@@ -71,7 +71,7 @@ def test_ctrl_c_keeps_the_best_checkpoint(data, tmp_path, press_ctrl_c):
 
 def test_a_run_stopped_by_ctrl_c_continues_on_resume_like_an_unstopped_one(data, tmp_path, press_ctrl_c):
     from bsarec.errors import ConfigError
-    from bsarec.run_dir import finished_metrics
+    from bsarec.run_dir import RunDir
 
     settings = dict(epochs=4, patience=100, **SMALL)
     straight = SequentialRecommender("bsarec", **settings).fit(
@@ -81,13 +81,15 @@ def test_a_run_stopped_by_ctrl_c_continues_on_resume_like_an_unstopped_one(data,
     press_ctrl_c(3)
     SequentialRecommender("bsarec", **settings).fit(data, run_dir=stopped, progress=False)
     press_ctrl_c(None)
-    assert (stopped / "metrics.json").is_file() and finished_metrics(stopped) is None  # stopped, not finished
+    assert (stopped / "metrics.json").is_file() and RunDir(
+        stopped
+    ).finished_metrics() is None  # stopped, not finished
     resumed = SequentialRecommender.resume(stopped, progress=False)
     log_text = (stopped / "train.log").read_text()
     assert "resuming at epoch 2, batch 0" in log_text  # continued, not restarted
     assert "continuing a run stopped by Ctrl-C" in log_text  # said in the run's own log
     assert resumed.metrics["test"] == straight.metrics["test"] and resumed.metrics["epochs"] == 4
-    assert finished_metrics(stopped) == json.loads((stopped / "metrics.json").read_text())
+    assert RunDir(stopped).finished_metrics() == json.loads((stopped / "metrics.json").read_text())
     with pytest.raises(ConfigError, match="this run has finished"):
         SequentialRecommender.resume(stopped, progress=False)
 

@@ -12,7 +12,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from bsarec.distributed import ProcessGroup
-from bsarec.io import atomic_write_bytes
+from bsarec.io import atomic_write_bytes, is_partial_write
 
 if TYPE_CHECKING:  # state.py imports this module
     from bsarec.training.state import TrainState
@@ -65,8 +65,9 @@ class Checkpointer:
         checkpoints left by a process killed mid-write are removed (one trainer owns a run directory)."""
         complete = self.complete()
         if self.directory.is_dir():
-            for stale in self.directory.glob(".*.tmp"):
-                stale.unlink(missing_ok=True)
+            for stale in self.directory.iterdir():
+                if is_partial_write(stale.name):
+                    stale.unlink(missing_ok=True)
             self._remove_all_but({p.stem for p in complete})
         for path in reversed(complete):
             try:

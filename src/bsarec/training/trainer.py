@@ -28,7 +28,7 @@ from bsarec.errors import NonFiniteError
 from bsarec.evaluation.metrics import evaluate
 from bsarec.io import save_weights
 from bsarec.models import SequentialModel
-from bsarec.training.checkpoint import Checkpointer, TrainingCheckpoints
+from bsarec.training.checkpoint import TrainingCheckpoints
 from bsarec.training.history import HistoryLog
 from bsarec.training.sampling import BatchMaker, softmax_sampler
 from bsarec.training.state import TrainState, copy_weights
@@ -103,7 +103,7 @@ def train(
     state = TrainState.start(model, config.patience)
     checkpoints = None
     if run_dir is not None:
-        checkpointer = Checkpointer(run_dir.checkpoint_dir, config.keep_checkpoints)
+        checkpointer = run_dir.checkpoints(config.keep_checkpoints)
         checkpoints = TrainingCheckpoints(checkpointer, model, optimizer, state, generator, group)
     resumed = resume and checkpoints is not None and checkpoints.restore_newest(device)
     if resumed:
