@@ -186,3 +186,11 @@ def test_messages_name_the_real_flag_and_the_ragged_line(write):
         read_interaction_log(write("nots.csv", "user,item,when_it_was\na,x,1\n"), kcore=1)
     with pytest.raises(DataError, match=r"ragged.csv:line 3: 4 fields, but the header has 3$"):
         read_interaction_log(write("ragged.csv", "user,item,ts\na,x,1\nb,y,2,extra\n"), kcore=1)
+
+
+def test_a_mix_of_numbers_dates_and_inf_names_a_bad_line(write):
+    text = "user,item,ts\na,x,0\na,y,01/13/2024 10:00\na,z,inf\n"
+    with pytest.raises(
+        DataError, match=":line 3: 'ts' value '01/13/2024 10:00' is not a number or a date-time"
+    ):
+        read_interaction_log(write("mixed.csv", text), kcore=1)

@@ -134,8 +134,8 @@ def read_log_table(
         nulls = frame.filter(pl.col(column).is_null())
         if nulls.height:
             raise DataError(f"{path}:{where} {nulls['line'][0]}: empty {role!r} ({nulls.height} such rows)")
-    frame, changes = _clean_ids(frame, {"user": u, "item": i}, path, where)
     frame = frame.with_columns(_time_as_float(frame, t, path, where, time_format))
+    frame, changes = _clean_ids(frame, {"user": u, "item": i}, path, where)
     return frame, first_line, changes
 
 
@@ -153,6 +153,9 @@ def _first_ragged_line(path: Path, separator: str) -> str | None:
     return None
 
 
+# what Python's str.strip() removes (Unicode whitespace plus the separators \x1c-\x1f), so that an id reads the
+# same whichever of the two tools a user checks it with
+WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 MISSING_WORDS = ("nan", "none", "null", "na", "n/a", "")
 FLOAT_WRITTEN_INTEGER = r"^-?[0-9]+\.0+$"  # "12.0": how pandas writes an integer column that had a NaN
 
@@ -167,7 +170,7 @@ def _clean_ids(
     for column, name in names.items():
         values = frame[column]
         if values.dtype == pl.String:
-            stripped = values.str.strip_chars()
+            stripped = values.str.strip_chars(WHITESPACE)
             missing = frame.filter(stripped.str.to_lowercase().is_in(MISSING_WORDS))
             if missing.height:
                 raise DataError(
@@ -267,10 +270,11 @@ def _parse_dates(column: pl.Series, name: str, path: Path, time_format: str | No
         column = pl.select(iso).to_series()
     try:
         return column.str.to_datetime(strict=False, time_unit="us")
-    except (
-        pl.exceptions.ComputeError
-    ):  # no single date format fits: numbers stay numbers, the rest is refused
-        return column.cast(pl.Float64, strict=False).cast(pl.Datetime("us"))
+    except pl.exceptions.ComputeError:
+        # no single date format fits the column: numbers stay numbers, the rest is refused by the caller
+        numbers = column.cast(pl.Float64, strict=False)
+        finite = pl.select(pl.when(numbers.is_finite()).then(numbers)).to_series()  # inf/NaN: refused as well
+        return finite.cast(pl.Datetime("us"))
 
 
 def kcore_filter(frame: pl.DataFrame, k: int) -> tuple[pl.DataFrame, dict[str, int]]:
