@@ -15,11 +15,11 @@ grid() { "$BIN/bsarec" benchmark --data-dir "$DATA" --jobs "$JOBS" --threads 1 -
 paper_runs="--runs benchmarks/runs/baselines"
 
 case "${1:-}" in
-  baselines-lastfm)  # the paper's table on LastFM: BSARec and the seven baselines
-    grid -d LastFM -m bsarec,caser,gru4rec,sasrec,bert4rec,fmlprec,duorec,fearec --seeds 42,43,44 \
+  baselines-lastfm)  # the paper's table on LastFM: BSARec, the seven baselines, TV-Rec and WEARec
+    grid -d LastFM -m bsarec,caser,gru4rec,sasrec,bert4rec,fmlprec,duorec,fearec,tvrec,wearec --seeds 42,43,44 \
       $paper_runs --output $RESULTS/baselines/LastFM ;;
-  baselines-beauty)  # BSARec against SASRec, FMLPRec and FEARec on Beauty
-    grid -d Beauty -m bsarec,sasrec,fmlprec,fearec --seeds 42,43,44 --set checkpoint_steps=100 \
+  baselines-beauty)  # BSARec against SASRec, FMLPRec, FEARec, TV-Rec and WEARec on Beauty
+    grid -d Beauty -m bsarec,sasrec,fmlprec,fearec,tvrec,wearec --seeds 42,43,44 --set checkpoint_steps=100 \
       $paper_runs --output $RESULTS/baselines/Beauty ;;
   sasrec-ce-lastfm)  # SASRec trained with full cross-entropy, as BSARec is
     grid -d LastFM -m bsarec,sasrec --set loss=ce --seeds 42,43,44 $paper_runs --output $RESULTS/sasrec_ce/LastFM ;;

@@ -97,7 +97,9 @@ class SequentialRecommender:
                 _log_resumption(run, config)
             torch.manual_seed(config.seed)
             self.dataset = dataset
-            self._split = leave_one_out(dataset, config.max_len, config.padding)
+            self._split = leave_one_out(
+                dataset, config.max_len, config.padding, config.resolved("train_samples")
+            )
             if len(self._split.train_targets) == 0:
                 raise DataError(
                     f"{dataset.name}: no user has 3 or more items, so there is nothing to train on "
@@ -172,7 +174,8 @@ class SequentialRecommender:
         if self._split is None:
             if self.dataset is None:
                 raise RuntimeError("no dataset: call fit() or load() first")
-            self._split = leave_one_out(self.dataset, self.config.max_len, self.config.padding)
+            c = self.config
+            self._split = leave_one_out(self.dataset, c.max_len, c.padding, c.resolved("train_samples"))
         return self._split
 
     def candidates(self, split: str, candidates: str | None = None) -> torch.Tensor | None:

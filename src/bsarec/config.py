@@ -9,6 +9,7 @@ training loop and the protocol have their defaults here.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ HISTORY_MASKS = ("exclude", "zero")
 CANDIDATES = ("full", "sampled-uniform", "sampled-popularity")
 SOFTMAX_SAMPLERS = ("uniform", "popularity")
 PADDINGS = ("zeros", "cyclic", "reflect", "symmetric")
+TRAIN_SAMPLES = ("prefixes", "nonempty")
 DEVICES = ("cpu", "cuda", "auto")
 MONITORS = tuple(f"{m}@{k}" for k in (5, 10, 20) for m in ("HR", "NDCG")) + ("MRR",)
 
@@ -51,7 +53,8 @@ class RunConfig:
     num_heads: int = model_default("num_heads")
     hidden_dropout: float = model_default("hidden_dropout")
     attn_dropout: float = model_default("attn_dropout")
-    alpha: float = model_default("alpha")  # BSARec: weight of the frequency branch
+    # BSARec, WEARec: weight of the frequency branch; None: the model's own default (BSARec 0.9, WEARec 0.3)
+    alpha: float | None = None
     c: int = model_default("c")  # BSARec: low-pass cut-off, keeps c//2+1 rfft bins
     loss: str | None = None  # None: the model's paper objective (the first of its `losses`)
     # large catalogues: sampled softmax in place of the full softmax of the "ce" loss (0 = full softmax)
@@ -72,11 +75,15 @@ class RunConfig:
     freq_loss_weight: float = model_default(
         "freq_loss_weight"
     )  # FEARec: weight of the frequency-domain regulariser
+    num_basis: int = model_default("num_basis")  # TV-Rec: size M of the filter basis
+    basis_reg_weight: float = model_default("basis_reg_weight")  # TV-Rec: weight of the basis regulariser
     # the protocol switchboard (the paper's protocol is the default)
     history_mask: str = "exclude"  # "exclude" (default) or "zero" (the reference code's 0-score masking)
     candidates: str = "full"  # "full" ranking or the target + eval_negatives sampled negatives
     eval_negatives: int = 99
     padding: str = "zeros"  # "zeros" (the paper), "cyclic", "reflect", "symmetric"
+    # "prefixes" (BSARec's protocol: the empty input too) or "nonempty" (TV-Rec's); None: the model's own
+    train_samples: str | None = None
     eval_batch_size: int = 256
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
     threads: int | None = None
@@ -102,6 +109,7 @@ class RunConfig:
             ("monitor", MONITORS),
             ("sim", ("dot", "cos")),
             ("softmax_sampler", SOFTMAX_SAMPLERS),
+            ("train_samples", (*TRAIN_SAMPLES, None)),
         ):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name}: expected one of {choices}, got {getattr(self, name)!r}")
@@ -118,6 +126,7 @@ class RunConfig:
             "nv",
             "gru_hidden_size",
             "topk_factor",
+            "num_basis",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
@@ -128,7 +137,7 @@ class RunConfig:
             raise ConfigError(f"seed: must lie in [0, 2**63), got {self.seed}")
         if not self.lr > 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
-        for name in ("weight_decay", "reg_weight", "lmd_sem", "freq_loss_weight"):
+        for name in ("weight_decay", "reg_weight", "lmd_sem", "freq_loss_weight", "basis_reg_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
@@ -141,7 +150,7 @@ class RunConfig:
             "global_ratio",
             "spatial_ratio",
         ):
-            if not 0.0 <= getattr(self, name) <= 1.0:
+            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}: must lie in [0, 1], got {getattr(self, name)}")
         if self.c < 1:
             raise ConfigError(f"c: must be >= 1, got {self.c}")
@@ -201,13 +210,28 @@ class RunConfig:
     def resolved_loss(self) -> str:
         return self.loss or MODELS[self.model].losses[0]
 
-    def model_settings(self) -> dict[str, Any]:
-        """Constructor arguments of the chosen model: the settings whose names its constructor takes."""
-        values = {**dataclasses.asdict(self), "loss": self.resolved_loss}
-        return {name: values[name] for name in model_parameters(self.model)}
+    def model_own_defaults(self) -> dict[str, Any]:
+        """What the chosen model supplies for the settings left at None: its paper's objective, its training
+        samples and (BSARec, WEARec) its alpha."""
+        cls = MODELS[self.model]
+        own = {"loss": cls.losses[0], "train_samples": cls.train_samples}
+        if "alpha" in inspect.signature(cls).parameters:
+            own["alpha"] = inspect.signature(cls).parameters["alpha"].default
+        return own
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "loss": self.resolved_loss}
+        """Every setting, with the model's own defaults filled in (what config.json records)."""
+        values = dataclasses.asdict(self)
+        own = self.model_own_defaults()
+        return {**values, **{k: v for k, v in own.items() if values[k] is None}}
+
+    def resolved(self, name: str) -> Any:
+        return self.to_dict()[name]
+
+    def model_settings(self) -> dict[str, Any]:
+        """Constructor arguments of the chosen model: the settings whose names its constructor takes."""
+        values = self.to_dict()
+        return {name: values[name] for name in model_parameters(self.model)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:

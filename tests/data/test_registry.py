@@ -7,6 +7,7 @@ import pytest
 
 from bsarec.data import registry
 from bsarec.data.registry import REGISTRY, RegisteredDataset, dataset_name, resolve_dataset
+from bsarec.data.split import leave_one_out
 from bsarec.errors import DataError
 from tests.conftest import SHARED_DATA
 
@@ -105,3 +106,11 @@ def test_unknown_name(cache):
 def test_kcore_is_for_raw_logs_only(write):
     with pytest.raises(DataError, match="raw logs only"):
         resolve_dataset(str(write("d.txt", "1 1 2\n")), kcore=5)
+
+
+@needs_shared
+def test_tvrec_samples_count_as_its_reference_on_beauty(cache):
+    """FRONTIER: TV-Rec trains on 128,031 Beauty samples where BSARec's protocol builds 150,258."""
+    beauty = resolve_dataset("Beauty", SHARED_DATA, download=False)
+    assert len(leave_one_out(beauty, 50, train_samples="prefixes").train_targets) == 150_258
+    assert len(leave_one_out(beauty, 50, train_samples="nonempty").train_targets) == 128_031

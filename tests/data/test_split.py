@@ -43,7 +43,12 @@ def test_leave_one_out_on_hand_made_sequences():
     assert rows.tolist() == [0, 0, 0, 0, 1] and items.tolist() == [1, 2, 3, 4, 6]
     rows, items = split.valid.history_slice(0, 2)
     assert rows.tolist() == [0, 0, 0] and items.tolist() == [1, 2, 3]  # the whole history, not just max_len
-    assert split.report == {"users_split": 2, "skipped_one_item_users": 1, "padding": "zeros"}
+    assert split.report == {
+        "users_split": 2,
+        "skipped_one_item_users": 1,
+        "padding": "zeros",
+        "train_samples": "prefixes",
+    }
     assert split.n_items == 9
 
 

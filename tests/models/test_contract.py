@@ -30,15 +30,20 @@ def test_every_model_states_its_contract(name):
 
 
 def test_the_config_reads_every_model_default_from_the_constructors():
-    config = RunConfig()
     for name, cls in MODELS.items():
+        settings = RunConfig(model=name).model_settings()
         for parameter in model_parameters(name):
             default = inspect.signature(cls).parameters[parameter].default
-            if parameter != "loss":
-                assert getattr(config, parameter) == default == hyperparameter_default(parameter)
+            if parameter == "alpha":  # the one setting whose default differs between models
+                assert RunConfig().alpha is None and settings["alpha"] == default
+            elif parameter != "loss":
+                assert settings[parameter] == default == hyperparameter_default(parameter)
     assert (
         RunConfig(model="sasrec").resolved_loss == "bce" and RunConfig(model="bsarec").resolved_loss == "ce"
     )
+    assert RunConfig(model="wearec").resolved("alpha") == 0.3 and RunConfig().resolved("alpha") == 0.9
+    assert RunConfig(model="tvrec").resolved("train_samples") == "nonempty"
+    assert RunConfig(model="bsarec").resolved("train_samples") == "prefixes"
 
 
 def test_the_config_checks_the_loss_through_the_model():

@@ -2,8 +2,12 @@
 
 For a user sequence s of length n: test target s[n-1] with input s[:n-1]; validation target s[n-2] with
 input s[:n-2]; training items s[:n-2]. Inputs keep their last max_len items, left-padded with 0.
-Training samples: from t = s[:n-2][-max_len:], every prefix is one sample (input t[:i], target t[i]),
-the empty prefix included. Users with a single item cannot be split and are counted in `skipped_users`.
+Training samples ("prefixes", the paper's): from t = s[:n-2][-max_len:], every prefix is one sample (input
+t[:i], target t[i]), the empty prefix included. TV-Rec's reference builds them differently ("nonempty"): from
+w = s[:n-2][-(max_len+1):], input w[:i] and target w[i] for i >= 1, so no input is empty; a user with L <=
+max_len training items gives L - 1 samples instead of L, and a longer user the same max_len targets, the
+first of them with one item of input instead of none. Users with a single item cannot be split and are
+counted in `skipped_users`.
 
 Padding of short inputs: "zeros" (the paper) or, as options, filling the empty slots from the sequence
 itself: "cyclic" (the sequence repeated), "reflect" (mirrored without repeating the edge item) and
@@ -76,21 +80,28 @@ def pad_left(sequence: np.ndarray, max_len: int, padding: str = "zeros") -> np.n
     return out
 
 
+TRAIN_SAMPLES = ("prefixes", "nonempty")
+
+
 def prefix_samples(
-    train_items: np.ndarray, max_len: int, padding: str = "zeros"
+    train_items: np.ndarray, max_len: int, padding: str = "zeros", train_samples: str = "prefixes"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every prefix of the last max_len training items as one (padded input, target) sample."""
+    """(padded input, target) samples of one user's training items: every prefix of the last max_len items
+    ("prefixes"), or every non-empty prefix of the last max_len + 1 ("nonempty"); see the module docstring."""
     check_padding(padding)
-    t = np.asarray(train_items[-max_len:], dtype=np.int64)
-    if len(t) == 0:
+    if train_samples not in TRAIN_SAMPLES:
+        raise ValueError(f"train_samples must be one of {', '.join(TRAIN_SAMPLES)}, got {train_samples!r}")
+    first = 0 if train_samples == "prefixes" else 1
+    t = np.asarray(train_items[-(max_len + first) :], dtype=np.int64)
+    if len(t) <= first:
         return np.zeros((0, max_len), np.int64), np.zeros(0, np.int64)
     padded = np.concatenate([np.zeros(max_len, np.int64), t])
     # the window padded[i : i + max_len] ends just before t[i], so it is t[:i] left-padded
-    windows = np.lib.stride_tricks.sliding_window_view(padded, max_len)[: len(t)].copy()
+    windows = np.lib.stride_tricks.sliding_window_view(padded, max_len)[first : len(t)].copy()
     if PADDING_MODES[padding] is not None:
-        for i in range(1, min(len(t), max_len)):  # the prefixes that are neither empty nor full
-            windows[i] = pad_left(t[:i], max_len, padding)
-    return windows, t.copy()
+        for i in range(max(first, 1), min(len(t), max_len)):  # the prefixes that are neither empty nor full
+            windows[i - first] = pad_left(t[:i], max_len, padding)
+    return windows, t[first:].copy()
 
 
 def _eval_set(inputs, targets, histories, rows) -> EvalSet:
@@ -106,7 +117,9 @@ def _eval_set(inputs, targets, histories, rows) -> EvalSet:
     )
 
 
-def leave_one_out(dataset: SequenceDataset, max_len: int = 50, padding: str = "zeros") -> LeaveOneOutSplit:
+def leave_one_out(
+    dataset: SequenceDataset, max_len: int = 50, padding: str = "zeros", train_samples: str = "prefixes"
+) -> LeaveOneOutSplit:
     check_padding(padding)
     train_x, train_y, train_u = [], [], []
     valid_in, valid_t, valid_h, test_in, test_t, test_h, rows = [], [], [], [], [], [], []
@@ -116,7 +129,7 @@ def leave_one_out(dataset: SequenceDataset, max_len: int = 50, padding: str = "z
         if n < 2:
             skipped += 1
             continue
-        x, y = prefix_samples(seq[: n - 2], max_len, padding)
+        x, y = prefix_samples(seq[: n - 2], max_len, padding, train_samples)
         train_x.append(x)
         train_y.append(y)
         train_u.append(np.full(len(y), row, dtype=np.int64))
@@ -129,7 +142,12 @@ def leave_one_out(dataset: SequenceDataset, max_len: int = 50, padding: str = "z
         rows.append(row)
     if not rows:
         raise DataError(f"{dataset.name}: no user has 2 or more items; nothing to split")
-    report = {"users_split": len(rows), "skipped_one_item_users": skipped, "padding": padding}
+    report = {
+        "users_split": len(rows),
+        "skipped_one_item_users": skipped,
+        "padding": padding,
+        "train_samples": train_samples,
+    }
     return LeaveOneOutSplit(
         train_inputs=torch.from_numpy(np.concatenate(train_x)),
         train_targets=torch.from_numpy(np.concatenate(train_y)),

@@ -11,6 +11,7 @@ from typing import Any
 
 from bsarec.config import RUNTIME_SETTINGS, RunConfig, resolve_config
 from bsarec.data.registry import dataset_name
+from bsarec.models import MODELS, model_parameters
 
 
 @dataclass(frozen=True)
@@ -45,4 +46,7 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
     """The settings that make a run what it is. A config.json written before a setting existed gets that
     setting's default, which is what the run used."""
     complete = RunConfig.from_dict(config).to_dict()
-    return {k: v for k, v in complete.items() if k not in RUNTIME_SETTINGS}
+    own = set(model_parameters(complete["model"]))
+    # other models' hyperparameters (max_len also shapes the samples, so it always counts)
+    others = {p for name in MODELS for p in model_parameters(name)} - own - {"max_len"}
+    return {k: v for k, v in complete.items() if k not in RUNTIME_SETTINGS and k not in others}

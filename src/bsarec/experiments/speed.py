@@ -163,7 +163,7 @@ def run_speed_benchmark(
     data = resolve_dataset(dataset, data_dir)
     name = dataset_name(dataset)
     config = resolve_config(model, dataset, name, preset)
-    split = leave_one_out(data, config.max_len)
+    split = leave_one_out(data, config.max_len, train_samples=config.resolved("train_samples"))
     straightforward = straightforward and model in STRAIGHTFORWARD_MODELS
     result: dict[str, Any] = {
         "dataset": data.name,

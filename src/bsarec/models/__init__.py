@@ -16,6 +16,8 @@ from bsarec.models.fmlprec import FMLPRec
 from bsarec.models.gru4rec import GRU4Rec
 from bsarec.models.popularity import Popularity
 from bsarec.models.sasrec import SASRec
+from bsarec.models.tvrec import TVRec
+from bsarec.models.wearec import WEARec
 
 MODELS: dict[str, type[SequentialModel]] = {
     "bsarec": BSARec,
@@ -26,8 +28,10 @@ MODELS: dict[str, type[SequentialModel]] = {
     "fmlprec": FMLPRec,
     "duorec": DuoRec,
     "fearec": FEARec,
+    "tvrec": TVRec,
+    "wearec": WEARec,
 }
-DISPLAY_NAMES = {name: cls.__name__ for name, cls in MODELS.items()}
+DISPLAY_NAMES = {name: cls.__name__ for name, cls in MODELS.items()} | {"tvrec": "TV-Rec"}
 
 
 def model_parameters(name: str) -> list[str]:
@@ -78,6 +82,8 @@ __all__ = [
     "SASRec",
     "SequentialModel",
     "StackedBlocksModel",
+    "TVRec",
+    "WEARec",
     "build_model",
     "hyperparameter_default",
     "model_parameters",

@@ -8,7 +8,9 @@ A model (`SequentialModel`) states:
 - `encode(input_ids, users=None)`: the user representation (B, d) of left-padded item windows;
 - `item_embeddings`: the output table (V, d); the score of item v is encode(...) · item_embeddings[v];
 - `loss(inputs, targets, **batch)`: the scalar training loss of a batch (the batch also carries sampled
-  softmax items when the run asks for them).
+  softmax items when the run asks for them);
+- `train_samples`: the training samples its paper built, "prefixes" (every prefix of the last max_len
+  training items, the empty one included; BSARec's protocol) or "nonempty" (TV-Rec's: no empty input).
 The run config reads each model's hyperparameters and their defaults from its constructor signature, so a
 default is written once, there.
 """
@@ -39,6 +41,7 @@ class SequentialModel(nn.Module):
     losses: ClassVar[tuple[str, ...]]
     needs_users: ClassVar[bool] = False
     needs_positives: ClassVar[bool] = False
+    train_samples: ClassVar[str] = "prefixes"
 
     def __init__(self, n_items: int, loss: str | None):
         super().__init__()

@@ -85,6 +85,19 @@ class ItemPositionEmbedding(nn.Module):
         return self.dropout(self.norm(self.item(input_ids) + self.position(positions)))
 
 
+class ItemEmbedding(nn.Module):
+    """E = Dropout(LayerNorm(item_emb)), without positions (TV-Rec's filter is position-specific itself)."""
+
+    def __init__(self, n_items: int, hidden_size: int, dropout: float):
+        super().__init__()
+        self.item = nn.Embedding(n_items, hidden_size, padding_idx=0)
+        self.norm = nn.LayerNorm(hidden_size, eps=1e-12)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.norm(self.item(input_ids)))
+
+
 class MultiHeadSelfAttention(nn.Module):
     """LayerNorm(X + Dropout(W_o · softmax(QK^T/sqrt(e) + M) V)), with dropout on the probabilities."""
 

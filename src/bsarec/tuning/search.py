@@ -64,6 +64,18 @@ SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "hidden_dropout": {"choices": [0.2, 0.3, 0.5]},
     },
     "caser": {"lr": LR, "nh": {"choices": [4, 8, 16]}, "nv": {"choices": [2, 4, 8]}},
+    # TV-Rec and WEARec: the ranges of their published settings; WEARec's alpha and heads as its authors' grid
+    "tvrec": {
+        "lr": LR,
+        "num_basis": {"choices": [8, 16, 32]},
+        "hidden_dropout": {"choices": [0.1, 0.3, 0.5]},
+        "basis_reg_weight": {"choices": [0.0, 0.001, 0.1]},
+    },
+    "wearec": {
+        "lr": LR,
+        "alpha": {"low": 0.0, "high": 1.0, "step": 0.1},
+        "num_heads": {"choices": [1, 2, 4, 8]},
+    },
 }
 
 
