@@ -50,6 +50,15 @@ def test_table_bolds_the_best_and_shows_published_and_improvement():
     assert "| metric | Caser | SASRec | BSARec | BSARec (published) | Improv. vs best baseline |" in table
 
 
+def test_table_shows_the_published_numbers_of_every_model_that_has_them():
+    published = {"full": {"bsarec": {"D": {"HR@10": 0.5}}, "sasrec": {"D": {"HR@10": 0.25}}, "caser": {}}}
+    table = markdown_table(summarise(ROWS), {}, published, "caption", ["caser", "sasrec", "bsarec"])
+    assert "| BSARec | SASRec (published) | BSARec (published) |" in table
+    line = next(li for li in table.splitlines() if li.startswith("| HR@10 |"))
+    assert "| 0.2500 | 0.5000 |" in line and line.count("–") == 0
+    assert next(li for li in table.splitlines() if li.startswith("| HR@5 |")).count("| – | – |") == 1
+
+
 def test_read_recorded_names_the_file_of_a_bad_results_file(tmp_path):
     import json
 

@@ -4,8 +4,9 @@ tests of BSARec against each baseline, and results.json / results.csv / table.md
 Significance: for BSARec against each baseline, a two-sided paired t-test over the seeds both finished (runs
 with the same seed are paired; scipy.stats.ttest_rel), per metric. With 3 seeds only large, consistent
 differences reach p < 0.05; the table says how many seeds BSARec won as well. The table has the paper's layout
-(metrics as rows, models as columns, best mean in bold), the published BSARec numbers beside ours, and BSARec's
-relative improvement over the best baseline as the paper computes it, (BSARec - best baseline) / best baseline.
+(metrics as rows, models as columns, best mean in bold), the published numbers of every model that has them
+(BSARec, TV-Rec, WEARec) beside ours, and BSARec's relative improvement over the best baseline as the paper
+computes it, (BSARec - best baseline) / best baseline.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def collect(
                 "model": cell.model,
                 "seed": cell.seed,
                 **{k: m["test"][k] for k in (*METRICS, "MRR")},
+                **{f"valid_{k}": m["valid"][k] for k in (*METRICS, "MRR")},  # what a selection may look at
                 "best_epoch": m["best_epoch"],
                 "epochs": m["epochs"],
                 "train_seconds": round(m["train_seconds"], 1),
@@ -165,10 +167,13 @@ def markdown_table(
     for dataset, by_model in summary.items():
         present = [m for m in models if m in by_model]
         baselines = [m for m in present if m != target]
-        pub = published.get(published_key, {}).get(target, {}).get(dataset, {})
+        pub = {
+            m: published[published_key][m][dataset]
+            for m in present
+            if dataset in published.get(published_key, {}).get(m, {})
+        }
         header = ["metric", *(DISPLAY_NAMES[m] for m in present)]
-        if pub:
-            header.append("BSARec (published)")
+        header += [f"{DISPLAY_NAMES[m]} (published)" for m in pub]
         if target in by_model and baselines:
             header.append("Improv. vs best baseline")
         lines += [f"### {dataset}", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
@@ -179,8 +184,8 @@ def markdown_table(
             for m in present:
                 text = _fmt(by_model[m][metric], seeds)
                 cells.append(f"**{text}**" if m == best and len(present) > 1 else text)
-            if pub:
-                cells.append(f"{pub[metric]:.4f}" if pub.get(metric) is not None else "–")
+            for numbers in pub.values():
+                cells.append(f"{numbers[metric]:.4f}" if numbers.get(metric) is not None else "–")
             if target in by_model and baselines:
                 runner = max(baselines, key=lambda m: by_model[m][metric]["mean"])
                 base = by_model[runner][metric]["mean"]
@@ -243,7 +248,8 @@ def write_results(
     atomic_write_json(output / RESULTS_FILE, result)
     buffer = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        columns = list(dict.fromkeys(k for row in rows for k in row))  # rows recorded earlier may lack some
+        writer = csv.DictWriter(buffer, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
     atomic_write_text(output / "results.csv", buffer.getvalue())
