@@ -47,8 +47,16 @@ case "${1:-}" in
       grid -d LastFM -m bsarec,sasrec --set max_len=$len --seeds 42 --runs benchmarks/runs/studies \
         --output $RESULTS/studies/max_len$len
     done ;;
+  frontier-sports-yelp)  # BSARec, TV-Rec and WEARec on the paper's other datasets, SASRec (CE) as reference
+    grid -d Sports_and_Outdoors,Yelp -m bsarec,tvrec,wearec --seeds 42 --set checkpoint_steps=100 \
+      $paper_runs --output $RESULTS/baselines/Sports_Yelp
+    grid -d Sports_and_Outdoors,Yelp -m sasrec --set loss=ce --seeds 42 --set checkpoint_steps=100 \
+      $paper_runs --output $RESULTS/sasrec_ce/Sports_Yelp ;;
+  best-lastfm)  # BSARec with --preset best (chosen on validation, src/bsarec/presets/best.json), 3 seeds
+    grid -d LastFM -m bsarec --preset best --seeds 42,43,44 --runs benchmarks/runs/best \
+      --output $RESULTS/best/LastFM ;;
   *)
     echo "usage: bash benchmarks/grids.sh baselines-lastfm|baselines-beauty|sasrec-ce-lastfm|padding-lastfm|" \
-      "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len" >&2
+      "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|frontier-sports-yelp|best-lastfm" >&2
     exit 2 ;;
 esac

@@ -338,7 +338,7 @@ def test_benchmark_skips_a_cell_another_process_is_training(tmp_path):
     from bsarec.experiments.grid import lock_file_of, run_cell
 
     args = small_sasrec_grid(tmp_path, seeds="1,2", epochs=2)
-    tag = protocol_tag({"hidden_size": 16, "max_len": 10})
+    tag = protocol_tag({"hidden_size": 16, "max_len": 10}, preset=None)
     cell_dirs = [tmp_path / "runs" / "prepared" / "sasrec" / tag / f"seed{s}" for s in (1, 2)]
     busy = cell_dirs[0]
     busy.mkdir(parents=True)

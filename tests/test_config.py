@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from bsarec.config import RunConfig, parse_overrides, preset_values, resolve_config
+from bsarec.config import RunConfig, load_built_in_preset, parse_overrides, preset_values, resolve_config
 from bsarec.errors import ConfigError
 
 
@@ -18,6 +18,21 @@ def test_paper_presets_per_dataset():
     assert preset_values("paper", "sasrec", "Anything")["loss"] == "bce"
     with pytest.raises(ConfigError, match="no paper settings"):
         preset_values("paper", "bsarec", "MyShop")
+
+
+def test_best_preset_is_a_validation_choice_per_dataset():
+    assert preset_values("best", "bsarec", "lastfm")["max_len"] == 200
+    assert preset_values("best", "bsarec", "Beauty") == preset_values("paper", "bsarec", "Beauty")
+    best = load_built_in_preset("best")
+    for key, selection in best["selection"].items():
+        model, dataset = key.split("/")
+        chosen = max(selection["candidates"], key=selection["candidates"].get)
+        assert chosen == selection["chosen"]  # the argmax of the validation scores, nothing else
+        assert dataset in best[model] and "validation" in selection["criterion"]
+    with pytest.raises(ConfigError, match="no best settings for sasrec"):
+        preset_values("best", "sasrec", "LastFM")
+    with pytest.raises(ConfigError, match="no best settings for bsarec on 'Yelp'"):
+        preset_values("best", "bsarec", "Yelp")
 
 
 def test_precedence_defaults_preset_set_flags(tmp_path):

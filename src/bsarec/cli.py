@@ -85,7 +85,8 @@ def train(
         None, help="directory holding the benchmark files [env BSAREC_DATA_DIR]"
     ),
     preset: str | None = typer.Option(
-        None, help="'paper' (the paper's settings for the dataset) or a JSON file"
+        None,
+        help="'paper' (the paper's settings for the dataset), 'best' (ours, chosen on validation) or a JSON file",
     ),
     set_: list[str] = typer.Option([], "--set", help="override a setting: --set key=value (repeatable)"),
     seed: int | None = typer.Option(None, help="random seed (default 42)"),
@@ -283,7 +284,9 @@ def tune(
     space: Path | None = typer.Option(
         None, help="a JSON search space (default: the paper's grid / per model)"
     ),
-    preset: str | None = typer.Option(None, help="settings the search starts from ('paper' or a JSON file)"),
+    preset: str | None = typer.Option(
+        None, help="settings the search starts from ('paper', 'best' or a JSON file)"
+    ),
     set_: list[str] = typer.Option([], "--set", help="fixed settings for every trial: --set patience=5"),
     epochs: int | None = typer.Option(None, help="maximum epochs per trial (default 200)"),
     storage: str | None = typer.Option(
@@ -387,7 +390,9 @@ def benchmark(
     data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
     runs: Path = typer.Option(Path("runs/benchmark"), help="where the run directories go"),
     output: Path | None = typer.Option(None, help="where results.csv/json and table.md go (default: RUNS)"),
-    preset: str | None = typer.Option("paper", help="'paper', a JSON file, or 'none' for the defaults"),
+    preset: str | None = typer.Option(
+        "paper", help="'paper', 'best', a JSON file, or 'none' for the defaults"
+    ),
     set_: list[str] = typer.Option(
         [], "--set", help="protocol or model override for every cell: --set padding=cyclic (repeatable)"
     ),

@@ -299,21 +299,27 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return values
 
 
-def load_paper_presets() -> dict[str, Any]:
-    return json.loads(resources.files("bsarec").joinpath("presets/paper.json").read_text())
+BUILT_IN_PRESETS = ("paper", "best")  # presets/NAME.json: settings per model and dataset
+
+
+def load_built_in_preset(name: str = "paper") -> dict[str, Any]:
+    return json.loads(resources.files("bsarec").joinpath(f"presets/{name}.json").read_text())
 
 
 def preset_values(preset: str, model: str, dataset_name: str) -> dict[str, Any]:
-    """Settings of a preset: `paper` (per model and dataset) or a JSON file of flat key-value settings."""
-    if preset == "paper":
-        table = load_paper_presets().get(model, {})
+    """Settings of a preset: a built-in one, per model and dataset ("paper": the papers' settings; "best":
+    ours, chosen on validation, docs/results.md), or a JSON file of flat key-value settings."""
+    if preset in BUILT_IN_PRESETS:
+        built_in = load_built_in_preset(preset)
+        table = built_in.get(model, {})
         for name, values in table.items():
             if name.lower() == dataset_name.lower():
                 return dict(values)
         if "*" in table:
             return dict(table["*"])
         raise ConfigError(
-            f"--preset paper: no paper settings for {model} on {dataset_name!r}; known: {sorted(table)}"
+            f"--preset {preset}: no {preset} settings for {model} on {dataset_name!r}; "
+            f"known: {sorted(table) or 'none for this model'}"
         )
     path = Path(preset)
     if not path.is_file():

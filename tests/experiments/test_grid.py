@@ -40,3 +40,12 @@ def test_a_cell_cut_off_midway_continues_and_ends_like_the_uninterrupted_run(tmp
     assert "resuming at epoch 2, batch 0" in (run / "train.log").read_text()  # continued, not restarted
     assert json.loads((run / "metrics.json").read_text())["test"] == finished["test"]
     assert BenchmarkGrid(**settings).plan_line() == "1 cells, 1 finished, 0 to run"
+
+
+def test_cells_of_different_presets_get_different_run_directories():
+    from bsarec.experiments.cells import protocol_tag
+
+    assert protocol_tag({}) == "paper" and protocol_tag({"threads": 1}) == "paper"
+    assert protocol_tag({}, "best") == "best" and protocol_tag({"c": 5}, "best") == "best,c=5"
+    assert protocol_tag({"c": 5}, None) == "defaults,c=5" and protocol_tag({}, "x/mine.json") == "mine"
+    assert protocol_tag({"max_len": 10, "c": 5}) == "c=5,max_len=10"

@@ -21,12 +21,14 @@ class Cell:
     seed: int
 
 
-def protocol_tag(overrides: dict[str, Any]) -> str:
-    """The run-directory name of a grid's overrides; runtime settings do not change what a cell is."""
+def protocol_tag(overrides: dict[str, Any], preset: str | None = "paper") -> str:
+    """The run-directory name of a grid's preset and overrides: "paper" for the paper preset alone, else the
+    preset's name (a file's stem; "defaults" for none) before the overrides. Runtime settings do not change
+    what a cell is."""
     kept = {k: v for k, v in overrides.items() if k not in RUNTIME_SETTINGS}
-    if not kept:
-        return "paper"
-    return ",".join(f"{k}={v}" for k, v in sorted(kept.items()))
+    parts = [] if preset == "paper" else [Path(preset).stem if preset else "defaults"]
+    parts += [f"{k}={v}" for k, v in sorted(kept.items())]
+    return ",".join(parts) or "paper"
 
 
 def run_dir_of(runs: Path, cell: Cell, tag: str) -> Path:

@@ -137,7 +137,7 @@ def plan(
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         raise ConfigError(f"--models: unknown {unknown}; choose from {', '.join(MODELS)}")
-    tag = protocol_tag(overrides)
+    tag = protocol_tag(overrides, preset)
     jobs, cells, unchecked = [], [], []
     for dataset in datasets:
         for model in models:
