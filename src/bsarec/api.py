@@ -24,13 +24,15 @@ import torch
 
 from bsarec.config import CANDIDATES, HISTORY_MASKS, RUNTIME_SETTINGS, RunConfig
 from bsarec.data.dataset import SequenceDataset
-from bsarec.data.split import LeaveOneOutSplit, leave_one_out, pad_left
+from bsarec.data.item_features import ItemFeatures, resolve_item_features
+from bsarec.data.split import LeaveOneOutSplit, choose_cold_items, leave_one_out, pad_left
 from bsarec.distributed import SINGLE, ProcessGroup, process_group_from_env
 from bsarec.environment import environment
 from bsarec.errors import ConfigError, DataError, NonFiniteError
-from bsarec.evaluation.metrics import evaluate, sampled_candidates, top_k
+from bsarec.evaluation.metrics import evaluate, metrics_from_ranks, sampled_candidates, target_ranks, top_k
 from bsarec.io import load_weights, save_weights
 from bsarec.models import SequentialModel, build_model
+from bsarec.models.item_features import attach_item_features
 from bsarec.run_dir import RunDir
 from bsarec.training.numerics import cpu_denormal_mode
 from bsarec.training.trainer import TrainResult, train
@@ -53,6 +55,7 @@ class SequentialRecommender:
         self.config = config if config is not None else RunConfig(model=model, **settings)
         self.model: SequentialModel | None = None
         self.dataset: SequenceDataset | None = None
+        self.item_features: ItemFeatures | None = None
         self.metrics: dict[str, Any] = {}
         self.result: TrainResult | None = None
         self._split: LeaveOneOutSplit | None = None
@@ -69,11 +72,14 @@ class SequentialRecommender:
         evaluate_test: bool = True,
         on_epoch: Callable[[int, dict[str, float]], None] | None = None,
         overwrite: bool = False,
+        item_features: ItemFeatures | None = None,
     ) -> SequentialRecommender:
         """Train with early stopping on validation, restore the best weights, evaluate on test once.
         With `resume`, continue from the run directory's newest checkpoint. `evaluate_test=False` never
         touches the test targets (tuning); `on_epoch(epoch, valid_metrics)` is called after every validation.
         A new run refuses a `run_dir` that holds a run unless `overwrite` (RunDir.prepare_new).
+        `item_features` (docs/item_features.md) are the items' side information; without them, the config's
+        `item_features` setting names the files to read (a resumed run reads its own copy).
         Under torchrun, every process calls `fit` and trains with DistributedDataParallel; only rank 0 writes
         to `run_dir` (see bsarec/distributed.py). Sets the process's torch thread count (`threads`); the CPU
         denormal mode (`flush_denormal`) holds while `fit` runs and is restored afterwards."""
@@ -82,9 +88,11 @@ class SequentialRecommender:
         with cpu_denormal_mode(self.config.flush_denormal) as supported:
             if self.config.flush_denormal and not supported:
                 log.info("this CPU cannot flush denormal floats to zero; training with them")
-            return self._fit(dataset, run_dir, progress, resume, evaluate_test, on_epoch, overwrite)
+            return self._fit(
+                dataset, run_dir, progress, resume, evaluate_test, on_epoch, overwrite, item_features
+            )
 
-    def _fit(self, dataset, run_dir, progress, resume, evaluate_test, on_epoch, overwrite):
+    def _fit(self, dataset, run_dir, progress, resume, evaluate_test, on_epoch, overwrite, item_features):
         config = self.config
         group = self._group = process_group_from_env(config.torch_device())
         run = RunDir(run_dir) if run_dir is not None else None
@@ -97,21 +105,37 @@ class SequentialRecommender:
                 _log_resumption(run, config)
             torch.manual_seed(config.seed)
             self.dataset = dataset
-            self._split = leave_one_out(
-                dataset, config.max_len, config.padding, config.resolved("train_samples")
-            )
+            if resume and run is not None and ItemFeatures.saved_in(run.item_features_dir):
+                item_features = ItemFeatures.load(run.item_features_dir)
+            elif item_features is None and config.item_features:
+                item_features = resolve_item_features(config.item_features, dataset, config.data_dir)
+            if config.features_only and item_features is None:
+                raise ConfigError("features_only: items would have no representation; give item features too")
+            if item_features is not None and config.item_features is None:  # config.json names the files
+                files = [f["file"] for f in item_features.report.get("files", [])]
+                self.config = config = config.updated(item_features=",".join(files) or "given to fit()")
+            if item_features is not None and item_features.n_items != dataset.n_items:
+                raise DataError(
+                    f"item features for {item_features.n_items - 1} items, but {dataset.name} has {dataset.n_items - 1}"
+                )
+            self.item_features = item_features
+            self._split = self._make_split(dataset)
             if len(self._split.train_targets) == 0:
                 raise DataError(
                     f"{dataset.name}: no user has 3 or more items, so there is nothing to train on "
                     "(the last two items of each user are the validation and test targets)"
                 )
             self._candidates = {}
-            self.model = build_run_model(config, dataset).to(config.torch_device())
+            self.model = build_run_model(config, dataset, item_features, self._split).to(
+                config.torch_device()
+            )
             if group.rank > 0:  # the same initial weights everywhere, but each process its own dropout
                 torch.manual_seed(config.seed + group.rank)
             if writes and not resume:
                 run.write_config(config.to_dict())
                 dataset.save(run.dataset_dir)
+                if item_features is not None:
+                    item_features.save(run.item_features_dir)
             log.info(
                 "training %s on %s: %d users, %d items, %d training samples",
                 config.model,
@@ -133,6 +157,7 @@ class SequentialRecommender:
             )
             started = time.perf_counter()
             test = self.evaluate("test") if evaluate_test else None
+            by_group = self.test_by_item_group() if evaluate_test and config.cold_items else None
             self.metrics = {
                 "valid": self.result.best_valid,
                 "test": test,
@@ -147,6 +172,10 @@ class SequentialRecommender:
                 "split": self._split.report,
                 "environment": environment(),
             }
+            if item_features is not None:
+                self.metrics["item_features"] = item_features.report
+            if by_group is not None:
+                self.metrics["test_by_item_group"] = by_group
             if test is not None:
                 log.info("test %s", " ".join(f"{k} {v:.4f}" for k, v in test.items()))
             else:
@@ -172,11 +201,39 @@ class SequentialRecommender:
     @property
     def split(self) -> LeaveOneOutSplit:
         if self._split is None:
-            if self.dataset is None:
-                raise RuntimeError("no dataset: call fit() or load() first")
-            c = self.config
-            self._split = leave_one_out(self.dataset, c.max_len, c.padding, c.resolved("train_samples"))
+            self._split = self._make_split(self._require_dataset())
         return self._split
+
+    def _make_split(self, dataset: SequenceDataset) -> LeaveOneOutSplit:
+        c = self.config
+        withheld = choose_cold_items(dataset, c.cold_items, c.seed) if c.cold_items else None
+        return leave_one_out(dataset, c.max_len, c.padding, c.resolved("train_samples"), withheld)
+
+    def cold_items(self) -> np.ndarray:
+        """The internal ids withheld from training by `cold_items` (empty without it)."""
+        c = self.config
+        return (
+            choose_cold_items(self._require_dataset(), c.cold_items, c.seed)
+            if c.cold_items
+            else np.zeros(0, int)
+        )
+
+    def test_by_item_group(self) -> dict[str, dict[str, float]]:
+        """Test metrics of the users whose target is a warm item (in training) and of those whose target is a
+        cold one (withheld by `cold_items`), each with its number of users."""
+        model, evalset = self._require_model(), self.split.test
+        rows = self._group.bounds(len(evalset))
+        c = self.config
+        ranks = target_ranks(
+            model, evalset, c.history_mask, c.eval_batch_size, candidates=self.candidates("test"), rows=rows
+        )
+        ranks = self._group.gather(ranks, len(evalset))
+        cold = torch.from_numpy(np.isin(evalset.targets.numpy(), self.cold_items()))
+        out = {}
+        for name, members in (("warm", ~cold), ("cold", cold)):
+            count = int(members.sum())
+            out[name] = {**(metrics_from_ranks(ranks[members]) if count else {}), "users": count}
+        return out
 
     def candidates(self, split: str, candidates: str | None = None) -> torch.Tensor | None:
         """The sampled negatives of a split (None for full ranking); drawn once from the run's seed."""
@@ -331,6 +388,8 @@ class SequentialRecommender:
         run.write_config(self.config.to_dict())
         save_weights(self._require_model(), run.weights_file)
         self._require_dataset().save(run.dataset_dir)
+        if self.item_features is not None:
+            self.item_features.save(run.item_features_dir)
         if self.metrics:
             run.write_metrics(self.metrics)
         return run.path
@@ -362,8 +421,13 @@ class SequentialRecommender:
         config = run.read_run_config(device=device)
         rec = cls(config=config)
         rec.dataset = SequenceDataset.load(run.dataset_dir)
+        if ItemFeatures.saved_in(run.item_features_dir):
+            rec.item_features = ItemFeatures.load(run.item_features_dir)
+        elif config.item_features:
+            raise DataError(f"{run.item_features_dir}: missing; this run was trained with item features")
         torch.manual_seed(config.seed)
-        rec.model = build_run_model(config, rec.dataset)
+        split = rec.split if rec.item_features is not None else None
+        rec.model = build_run_model(config, rec.dataset, rec.item_features, split)
         load_weights(rec.model, run.weights_file)  # names the file when it does not fit the model
         damaged = [name for name, value in rec.model.state_dict().items() if not bool(value.isfinite().all())]
         if damaged:
@@ -384,10 +448,24 @@ class SequentialRecommender:
         return self.dataset
 
 
-def build_run_model(config: RunConfig, dataset: SequenceDataset) -> SequentialModel:
+def build_run_model(
+    config: RunConfig,
+    dataset: SequenceDataset,
+    item_features: ItemFeatures | None = None,
+    split: LeaveOneOutSplit | None = None,
+) -> SequentialModel:
     """The model a run config describes, sized for `dataset`. Caser's user table has one row per dataset row
-    plus one (the reference sizes it #users + 1)."""
-    return build_model(config.model, dataset.n_items, config.model_settings(), n_users=dataset.num_users + 1)
+    plus one (the reference sizes it #users + 1). With item features, the items no training sample of `split`
+    holds get no id embedding (models/item_features.py)."""
+    model = build_model(config.model, dataset.n_items, config.model_settings(), n_users=dataset.num_users + 1)
+    if item_features is None:
+        return model
+    if split is None:
+        raise ValueError("item features need the split, to know which items training has seen")
+    trained = torch.zeros(dataset.n_items, dtype=torch.bool)
+    trained[split.train_inputs.unique()] = True
+    trained[split.train_targets] = True
+    return attach_item_features(model, item_features, trained, config.features_only)
 
 
 def _log_resumption(run: RunDir, config: RunConfig) -> None:

@@ -77,6 +77,14 @@ class RunConfig:
     )  # FEARec: weight of the frequency-domain regulariser
     num_basis: int = model_default("num_basis")  # TV-Rec: size M of the filter basis
     basis_reg_weight: float = model_default("basis_reg_weight")  # TV-Rec: weight of the basis regulariser
+    # item side information (docs/item_features.md)
+    item_features: str | None = (
+        None  # files, comma-separated, or "attributes": a registered dataset's S3-Rec file
+    )
+    features_only: bool = False  # items are their features alone, without an id embedding
+    cold_items: float = (
+        0.0  # share of items withheld from training (seeded); test metrics then split by group
+    )
     # the protocol switchboard (the paper's protocol is the default)
     history_mask: str = "exclude"  # "exclude" (default) or "zero" (the reference code's 0-score masking)
     candidates: str = "full"  # "full" ranking or the target + eval_negatives sampled negatives
@@ -165,6 +173,10 @@ class RunConfig:
             )
         if self.tau <= 0:
             raise ConfigError(f"tau: must be > 0, got {self.tau}")
+        if not 0.0 <= self.cold_items < 1.0:
+            raise ConfigError(f"cold_items: a share of the items in [0, 1), got {self.cold_items}")
+        if self.item_features is not None and not self.item_features.strip(" ,"):
+            raise ConfigError("item_features: expected files (comma-separated) or 'attributes', got nothing")
         if not isinstance(self.flush_denormal, bool):
             raise ConfigError(f"flush_denormal: expected true or false, got {self.flush_denormal!r}")
         if self.model == "bert4rec" and int(self.max_len * self.mask_ratio) < 1:

@@ -34,6 +34,7 @@ class RunDir:
     WEIGHTS = "model.safetensors"
     LOG = "train.log"
     DATASET = "dataset"
+    ITEM_FEATURES = "item_features"  # the run's item side information, when it has some
     CHECKPOINTS = "checkpoints"
 
     def __init__(self, path: str | Path):
@@ -41,7 +42,16 @@ class RunDir:
 
     @classmethod
     def own_names(cls) -> set[str]:
-        return {cls.CONFIG, cls.METRICS, cls.HISTORY, cls.WEIGHTS, cls.LOG, cls.DATASET, cls.CHECKPOINTS}
+        return {
+            cls.CONFIG,
+            cls.METRICS,
+            cls.HISTORY,
+            cls.WEIGHTS,
+            cls.LOG,
+            cls.DATASET,
+            cls.CHECKPOINTS,
+            cls.ITEM_FEATURES,
+        }
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -55,6 +65,7 @@ class RunDir:
     weights_file = property(lambda self: self.path / self.WEIGHTS)
     log_file = property(lambda self: self.path / self.LOG)
     dataset_dir = property(lambda self: self.path / self.DATASET)
+    item_features_dir = property(lambda self: self.path / self.ITEM_FEATURES)
     checkpoint_dir = property(lambda self: self.path / self.CHECKPOINTS)
 
     def prepare_new(self, overwrite: bool = False) -> None:

@@ -38,6 +38,22 @@ class RegisteredDataset:
     sha256: str | None  # of the preprocessed file; None where no published checksum is known to us
     source: str
     raw_url: str | None = None  # ML-1M is built from GroupLens' raw ratings
+    # the S3-Rec item attributes published beside the file ({"item id": [attribute ids]}), when there are any
+    attributes: bool = False
+    attributes_sha256: str | None = None
+
+    def attributes_entry(self) -> RegisteredDataset:
+        """The attribute file as a registered download of its own (same source, same checks)."""
+        if not self.attributes:
+            raise DataError(f"{self.name}: no item attributes were published with this dataset")
+        filename = f"{self.name}_item2attributes.json"
+        return RegisteredDataset(
+            f"{self.name} item attributes",
+            filename,
+            f"{S3REC_DATA}/{filename}",
+            self.attributes_sha256,
+            self.source,
+        )
 
 
 REGISTRY: dict[str, RegisteredDataset] = {
@@ -49,6 +65,8 @@ REGISTRY: dict[str, RegisteredDataset] = {
             f"{S3REC_DATA}/Beauty.txt",
             "226cce9c3105299ca0db9615d7d3fb32b3175e90da43100ae352599f0f0107b8",
             "Amazon reviews 5-core (McAuley et al.), S3-Rec preprocessing",
+            attributes=True,
+            attributes_sha256="129e40f67486f6877eff0f5318cfa8530ee8ac23d8b0d1de04e1bb7a2ba0b2d4",
         ),
         RegisteredDataset(
             "Sports_and_Outdoors",
@@ -56,6 +74,8 @@ REGISTRY: dict[str, RegisteredDataset] = {
             f"{S3REC_DATA}/Sports_and_Outdoors.txt",
             "2a095e0648872beb9982408958290f5d655db5be2911c3756b5446de9f0b8de2",
             "Amazon reviews 5-core (McAuley et al.), S3-Rec preprocessing",
+            attributes=True,
+            attributes_sha256="7fb10733ac4f1811384a52144cdefa7fcc7536fa80a7232c5da9bd789155c34b",
         ),
         RegisteredDataset(
             "Toys_and_Games",
@@ -63,6 +83,8 @@ REGISTRY: dict[str, RegisteredDataset] = {
             f"{S3REC_DATA}/Toys_and_Games.txt",
             None,
             "Amazon reviews 5-core (McAuley et al.), S3-Rec preprocessing",
+            attributes=True,
+            attributes_sha256=None,
         ),
         RegisteredDataset(
             "Yelp",
@@ -70,6 +92,8 @@ REGISTRY: dict[str, RegisteredDataset] = {
             f"{S3REC_DATA}/Yelp.txt",
             "724b219106b81dd2349027da997334ddb6da9fe2f152ad6e0d97a93170f7caed",
             "Yelp dataset challenge, S3-Rec preprocessing",
+            attributes=True,
+            attributes_sha256="f25acd5e1e680e0b22fd4e3f4fb6be4b2a7461e9222610616e3e1ee6702dd58d",
         ),
         RegisteredDataset(
             "LastFM",
@@ -77,6 +101,8 @@ REGISTRY: dict[str, RegisteredDataset] = {
             f"{S3REC_DATA}/LastFM.txt",
             "9ded486adb5b0fe9dc761950afa0a9a05e93ff018992e0c52bf11afec529f802",
             "HetRec 2011 Last.fm (GroupLens), S3-Rec preprocessing",
+            attributes=True,
+            attributes_sha256="a4ccd678dc9ff6d43fe5073f491db5c9b02eb98dfa4f8c0382913a784be217ef",
         ),
         RegisteredDataset(
             "ML-1M",
@@ -188,6 +214,16 @@ def locate(entry: RegisteredDataset, data_dir: str | Path | None = None, downloa
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise DataError(_offline_help(entry, target, f"download failed: {exc}")) from None
     return target
+
+
+def locate_attributes(dataset: str, data_dir: str | Path | None = None, download: bool = True) -> Path:
+    """The S3-Rec item attribute file of a registered dataset, found or fetched like the dataset itself."""
+    entry = lookup(dataset)
+    if entry is None:
+        raise DataError(
+            f"item features 'attributes': {dataset!r} is not a registered dataset; give the file's path"
+        )
+    return locate(entry.attributes_entry(), data_dir, download)
 
 
 def verify(entry: RegisteredDataset, path: Path) -> None:

@@ -117,9 +117,24 @@ def _eval_set(inputs, targets, histories, rows) -> EvalSet:
     )
 
 
+def choose_cold_items(dataset: SequenceDataset, share: float, seed: int) -> np.ndarray:
+    """The items withheld by `cold_items`: `share` of the items that occur in the data, drawn with `seed`."""
+    occurring = np.flatnonzero(dataset.item_counts()[1:]) + 1
+    count = int(round(share * len(occurring)))
+    return np.sort(np.random.default_rng(seed).choice(occurring, size=count, replace=False))
+
+
 def leave_one_out(
-    dataset: SequenceDataset, max_len: int = 50, padding: str = "zeros", train_samples: str = "prefixes"
+    dataset: SequenceDataset,
+    max_len: int = 50,
+    padding: str = "zeros",
+    train_samples: str = "prefixes",
+    withheld: np.ndarray | None = None,
 ) -> LeaveOneOutSplit:
+    """The split of docs/protocol.md. `withheld` items (the cold-start evaluation, docs/item_features.md) are
+    removed from every user's training items, so no training input or target holds one, and validation keeps
+    only the users whose target is not withheld (early stopping sees no interaction of a withheld item); the
+    test set is unchanged."""
     check_padding(padding)
     train_x, train_y, train_u = [], [], []
     valid_in, valid_t, valid_h, test_in, test_t, test_h, rows = [], [], [], [], [], [], []
@@ -129,7 +144,10 @@ def leave_one_out(
         if n < 2:
             skipped += 1
             continue
-        x, y = prefix_samples(seq[: n - 2], max_len, padding, train_samples)
+        train_items = seq[: n - 2]
+        if withheld is not None:
+            train_items = train_items[~np.isin(train_items, withheld)]
+        x, y = prefix_samples(train_items, max_len, padding, train_samples)
         train_x.append(x)
         train_y.append(y)
         train_u.append(np.full(len(y), row, dtype=np.int64))
@@ -148,11 +166,19 @@ def leave_one_out(
         "padding": padding,
         "train_samples": train_samples,
     }
+    valid_rows = list(range(len(rows)))
+    if withheld is not None:
+        valid_rows = [i for i, t in enumerate(valid_t) if not np.isin(t, withheld)]
+        report |= {"withheld_items": len(withheld), "valid_users_with_warm_targets": len(valid_rows)}
+
+    def pick(values: list) -> list:
+        return [values[i] for i in valid_rows]
+
     return LeaveOneOutSplit(
         train_inputs=torch.from_numpy(np.concatenate(train_x)),
         train_targets=torch.from_numpy(np.concatenate(train_y)),
         train_users=torch.from_numpy(np.concatenate(train_u)),
-        valid=_eval_set(valid_in, valid_t, valid_h, rows),
+        valid=_eval_set(pick(valid_in), pick(valid_t), pick(valid_h), pick(rows)),
         test=_eval_set(test_in, test_t, test_h, rows),
         n_items=dataset.n_items,
         max_len=max_len,

@@ -9,6 +9,8 @@ A model (`SequentialModel`) states:
 - `item_embeddings`: the output table (V, d); the score of item v is encode(...) · item_embeddings[v];
 - `loss(inputs, targets, **batch)`: the scalar training loss of a batch (the batch also carries sampled
   softmax items when the run asks for them);
+- `item_table`: the attribute path of its item `nn.Embedding` (read on the input and the output side), which
+  item side information replaces (models/item_features.py);
 - `train_samples`: the training samples its paper built, "prefixes" (every prefix of the last max_len
   training items, the empty one included; BSARec's protocol) or "nonempty" (TV-Rec's: no empty input).
 The run config reads each model's hyperparameters and their defaults from its constructor signature, so a
@@ -42,6 +44,7 @@ class SequentialModel(nn.Module):
     needs_users: ClassVar[bool] = False
     needs_positives: ClassVar[bool] = False
     train_samples: ClassVar[str] = "prefixes"
+    item_table: ClassVar[str] = "embedding.item"
 
     def __init__(self, n_items: int, loss: str | None):
         super().__init__()

@@ -26,6 +26,7 @@ from bsarec.models.losses import target_negative_bce
 
 class Caser(SequentialModel):
     losses = ("bce",)
+    item_table = "item"
     needs_users = True
 
     def __init__(

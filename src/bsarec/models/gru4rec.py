@@ -18,6 +18,7 @@ from bsarec.models.layers import Dropout, init_weights
 
 class GRU4Rec(SequentialModel):
     losses = ("bpr",)
+    item_table = "item"
 
     def __init__(
         self,

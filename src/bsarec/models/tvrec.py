@@ -134,7 +134,7 @@ class TVRec(StackedBlocksModel):
 
     def attention_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
         """TV-Rec has no attention; its blocks take the rows that hold items, (B, N, 1), to zero the rest."""
-        return (input_ids != 0).unsqueeze(-1).to(self.embedding.item.weight.dtype)
+        return (input_ids != 0).unsqueeze(-1).to(self.embedding.norm.weight.dtype)
 
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor, **sampled: torch.Tensor) -> torch.Tensor:
         ce = next_item_loss(self.encode(inputs), self.item_embeddings, targets, **sampled)

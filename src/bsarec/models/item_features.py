@@ -1,0 +1,155 @@
+"""Item representations from side information, shared by every model (docs/item_features.md).
+
+Every model keeps its items in one `nn.Embedding` (its `item_table`), read on the input side (the rows of a
+sequence) and on the output side (the scoring table). `attach_item_features` puts a `FeatureItemEmbedding` in its
+place, so both sides see, for item i,
+    e_i = [id_i]  +  Σ_fields mean(E_field[codes of i])  +  Σ_vectors (W_field v_i, or m_field where i has none)
+where [id_i] is the id embedding, left out for items that no training sample holds (their id row would never be
+trained) and for every item with `features_only`. Codes include the explicit "missing" code 0, which has its own
+learned row, so an item without a category is not mistaken for one. Row 0 (padding) keeps only its id row.
+The whole table is computed once per training step: it is cached until the weights change (an optimizer step)
+or a backward pass has consumed it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bsarec.data.item_features import ItemFeatures
+from bsarec.models.base import SequentialModel
+
+
+class FeatureItemEmbedding(nn.Module):
+    """A drop-in for the model's item `nn.Embedding`: `weight` is the (rows, d) table of item representations,
+    `forward(ids)` its rows. Rows beyond the features (BERT4Rec's mask token) have their id row only."""
+
+    def __init__(
+        self,
+        ids: nn.Embedding,
+        features: ItemFeatures,
+        trained_ids: torch.Tensor,
+        features_only: bool = False,
+    ):
+        super().__init__()
+        dim = ids.embedding_dim
+        self.ids = ids
+        self.padding_idx = ids.padding_idx
+        self.features_only = features_only
+        self.n_rows, self.n_featured = ids.num_embeddings, features.n_items
+        use_id = trained_ids.clone().bool()
+        use_id[0] = True  # padding keeps its id row, as without features
+        if features_only:
+            use_id[1:] = False
+        rows = torch.ones(self.n_rows, dtype=torch.bool)
+        rows[: self.n_featured] = use_id
+        self.register_buffer("use_id", rows.unsqueeze(1).float(), persistent=False)
+        self.categorical = nn.ModuleList(
+            nn.EmbeddingBag(len(f.vocabulary) + 1, dim, mode="mean") for f in features.categorical
+        )
+        self.projections = nn.ModuleList(
+            nn.Linear(f.vectors.shape[1], dim, bias=False) for f in features.dense
+        )
+        self.missing = nn.Parameter(torch.zeros(len(features.dense), dim))
+        for bag in self.categorical:
+            nn.init.normal_(bag.weight, std=0.02)
+        for projection in self.projections:
+            nn.init.normal_(projection.weight, std=0.02)
+        nn.init.normal_(self.missing, std=0.02)
+        for i, f in enumerate(features.categorical):
+            self.register_buffer(f"codes{i}", torch.from_numpy(f.codes).long(), persistent=False)
+            self.register_buffer(f"offsets{i}", torch.from_numpy(f.offsets[:-1]).long(), persistent=False)
+        for i, f in enumerate(features.dense):
+            self.register_buffer(f"vectors{i}", torch.from_numpy(f.vectors).float(), persistent=False)
+            self.register_buffer(
+                f"present{i}", torch.from_numpy(f.present).float().unsqueeze(1), persistent=False
+            )
+        self.names = features.names
+        self._cache: tuple[tuple, torch.Tensor] | None = None
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.ids.embedding_dim
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.n_rows
+
+    def feature_part(self) -> torch.Tensor:
+        """Σ of the fields' contributions, (n_featured, d); padding has none."""
+        total = torch.zeros(self.n_featured, self.embedding_dim, device=self.ids.weight.device)
+        for i, bag in enumerate(self.categorical):
+            total = total + bag(getattr(self, f"codes{i}"), getattr(self, f"offsets{i}"))
+        for i, projection in enumerate(self.projections):
+            present = getattr(self, f"present{i}")
+            vectors = projection(getattr(self, f"vectors{i}"))
+            total = total + present * vectors + (1 - present) * self.missing[i]
+        padding = torch.ones(self.n_featured, 1, device=total.device)
+        padding[0] = 0.0
+        return total * padding
+
+    def table(self) -> torch.Tensor:
+        ids = self.ids.weight * self.use_id
+        features = self.feature_part()
+        if self.n_rows > self.n_featured:
+            features = torch.cat(
+                [features, features.new_zeros(self.n_rows - self.n_featured, features.size(1))]
+            )
+        return ids + features
+
+    @property
+    def weight(self) -> torch.Tensor:
+        key = (torch.is_grad_enabled(), self.training, *(p._version for p in self.parameters()))
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        table = self.table()
+        self._cache = (key, table)
+        if table.requires_grad:  # a backward pass frees the table's graph: compute it anew afterwards
+            table.register_hook(self._forget)
+        return table
+
+    def _forget(self, grad: torch.Tensor) -> torch.Tensor:
+        self._cache = None
+        return grad
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.weight[input_ids]
+
+    def plain(self) -> nn.Embedding:
+        """An nn.Embedding holding the current table (for export: the same scores without the feature graph)."""
+        with torch.no_grad():
+            table = self.table()
+        frozen = nn.Embedding(self.n_rows, self.embedding_dim, padding_idx=self.padding_idx)
+        frozen.weight.data.copy_(table)
+        return frozen
+
+
+def _parent_and_name(model: nn.Module, path: str) -> tuple[nn.Module, str]:
+    *parents, name = path.split(".")
+    owner = model
+    for part in parents:
+        owner = getattr(owner, part)
+    return owner, name
+
+
+def attach_item_features(
+    model: SequentialModel, features: ItemFeatures, trained_ids: torch.Tensor, features_only: bool = False
+) -> SequentialModel:
+    """Replace the model's item table by a FeatureItemEmbedding over the same id rows (in place)."""
+    owner, name = _parent_and_name(model, model.item_table)
+    ids = getattr(owner, name)
+    if not isinstance(ids, nn.Embedding):
+        raise TypeError(f"{type(model).__name__}.{model.item_table} is not an nn.Embedding")
+    if ids.num_embeddings < features.n_items:
+        raise ValueError(f"item features for {features.n_items} rows, but the model has {ids.num_embeddings}")
+    setattr(owner, name, FeatureItemEmbedding(ids, features, trained_ids, features_only))
+    return model
+
+
+def freeze_item_features(model: SequentialModel) -> SequentialModel:
+    """Replace a FeatureItemEmbedding by a plain embedding of its current table (in place; for export)."""
+    owner, name = _parent_and_name(model, model.item_table)
+    table = getattr(owner, name)
+    if isinstance(table, FeatureItemEmbedding):
+        setattr(owner, name, table.plain())
+    return model
