@@ -24,7 +24,14 @@ import torch
 
 from bsarec.config import CANDIDATES, HISTORY_MASKS, RUNTIME_SETTINGS, RunConfig
 from bsarec.data.dataset import SequenceDataset
-from bsarec.data.item_features import ItemFeatures, resolve_item_features
+from bsarec.data.item_features import (
+    ItemFeatures,
+    appended,
+    conform,
+    file_item_ids,
+    read_item_features,
+    resolve_item_features,
+)
 from bsarec.data.split import LeaveOneOutSplit, choose_cold_items, leave_one_out, pad_left
 from bsarec.distributed import SINGLE, ProcessGroup, process_group_from_env
 from bsarec.environment import environment
@@ -32,7 +39,7 @@ from bsarec.errors import ConfigError, DataError, NonFiniteError
 from bsarec.evaluation.metrics import evaluate, metrics_from_ranks, sampled_candidates, target_ranks, top_k
 from bsarec.io import load_weights, save_weights
 from bsarec.models import SequentialModel, build_model
-from bsarec.models.item_features import attach_item_features
+from bsarec.models.item_features import FeatureItemEmbedding, attach_item_features, item_table_of
 from bsarec.run_dir import RunDir
 from bsarec.training.numerics import cpu_denormal_mode
 from bsarec.training.trainer import TrainResult, train
@@ -61,6 +68,7 @@ class SequentialRecommender:
         self._split: LeaveOneOutSplit | None = None
         self._candidates: dict[str, torch.Tensor] = {}
         self._group: ProcessGroup = SINGLE
+        self.added_items = 0  # items added after training (add_items)
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(
@@ -263,6 +271,10 @@ class SequentialRecommender:
             raise ConfigError(f"candidates: expected one of {CANDIDATES}, got {candidates!r}")
         if history_mask is not None and history_mask not in HISTORY_MASKS:
             raise ConfigError(f"history_mask: expected one of {HISTORY_MASKS}, got {history_mask!r}")
+        if self.added_items:
+            raise ConfigError(
+                "evaluate: items were added after training, which changes the ranking; load the run again"
+            )
         model = self._require_model()
         evalset = self.split.valid if split == "valid" else self.split.test
         mask = history_mask or self.config.history_mask
@@ -278,12 +290,15 @@ class SequentialRecommender:
         exclude_seen: bool = True,
         allow: list[Any] | None = None,
         deny: list[Any] | None = None,
+        where: dict[str, list[Any]] | None = None,
     ) -> Recommendations:
         """Top-k for a known user (their whole history) or for a raw history of original item ids, oldest
         first. Unknown item ids are dropped and listed in `unknown`; an empty (or all-unknown) history gets
         the model's answer for an empty sequence, flagged `empty_history`. Only the last max_len items are
         read; `exclude_seen` removes every item of the history. `allow` restricts the answer to those ids,
-        `deny` removes ids (ids outside the catalogue are ignored: they could never be recommended)."""
+        `deny` removes ids (ids outside the catalogue are ignored: they could never be recommended). `where`
+        keeps the items that hold, for each named categorical feature, one of the given values
+        ({"category": ["shoes", "boots"]}; a run with item features only)."""
         if (user is None) == (items is None):
             raise ValueError("give exactly one of user= or items=")
         dataset = self._require_dataset()
@@ -292,9 +307,11 @@ class SequentialRecommender:
             # an unknown user is a cold-start user: the answer for an empty history, flagged
             history = list(dataset.sequences[row]) if row is not None else []
             unknown: list[Any] = [] if row is not None else [user]
-            return self._recommend_internal([history], [unknown], [row], k, exclude_seen, allow, deny)[0]
+            return self._recommend_internal([history], [unknown], [row], k, exclude_seen, allow, deny, where)[
+                0
+            ]
         history, unknown = self._to_internal(items)
-        return self._recommend_internal([history], [unknown], [None], k, exclude_seen, allow, deny)[0]
+        return self._recommend_internal([history], [unknown], [None], k, exclude_seen, allow, deny, where)[0]
 
     def recommend_batch(
         self,
@@ -304,6 +321,7 @@ class SequentialRecommender:
         allow: list[Any] | None = None,
         deny: list[Any] | None = None,
         batch_size: int = 256,
+        where: dict[str, list[Any]] | None = None,
     ) -> list[Recommendations]:
         """`recommend(items=...)` for many raw histories at once (scored `batch_size` at a time)."""
         out: list[Recommendations] = []
@@ -317,6 +335,7 @@ class SequentialRecommender:
                 exclude_seen,
                 allow,
                 deny,
+                where,
             )
         return out
 
@@ -325,7 +344,17 @@ class SequentialRecommender:
         known = [(item, dataset.item_index(item)) for item in items]
         return [i for _, i in known if i is not None], [item for item, i in known if i is None]
 
-    def _candidate_mask(self, allow: list[Any] | None, deny: list[Any] | None) -> torch.Tensor | None:
+    def _candidate_mask(
+        self, allow: list[Any] | None, deny: list[Any] | None, where: dict[str, list[Any]] | None = None
+    ) -> torch.Tensor | None:
+        if where is not None:
+            if self.item_features is None:
+                raise ConfigError("where: this run has no item features to select by")
+            matching = torch.from_numpy(self.item_features.matching(where))
+            if not matching.any():
+                raise ConfigError(f"where: no item holds {where}")
+            rest = self._candidate_mask(allow, deny)
+            return matching if rest is None else matching & rest
         if allow is None and deny is None:
             return None
         dataset = self._require_dataset()
@@ -353,6 +382,7 @@ class SequentialRecommender:
         exclude_seen: bool,
         allow: list[Any] | None = None,
         deny: list[Any] | None = None,
+        where: dict[str, list[Any]] | None = None,
     ) -> list[Recommendations]:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -367,7 +397,7 @@ class SequentialRecommender:
             [row if row is not None else 0 for row in rows]
         )  # Caser: raw histories use row 0
         indices, scores = top_k(
-            model, inputs, k, exclude, users=users, allowed=self._candidate_mask(allow, deny)
+            model, inputs, k, exclude, users=users, allowed=self._candidate_mask(allow, deny, where)
         )
         out = []
         for i, history in enumerate(histories):
@@ -382,8 +412,46 @@ class SequentialRecommender:
             )
         return out
 
+    def add_items(
+        self,
+        path: str | Path,
+        id_column: str | None = None,
+        categorical: tuple[str, ...] = (),
+        multi_separator: str = "|",
+    ) -> dict[str, Any]:
+        """Add the items of a features file that the catalogue does not hold yet, without retraining: they are
+        represented by their features alone (the model's fields, vocabularies and scaling) and can be
+        recommended and appear in histories. Items already in the catalogue are left as they are. Returns what
+        was added and what of the file could not be used (values or fields the model never saw)."""
+        model, dataset = self._require_model(), self._require_dataset()
+        table = item_table_of(model)
+        if self.item_features is None or not isinstance(table, FeatureItemEmbedding):
+            raise ConfigError("add_items: this run was trained without item features; new items need them")
+        if table.ids.num_embeddings > table.n_featured:
+            raise ConfigError(f"add_items: {type(model).__name__} keeps its mask token after the items")
+        ids = file_item_ids(path, id_column)
+        new_ids = list(dict.fromkeys(i for i in ids if dataset.item_index(i) is None))
+        report: dict[str, Any] = {
+            "file": str(path),
+            "added": len(new_ids),
+            "already_known": len(ids) - len(new_ids),
+        }
+        if not new_ids:
+            return report
+        arrivals = SequenceDataset([], [], [None, *new_ids], name=f"new items of {path}")
+        raw = read_item_features(path, arrivals, id_column, categorical, multi_separator)
+        conformed, unusable = conform(raw, self.item_features, str(path))
+        self.item_features = appended(self.item_features, conformed)
+        table.extend(self.item_features)
+        dataset.item_ids.extend(new_ids)
+        dataset.forget_item_index()
+        self.added_items += len(new_ids)
+        return {**report, **unusable}
+
     # -- persistence ----------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
+        if self.added_items:
+            raise ConfigError("save: items were added after training; save the run before adding them")
         run = RunDir(directory)
         run.write_config(self.config.to_dict())
         save_weights(self._require_model(), run.weights_file)

@@ -10,18 +10,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from bsarec.analysis.report import analyze as run_analysis
 from bsarec.api import SequentialRecommender
 from bsarec.config import parse_overrides, resolve_config
+from bsarec.data.item_features import resolve_item_features
 from bsarec.data.registry import dataset_name, resolve_dataset
 from bsarec.distributed import leave_process_group
 from bsarec.errors import ConfigError, DataError, MissingExtra, NonFiniteError
 from bsarec.experiments import BenchmarkGrid, demo_report, run_demo, run_speed_benchmark
 from bsarec.extras import require, require_extra
 from bsarec.io import atomic_write_json
+from bsarec.models import MODELS
 from bsarec.serving.batch import score_file
 from bsarec.serving.export import export_run
 from bsarec.tuning.search import tune as run_tune
@@ -69,15 +72,23 @@ def _launch_torchrun(
     return subprocess.call([*command, "-m", "bsarec", "train", *args])
 
 
+ITEM_FEATURES_HELP = (
+    "item side information (repeatable): S3-Rec attribute JSON, item table (CSV/TSV/Parquet), NumPy vectors "
+    "(NAME.npy + NAME.ids.txt), a saved features directory, or 'attributes' (a registered dataset's S3-Rec file)"
+)
+
+
+def _feature_options(item_id_col: str | None, categorical: list[str], multi_separator: str) -> dict[str, Any]:
+    return {"id_column": item_id_col, "categorical": tuple(categorical), "multi_separator": multi_separator}
+
+
 def _print_metrics(title: str, metrics: dict[str, float]) -> None:
     typer.echo(f"{title}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
 
 @app.command()
 def train(
-    model: str = typer.Option(
-        "bsarec", help="bsarec, caser, gru4rec, sasrec, bert4rec, fmlprec, duorec or fearec"
-    ),
+    model: str = typer.Option("bsarec", help=", ".join(MODELS)),
     dataset: str = typer.Option(
         "synthetic", help="a dataset name (LastFM, Beauty, ...), a file, or a directory"
     ),
@@ -103,6 +114,12 @@ def train(
         None,
         help="form of a raw log's date-times, strftime codes such as '%m/%d/%Y %H:%M' (default: detected)",
     ),
+    item_features: list[str] = typer.Option([], help=ITEM_FEATURES_HELP),
+    item_id_col: str | None = typer.Option(None, help="item id column of an item table (default: detected)"),
+    categorical: list[str] = typer.Option(
+        [], help="read this numeric column of an item table as categories (repeatable)"
+    ),
+    multi_separator: str = typer.Option("|", help="separator of several values in one text cell"),
     threads: int | None = typer.Option(None, help="torch threads (default: all cores)"),
     device: str | None = typer.Option(None, help="cpu (default), cuda or auto"),
     resume: Path | None = typer.Option(
@@ -128,6 +145,7 @@ def train(
         fixed.update({"--user-col": user_col, "--item-col": item_col, "--time-col": time_col})
         fixed["--separator"], fixed["--time-format"] = separator, time_format
         fixed["--overwrite"] = overwrite or None
+        fixed["--item-features"] = item_features or None
         given = [option for option, value in fixed.items() if value is not None]
         if given:
             raise ConfigError(
@@ -146,6 +164,8 @@ def train(
             f"best epoch {rec.metrics['best_epoch']} of {rec.metrics['epochs']}; run saved in {resume}"
         )
         return
+    if item_features:
+        overrides["item_features"] = ",".join(item_features)
     config = resolve_config(
         model,
         dataset,
@@ -160,9 +180,13 @@ def train(
     columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col, "separator": separator}
     columns["time_format"] = time_format
     data = resolve_dataset(dataset, config.data_dir, kcore=config.kcore, **columns)
+    features = None
+    if config.item_features:
+        options = _feature_options(item_id_col, categorical, multi_separator)
+        features = resolve_item_features(config.item_features, data, config.data_dir, **options)
     output = output or Path("runs") / f"{config.model}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rec = SequentialRecommender(config=config).fit(
-        data, run_dir=output, progress=progress and main_process, overwrite=overwrite
+        data, run_dir=output, progress=progress and main_process, overwrite=overwrite, item_features=features
     )
     leave_process_group()
     if not main_process:
@@ -204,21 +228,43 @@ def recommend(
     k: int = typer.Option(10, "-k", "--k", min=1, help="how many items"),
     include_seen: bool = typer.Option(False, help="allow items of the history in the result"),
     progress: bool = typer.Option(True, help="show a progress bar (batch scoring)"),
+    new_items: Path | None = typer.Option(
+        None, help="a features file of items that arrived after training: recommend them from their features"
+    ),
+    where: list[str] = typer.Option(
+        [], help="only items with this feature value: FIELD=VALUE (repeatable; values of one field are or-ed)"
+    ),
 ) -> None:
     """Top-k original item ids with scores (seen items excluded), for a user, a history, or a file of histories."""
     if sum(x is not None for x in (user, items, input_file)) != 1:
         raise typer.BadParameter("give exactly one of --user, --items or --input")
     rec = SequentialRecommender.load(run_dir)
+    if new_items is not None:
+        typer.echo(json.dumps(rec.add_items(new_items)), err=True)
+    conditions = _parse_where(where)
     if input_file is not None:
         if output is None:
             raise typer.BadParameter("--input needs --output (a .parquet file)")
         counts = score_file(
-            rec, input_file, output, k, not include_seen, items_col, id_col, chunk_rows, progress=progress
+            rec,
+            input_file,
+            output,
+            k,
+            not include_seen,
+            items_col,
+            id_col,
+            chunk_rows,
+            progress=progress,
+            where=conditions,
         )
         typer.echo(json.dumps({"output": str(output), **counts}))
         return
     result = rec.recommend(
-        user=user, items=items.split() if items is not None else None, k=k, exclude_seen=not include_seen
+        user=user,
+        items=items.split() if items is not None else None,
+        k=k,
+        exclude_seen=not include_seen,
+        where=conditions,
     )
     if user is not None and result.unknown:
         typer.echo(f"unknown user: {user}", err=True)
@@ -228,6 +274,17 @@ def recommend(
         typer.echo("note: empty history; this is the model's answer for an empty sequence", err=True)
     for rank, (item, score) in enumerate(zip(result.items, result.scores, strict=True), start=1):
         typer.echo(f"{rank:3d}  {item}  {score:.4f}")
+
+
+def _parse_where(conditions: list[str]) -> dict[str, list[str]] | None:
+    """FIELD=VALUE conditions as {field: [values]}; None when there are none."""
+    out: dict[str, list[str]] = {}
+    for condition in conditions:
+        field, sep, value = condition.partition("=")
+        if not sep or not field.strip():
+            raise ConfigError(f"--where {condition!r}: expected FIELD=VALUE")
+        out.setdefault(field.strip(), []).append(value.strip())
+    return out or None
 
 
 @app.command()
@@ -241,11 +298,16 @@ def serve(
     max_history: int = typer.Option(1000, min=1, help="most items in one history"),
     max_batch: int = typer.Option(256, min=1, help="most histories in one batch request"),
     max_body_bytes: int = typer.Option(1_000_000, min=1, help="largest request body"),
+    new_items: Path | None = typer.Option(
+        None, help="a features file of items that arrived after training: serve them from their features"
+    ),
 ) -> None:
     """Serve top-k recommendations over HTTP (FastAPI + Uvicorn); OpenAPI docs at /docs."""
     require_extra("serve", "bsarec serve")
     uvicorn = require("uvicorn", "serve", "bsarec serve")
-    SequentialRecommender.load(run_dir)  # a damaged run is refused here, with its file named, not in a worker
+    checked = SequentialRecommender.load(run_dir)  # a damaged run is refused here, not in a worker
+    if new_items is not None:  # so is a bad features file
+        typer.echo(json.dumps(checked.add_items(new_items)), err=True)
     settings = {
         "RUN_DIR": str(run_dir.resolve()),
         "THREADS": threads,
@@ -253,6 +315,7 @@ def serve(
         "MAX_HISTORY": max_history,
         "MAX_BATCH": max_batch,
         "MAX_BODY_BYTES": max_body_bytes,
+        "NEW_ITEMS": str(new_items.resolve()) if new_items is not None else "",
     }
     os.environ.update({f"BSAREC_SERVE_{k}": str(v) for k, v in settings.items()})
     uvicorn.run(
@@ -486,8 +549,15 @@ def data_prepare(
         None, help="form of the log's date-times, strftime codes such as '%d/%m/%Y' (default: detected)"
     ),
     data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
+    item_features: list[str] = typer.Option([], help=ITEM_FEATURES_HELP),
+    item_id_col: str | None = typer.Option(None, help="item id column of an item table (default: detected)"),
+    categorical: list[str] = typer.Option(
+        [], help="read this numeric column of an item table as categories (repeatable)"
+    ),
+    multi_separator: str = typer.Option("|", help="separator of several values in one text cell"),
 ) -> None:
-    """Preprocess once (order, k-core, id maps) and save; pass the directory as --dataset afterwards."""
+    """Preprocess once (order, k-core, id maps) and save; pass the directory as --dataset afterwards, and its
+    item_features directory (with --item-features) as --item-features."""
     started = time.perf_counter()
     data = resolve_dataset(
         source,
@@ -500,17 +570,14 @@ def data_prepare(
         time_format=time_format,
     )
     data.save(output)
-    typer.echo(
-        json.dumps(
-            {
-                "output": str(output),
-                **data.stats(),
-                "report": data.report,
-                "seconds": round(time.perf_counter() - started, 2),
-            },
-            indent=1,
-        )
-    )
+    summary = {"output": str(output), **data.stats(), "report": data.report}
+    if item_features:
+        options = _feature_options(item_id_col, categorical, multi_separator)
+        features = resolve_item_features(",".join(item_features), data, data_dir, **options)
+        features.save(output / "item_features")
+        summary["item_features"] = {"output": str(output / "item_features"), **features.report}
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    typer.echo(json.dumps(summary, indent=1))
 
 
 def main() -> None:

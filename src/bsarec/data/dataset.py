@@ -65,6 +65,10 @@ class SequenceDataset:
             self._item_index = {str(it): i for i, it in enumerate(self.item_ids) if i > 0 and it is not None}
         return self._item_index.get(str(original_item_id))
 
+    def forget_item_index(self) -> None:
+        """Call after changing `item_ids` (items added after training)."""
+        self._item_index = None
+
     def stats(self) -> dict[str, Any]:
         lengths = np.array([len(s) for s in self.sequences], dtype=np.int64)
         used_items = int(np.unique(np.concatenate(self.sequences)).size) if len(lengths) else 0

@@ -5,7 +5,8 @@ internal item ids, read from three kinds of file (docs/item_features.md):
 - an item table (CSV, TSV, Parquet) keyed by original item id: text columns are categorical fields (a Parquet
   list column, or text joined by `multi_separator`, is multi-valued), numeric columns are one-number dense
   fields (standardised over the catalogue), list-of-number columns are dense vectors;
-- dense vectors from NumPy: `NAME.npy` (items x dimension) with the ids, one per line, in `NAME.ids.txt`.
+- dense vectors from NumPy: `NAME.npy` (items x dimension) with the ids, one per line, in `NAME.ids.txt`;
+- a directory of features saved by `bsarec data prepare --item-features` (or a run's `item_features`).
 
 Items are matched through the dataset's id map. Rows for ids outside the catalogue are counted in the report (a
 file may describe more items than were interacted with). An item without a value gets the field's explicit
@@ -29,7 +30,7 @@ import polars as pl
 from bsarec.data.dataset import SequenceDataset
 from bsarec.data.interaction_log import detect_separator
 from bsarec.data.registry import locate_attributes
-from bsarec.errors import DataError
+from bsarec.errors import ConfigError, DataError
 from bsarec.io import atomic_write_bytes, atomic_write_json
 
 MISSING = 0  # the code of "no value" in every categorical field; codes of values start at 1
@@ -110,7 +111,7 @@ class ItemFeatures:
         for name, wanted in values.items():
             if name not in by_name:
                 known = ", ".join(by_name) or "none"
-                raise DataError(f"item attribute {name!r}: not a categorical field (fields: {known})")
+                raise ConfigError(f"where: {name!r} is not a categorical item feature (fields: {known})")
             f = by_name[name]
             index = {v: i + 1 for i, v in enumerate(f.vocabulary)}
             codes = [index[str(v)] for v in wanted if str(v) in index]
@@ -412,7 +413,10 @@ def _column_kind(series: pl.Series, forced_categorical: bool) -> str:
     if dtype == pl.String:
         text = series.drop_nulls().str.strip_chars()
         text = text.filter(text != "")
-        if len(text) and text.str.contains(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$").all():
+        number = (
+            r"^[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|(?i:inf|infinity|nan))$"  # non-finite: refused later
+        )
+        if len(text) and text.str.contains(number).all() and text.str.contains(r"\d").any():
             return "number"
     return "categorical"
 
@@ -458,6 +462,13 @@ def read_item_features(
 ) -> ItemFeatures:
     """One file of item side information, by its kind (the module docstring)."""
     path = Path(path)
+    if ItemFeatures.saved_in(path):  # a directory written by `bsarec data prepare` or a run
+        saved = ItemFeatures.load(path)
+        if saved.n_items != dataset.n_items:
+            raise DataError(
+                f"{path}: features of {saved.n_items - 1} items; {dataset.name} has {dataset.n_items - 1}"
+            )
+        return saved
     if not path.is_file():
         raise DataError(f"{path}: no such item features file")
     suffix = path.suffix.lower()
@@ -490,3 +501,116 @@ def resolve_item_features(
         elif part:
             paths.append(part)
     return read_all_item_features(paths, dataset, **options)
+
+
+# -- items that arrive after training ---------------------------------------------------------------------------
+
+
+def file_item_ids(path: str | Path, id_column: str | None = None) -> list[str]:
+    """The item ids a features file describes, as text, in file order."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such item features file")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise DataError(f"{path}: not a JSON file of item attributes ({error})") from None
+        if not isinstance(content, dict):
+            raise DataError(f'{path}: expected a JSON object {{"item id": [attribute ids, ...]}}')
+        return [str(k).strip() for k in content]
+    if suffix == ".npy":
+        ids_path = path.with_suffix(".ids.txt")
+        if not ids_path.is_file():
+            raise DataError(
+                f"{path}: the ids of its rows go in {ids_path} (one item id per line, in row order)"
+            )
+        return [line.strip() for line in ids_path.read_text(encoding="utf-8").splitlines()]
+    if suffix not in TABLE_SUFFIXES:
+        raise DataError(f"{path}: unsupported item features file {suffix!r}")
+    try:
+        if suffix == ".parquet":
+            frame = pl.read_parquet(path)
+        else:
+            sep = detect_separator(path, TABLE_SUFFIXES[suffix] or ",")
+            frame = pl.read_csv(path, separator=sep, infer_schema_length=0)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read as an item table: {str(error).splitlines()[0]}") from None
+    frame = frame.rename({c: c.lstrip("\ufeff") for c in frame.columns})
+    ids = id_column or next((c for c in frame.columns if c.lower() in ID_COLUMNS), None)
+    if ids is None or ids not in frame.columns:
+        raise DataError(f"{path}: no item id column; columns: {', '.join(frame.columns)}")
+    return [str(v).strip() for v in frame[ids].to_list() if v is not None]
+
+
+def conform(new: ItemFeatures, trained: ItemFeatures, source: str) -> tuple[ItemFeatures, dict[str, Any]]:
+    """`new` items' features in the layout of a trained model's `trained` features: the same fields in the
+    same order, categorical values coded with the trained vocabularies (values the model never saw are
+    dropped and counted), numbers standardised as in training. A field of `new` the model does not know is
+    ignored (named in the report); a trained field that `new` lacks is missing for every new item."""
+    report: dict[str, Any] = {
+        "unseen_values": {},
+        "ignored_fields": sorted(set(new.names) - set(trained.names)),
+    }
+    by_name_cat = {f.name: f for f in new.categorical}
+    by_name_dense = {f.name: f for f in new.dense}
+    categorical = []
+    for f in trained.categorical:
+        code = {v: i + 1 for i, v in enumerate(f.vocabulary)}
+        values: dict[int, list[str]] = {}
+        if f.name in by_name_cat:
+            given, unseen = by_name_cat[f.name], 0
+            for item in range(1, new.n_items):
+                kept = []
+                for value in given.values_of(item):
+                    if value in code:
+                        kept.append(value)
+                    else:
+                        unseen += 1
+                if kept:
+                    values[item] = kept
+            report["unseen_values"][f.name] = unseen
+        lists = [
+            [] if i == 0 else [code[v] for v in values.get(i, [])] or [MISSING] for i in range(new.n_items)
+        ]
+        offsets = np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
+        codes = np.array([c for x in lists for c in x], dtype=np.int64)
+        categorical.append(CategoricalField(f.name, f.vocabulary, offsets, codes))
+    dense = []
+    for f in trained.dense:
+        dim = f.vectors.shape[1]
+        if f.name not in by_name_dense:
+            dense.append(
+                DenseField(f.name, np.zeros((new.n_items, dim), np.float32), np.zeros(new.n_items, bool))
+            )
+            continue
+        given = by_name_dense[f.name]
+        if given.vectors.shape[1] != dim:
+            raise DataError(
+                f"{source}: {f.name!r} has dimension {given.vectors.shape[1]}; the model was trained on {dim}"
+            )
+        raw = given.vectors * given.scale + given.shift  # undo the new file's own standardisation
+        vectors = np.where(given.present[:, None], (raw - f.shift) / f.scale, 0.0).astype(np.float32)
+        dense.append(DenseField(f.name, vectors, given.present.copy(), f.shift, f.scale))
+    return ItemFeatures(new.n_items, categorical, dense, {"files": new.report.get("files", [])}), report
+
+
+def appended(trained: ItemFeatures, new: ItemFeatures) -> ItemFeatures:
+    """`trained` followed by the rows 1.. of `new` (which has the same layout, see `conform`)."""
+    categorical = []
+    for a, b in zip(trained.categorical, new.categorical, strict=True):
+        tail = b.codes[b.offsets[1] :]
+        offsets = np.concatenate([a.offsets, a.offsets[-1] + b.offsets[2:] - b.offsets[1]])
+        categorical.append(CategoricalField(a.name, a.vocabulary, offsets, np.concatenate([a.codes, tail])))
+    dense = [
+        DenseField(
+            a.name,
+            np.concatenate([a.vectors, b.vectors[1:]]),
+            np.concatenate([a.present, b.present[1:]]),
+            a.shift,
+            a.scale,
+        )
+        for a, b in zip(trained.dense, new.dense, strict=True)
+    ]
+    return ItemFeatures(trained.n_items + new.n_items - 1, categorical, dense, trained.report)

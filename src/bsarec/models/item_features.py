@@ -22,7 +22,8 @@ from bsarec.models.base import SequentialModel
 
 class FeatureItemEmbedding(nn.Module):
     """A drop-in for the model's item `nn.Embedding`: `weight` is the (rows, d) table of item representations,
-    `forward(ids)` its rows. Rows beyond the features (BERT4Rec's mask token) have their id row only."""
+    `forward(ids)` its rows. Rows beyond the features (BERT4Rec's mask token) have their id row only; rows
+    beyond the id table (items added after training, `extend`) their features only."""
 
     def __init__(
         self,
@@ -36,14 +37,6 @@ class FeatureItemEmbedding(nn.Module):
         self.ids = ids
         self.padding_idx = ids.padding_idx
         self.features_only = features_only
-        self.n_rows, self.n_featured = ids.num_embeddings, features.n_items
-        use_id = trained_ids.clone().bool()
-        use_id[0] = True  # padding keeps its id row, as without features
-        if features_only:
-            use_id[1:] = False
-        rows = torch.ones(self.n_rows, dtype=torch.bool)
-        rows[: self.n_featured] = use_id
-        self.register_buffer("use_id", rows.unsqueeze(1).float(), persistent=False)
         self.categorical = nn.ModuleList(
             nn.EmbeddingBag(len(f.vocabulary) + 1, dim, mode="mean") for f in features.categorical
         )
@@ -56,16 +49,42 @@ class FeatureItemEmbedding(nn.Module):
         for projection in self.projections:
             nn.init.normal_(projection.weight, std=0.02)
         nn.init.normal_(self.missing, std=0.02)
-        for i, f in enumerate(features.categorical):
-            self.register_buffer(f"codes{i}", torch.from_numpy(f.codes).long(), persistent=False)
-            self.register_buffer(f"offsets{i}", torch.from_numpy(f.offsets[:-1]).long(), persistent=False)
-        for i, f in enumerate(features.dense):
-            self.register_buffer(f"vectors{i}", torch.from_numpy(f.vectors).float(), persistent=False)
-            self.register_buffer(
-                f"present{i}", torch.from_numpy(f.present).float().unsqueeze(1), persistent=False
-            )
         self.names = features.names
+        use_id = trained_ids.clone().bool()
+        use_id[0] = True  # padding keeps its id row, as without features
+        if features_only:
+            use_id[1:] = False
         self._cache: tuple[tuple, torch.Tensor] | None = None
+        self._set_features(features, use_id)
+
+    def _set_features(self, features: ItemFeatures, use_id: torch.Tensor) -> None:
+        """The per-item data as non-persistent buffers (it is kept in the run's item_features directory)."""
+        self.n_featured = features.n_items
+        self.n_rows = max(self.ids.num_embeddings, self.n_featured)
+        rows = torch.ones(self.n_rows, dtype=torch.bool)  # rows beyond the features: id only
+        rows[: len(use_id)] = use_id
+        rows[self.ids.num_embeddings :] = False  # rows beyond the id table: features only
+        device = self.ids.weight.device
+        self.register_buffer("use_id", rows.unsqueeze(1).float().to(device), persistent=False)
+        for i, f in enumerate(features.categorical):
+            self.register_buffer(f"codes{i}", torch.from_numpy(f.codes).long().to(device), persistent=False)
+            starts = torch.from_numpy(f.offsets[:-1]).long().to(device)
+            self.register_buffer(f"offsets{i}", starts, persistent=False)
+        for i, f in enumerate(features.dense):
+            vectors = torch.from_numpy(f.vectors).float().to(device)
+            self.register_buffer(f"vectors{i}", vectors, persistent=False)
+            present = torch.from_numpy(f.present).float().unsqueeze(1).to(device)
+            self.register_buffer(f"present{i}", present, persistent=False)
+        self._cache = None
+
+    def extend(self, features: ItemFeatures) -> None:
+        """Take `features` (this module's items followed by new ones, data/item_features.py's `appended`) as
+        the item data: the new items are represented by their features alone."""
+        if self.ids.num_embeddings > self.n_featured:
+            raise ValueError("this model keeps extra rows after its items (BERT4Rec's mask token)")
+        use_id = torch.zeros(features.n_items, dtype=torch.bool)
+        use_id[: self.n_featured] = self.use_id[: self.n_featured, 0].bool().cpu()
+        self._set_features(features, use_id)
 
     @property
     def embedding_dim(self) -> int:
@@ -84,22 +103,28 @@ class FeatureItemEmbedding(nn.Module):
             present = getattr(self, f"present{i}")
             vectors = projection(getattr(self, f"vectors{i}"))
             total = total + present * vectors + (1 - present) * self.missing[i]
-        padding = torch.ones(self.n_featured, 1, device=total.device)
-        padding[0] = 0.0
-        return total * padding
+        not_padding = torch.ones(self.n_featured, 1, device=total.device)
+        not_padding[0] = 0.0
+        return total * not_padding
 
     def table(self) -> torch.Tensor:
-        ids = self.ids.weight * self.use_id
-        features = self.feature_part()
-        if self.n_rows > self.n_featured:
+        ids, features = self.ids.weight, self.feature_part()
+        if self.n_rows > len(ids):  # items added after training have no id row
+            ids = torch.cat([ids, ids.new_zeros(self.n_rows - len(ids), ids.size(1))])
+        if self.n_rows > self.n_featured:  # BERT4Rec's mask token has no features
             features = torch.cat(
                 [features, features.new_zeros(self.n_rows - self.n_featured, features.size(1))]
             )
-        return ids + features
+        return ids * self.use_id + features
 
     @property
     def weight(self) -> torch.Tensor:
-        key = (torch.is_grad_enabled(), self.training, *(p._version for p in self.parameters()))
+        key = (
+            torch.is_grad_enabled(),
+            self.n_rows,
+            self.ids.weight.device,
+            *(p._version for p in self.parameters()),
+        )
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         table = self.table()
@@ -144,6 +169,12 @@ def attach_item_features(
         raise ValueError(f"item features for {features.n_items} rows, but the model has {ids.num_embeddings}")
     setattr(owner, name, FeatureItemEmbedding(ids, features, trained_ids, features_only))
     return model
+
+
+def item_table_of(model: SequentialModel) -> nn.Module:
+    """The module that holds the model's items: an nn.Embedding, or a FeatureItemEmbedding."""
+    owner, name = _parent_and_name(model, model.item_table)
+    return getattr(owner, name)
 
 
 def freeze_item_features(model: SequentialModel) -> SequentialModel:

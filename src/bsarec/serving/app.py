@@ -2,8 +2,13 @@
 
 Endpoints
 - POST /recommend        one history: {"items": [original ids, oldest first], "k": 10, "exclude_seen": true,
-                         "allow": null, "deny": null} -> {"items", "scores", "unknown", "empty_history"}
-- POST /recommend/batch  {"histories": [[...], ...], "k", "exclude_seen", "allow", "deny"} -> {"results": [...]}
+                         "allow": null, "deny": null, "where": null}
+                         -> {"items", "scores", "unknown", "empty_history"}
+- POST /recommend/batch  {"histories": [[...], ...], "k", "exclude_seen", "allow", "deny", "where"}
+                         -> {"results": [...]}
+`where` ({"category": ["shoes", "boots"]}) keeps the items that hold one of the values of each named item
+feature (a run trained with item features). `bsarec serve --new-items FILE` adds items that arrived after
+training, represented by their features (docs/item_features.md).
 - GET  /health           {"status": "ok"}
 - GET  /model            model, dataset, settings, item and user counts, the run's metrics and protocol
 OpenAPI docs at /docs. Every limit has a default and a flag: k, history length, batch size, request body
@@ -46,6 +51,9 @@ class RecommendRequest(BaseModel):
     exclude_seen: StrictBool = Field(True, description="never return items of the history")
     allow: list[ItemId] | None = Field(None, description="only these items may be returned")
     deny: list[ItemId] | None = Field(None, description="these items are never returned")
+    where: dict[StrictStr, list[ItemId]] | None = Field(
+        None, description="only items holding one of these values of each named item feature"
+    )
 
 
 class Recommendation(BaseModel):
@@ -63,6 +71,7 @@ class BatchRequest(BaseModel):
     exclude_seen: StrictBool = True
     allow: list[ItemId] | None = None
     deny: list[ItemId] | None = None
+    where: dict[StrictStr, list[ItemId]] | None = None
 
 
 class BatchResponse(BaseModel):
@@ -87,11 +96,18 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads: int | None = 1) -> FastAPI:
+def create_app(
+    run_dir: str | Path,
+    limits: ServiceLimits | None = None,
+    threads: int | None = 1,
+    new_items: str | Path | None = None,
+) -> FastAPI:
     limits = limits or ServiceLimits()
     if threads:
         torch.set_num_threads(threads)  # one intra-op thread per worker keeps latency flat under concurrency
     rec = SequentialRecommender.load(run_dir)
+    if new_items:
+        rec.add_items(new_items)
     # as in training (a decayed Caser scores 9x faster); set for the whole process, which a worker owns
     torch.set_flush_denormal(rec.config.flush_denormal)
     # Scoring one history takes about a millisecond: the endpoints score on the event loop itself, one request
@@ -106,6 +122,8 @@ def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads
         "dataset": rec.dataset.name,
         "run_dir": str(run_dir),
         "items": rec.dataset.n_items - 1,
+        "items_added_after_training": rec.added_items,
+        "item_features": rec.item_features.names if rec.item_features is not None else [],
         "users": rec.dataset.num_users,
         "max_len": rec.config.max_len,
         "settings": rec.config.to_dict(),
@@ -159,9 +177,10 @@ def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads
                 exclude_seen=request.exclude_seen,
                 allow=request.allow,
                 deny=request.deny,
+                where=request.where,
             )
-        except ConfigError as error:  # an allow list of unknown ids only
-            return _limit_error("allow", str(error))
+        except ConfigError as error:  # an allow list of unknown ids only, or a where no item meets
+            return _limit_error(str(error).split(":")[0], str(error))
         return Recommendation(**asdict(result))
 
     @app.post("/recommend/batch", response_model=BatchResponse)
@@ -180,9 +199,10 @@ def create_app(run_dir: str | Path, limits: ServiceLimits | None = None, threads
                 exclude_seen=request.exclude_seen,
                 allow=request.allow,
                 deny=request.deny,
+                where=request.where,
             )
-        except ConfigError as error:
-            return _limit_error("allow", str(error))
+        except ConfigError as error:  # an allow list of unknown ids only, or a where no item meets
+            return _limit_error(str(error).split(":")[0], str(error))
         return BatchResponse(results=[Recommendation(**asdict(r)) for r in results])
 
     return app
@@ -198,4 +218,5 @@ def app_from_environment() -> FastAPI:
         }
     )
     threads = int(os.environ.get("BSAREC_SERVE_THREADS", "1"))
-    return create_app(os.environ["BSAREC_SERVE_RUN_DIR"], limits, threads)
+    new_items = os.environ.get("BSAREC_SERVE_NEW_ITEMS") or None
+    return create_app(os.environ["BSAREC_SERVE_RUN_DIR"], limits, threads, new_items)

@@ -98,8 +98,10 @@ def score_file(
     id_column: str | None = None,
     chunk_rows: int = 10_000,
     progress: bool = True,
+    where: dict[str, list[Any]] | None = None,
 ) -> dict[str, int]:
-    """Score every history of `input_path` with a loaded `SequentialRecommender`; returns counts."""
+    """Score every history of `input_path` with a loaded `SequentialRecommender`; returns counts. `where`
+    restricts the answers by item feature values, as in `recommend`."""
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.is_file():
         raise DataError(f"{input_path}: no such file")
@@ -122,7 +124,7 @@ def score_file(
                 raise DataError(f"{input_path}: no id column {id_column!r} (columns: {names})")
             first = counts["histories"]
             histories = _histories(batch.column(items_column), input_path, items_column, first)
-            results = recommender.recommend_batch(histories, k=k, exclude_seen=exclude_seen)
+            results = recommender.recommend_batch(histories, k=k, exclude_seen=exclude_seen, where=where)
             ids = (
                 [None if v is None else str(v) for v in batch.column(ids_name).to_pylist()]
                 if ids_name

@@ -24,6 +24,7 @@ from bsarec.api import SequentialRecommender
 from bsarec.errors import ConfigError
 from bsarec.extras import require
 from bsarec.io import atomic_write_json
+from bsarec.models.item_features import freeze_item_features
 
 FORMATS = ("onnx", "torchscript")
 
@@ -72,7 +73,7 @@ def export_run(
     if fmt not in FORMATS:
         raise ConfigError(f"--format: expected one of {FORMATS}, got {fmt!r}")
     rec = SequentialRecommender.load(run_dir)
-    model = rec.model.eval()
+    model = freeze_item_features(rec.model).eval()  # item features: their table, computed once
     n_items, max_len = rec.dataset.n_items, rec.config.max_len
     if top_k is not None and not 1 <= top_k < n_items:
         raise ConfigError(f"--top-k: expected 1..{n_items - 1}, got {top_k}")
