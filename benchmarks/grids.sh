@@ -52,11 +52,17 @@ case "${1:-}" in
       $paper_runs --output $RESULTS/baselines/Sports_Yelp
     grid -d Sports_and_Outdoors,Yelp -m sasrec --set loss=ce --seeds 42 --set checkpoint_steps=100 \
       $paper_runs --output $RESULTS/sasrec_ce/Sports_Yelp ;;
+  item-features-lastfm)  # BSARec and SASRec (CE) with LastFM's S3-Rec attributes (tags) as item features
+    grid -d LastFM -m bsarec --set item_features=attributes --seeds 42,43,44 --runs benchmarks/runs/item_features \
+      --output $RESULTS/item_features/LastFM/bsarec
+    grid -d LastFM -m sasrec --set loss=ce --set item_features=attributes --seeds 42,43,44 \
+      --runs benchmarks/runs/item_features --output $RESULTS/item_features/LastFM/sasrec_ce ;;
   best-lastfm)  # BSARec with --preset best (chosen on validation, src/bsarec/presets/best.json), 3 seeds
     grid -d LastFM -m bsarec --preset best --seeds 42,43,44 --runs benchmarks/runs/best \
       --output $RESULTS/best/LastFM ;;
   *)
     echo "usage: bash benchmarks/grids.sh baselines-lastfm|baselines-beauty|sasrec-ce-lastfm|padding-lastfm|" \
-      "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|frontier-sports-yelp|best-lastfm" >&2
+      "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|frontier-sports-yelp|best-lastfm|" \
+      "item-features-lastfm" >&2
     exit 2 ;;
 esac
