@@ -183,7 +183,9 @@ def test_cli_names_a_bad_features_file(data, tmp_path):
 
 
 def test_service_selects_by_attribute_and_serves_new_items(run, files):
-    client = TestClient(create_app(run, new_items=files / "new.csv"))
+    app = create_app(run, new_items=files / "new.csv")
+    torch.set_flush_denormal(False)  # the app sets it for its worker process; later tests need IEEE floats
+    client = TestClient(app)
     assert client.get("/model").json()["items_added_after_training"] == 2
     body = {"items": ["c00-i00"], "k": 40, "where": {"cluster": ["c02"]}}
     response = client.post("/recommend", json=body)
