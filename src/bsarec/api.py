@@ -41,7 +41,7 @@ from bsarec.io import load_weights, save_weights
 from bsarec.models import SequentialModel, build_model
 from bsarec.models.item_features import FeatureItemEmbedding, attach_item_features, item_table_of
 from bsarec.run_dir import RunDir
-from bsarec.training.numerics import cpu_denormal_mode
+from bsarec.training.numerics import cpu_denormal_mode, cuda_matmul_precision
 from bsarec.training.trainer import TrainResult, train
 
 log = logging.getLogger("bsarec")
@@ -93,7 +93,10 @@ class SequentialRecommender:
         denormal mode (`flush_denormal`) holds while `fit` runs and is restored afterwards."""
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
-        with cpu_denormal_mode(self.config.flush_denormal) as supported:
+        with (
+            cpu_denormal_mode(self.config.flush_denormal) as supported,
+            cuda_matmul_precision(self.config.precision),
+        ):
             if self.config.flush_denormal and not supported:
                 log.info("this CPU cannot flush denormal floats to zero; training with them")
             return self._fit(

@@ -29,6 +29,7 @@ CANDIDATES = ("full", "sampled-uniform", "sampled-popularity")
 SOFTMAX_SAMPLERS = ("uniform", "popularity")
 PADDINGS = ("zeros", "cyclic", "reflect", "symmetric")
 TRAIN_SAMPLES = ("prefixes", "nonempty")
+PRECISIONS = ("fp32", "bf16", "tf32")
 DEVICES = ("cpu", "cuda", "auto")
 MONITORS = tuple(f"{m}@{k}" for k in (5, 10, 20) for m in ("HR", "NDCG")) + ("MRR",)
 
@@ -94,6 +95,8 @@ class RunConfig:
     train_samples: str | None = None
     eval_batch_size: int = 256
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
+    # the training step's arithmetic: "fp32", "bf16" (autocast, CPU and CUDA) or "tf32" (CUDA matmuls)
+    precision: str = "fp32"
     threads: int | None = None
     # CPU: flush denormal floats (|x| < 2**-126) to zero. Caser's L2 term drives its filters toward zero and
     # their products into the denormal range, where its steps ran 9x slower (docs/results.md)
@@ -118,6 +121,7 @@ class RunConfig:
             ("sim", ("dot", "cos")),
             ("softmax_sampler", SOFTMAX_SAMPLERS),
             ("train_samples", (*TRAIN_SAMPLES, None)),
+            ("precision", PRECISIONS),
         ):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name}: expected one of {choices}, got {getattr(self, name)!r}")
@@ -213,10 +217,16 @@ class RunConfig:
 
     def torch_device(self) -> str:
         if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if self.device == "cuda" and not torch.cuda.is_available():
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device: cuda was asked for, but torch sees no CUDA device")
-        return self.device
+        else:
+            device = self.device
+        if self.precision == "tf32" and device == "cpu":
+            raise ConfigError(
+                "precision: tf32 is a mode of CUDA matrix products; on the CPU use fp32 or bf16"
+            )
+        return device
 
     @property
     def resolved_loss(self) -> str:

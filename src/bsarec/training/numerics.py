@@ -1,4 +1,5 @@
-"""The CPU's denormal-float mode, set for the time training runs."""
+"""The arithmetic of a run: the CPU's denormal-float mode, set for the time training runs, and the precision
+of the training step (`precision`: fp32, bf16 autocast, or TF32 matmuls on CUDA)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,23 @@ def cpu_denormal_mode(flush: bool) -> Iterator[bool]:
         yield supported
     finally:
         torch.set_flush_denormal(before)
+
+
+def training_autocast(precision: str, device: str) -> torch.autocast:
+    """The context of a training step's forward and loss: with "bf16", autocast to bfloat16 (matrix products
+    and most element-wise work in bf16; weights, gradients, the optimizer and reductions such as the softmax
+    in fp32). Evaluation always runs in fp32, so rankings are not decided by bf16 rounding."""
+    return torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@contextmanager
+def cuda_matmul_precision(precision: str) -> Iterator[None]:
+    """With "tf32", CUDA matrix products and convolutions use TensorFloat-32 inside the block (inputs rounded
+    to a 10-bit mantissa, fp32 accumulation); the process's settings are restored afterwards."""
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    if precision == "tf32":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

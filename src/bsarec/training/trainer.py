@@ -30,6 +30,7 @@ from bsarec.io import save_weights
 from bsarec.models import SequentialModel
 from bsarec.training.checkpoint import TrainingCheckpoints
 from bsarec.training.history import HistoryLog
+from bsarec.training.numerics import training_autocast
 from bsarec.training.sampling import BatchMaker, softmax_sampler
 from bsarec.training.state import TrainState, copy_weights
 
@@ -212,7 +213,8 @@ def train_epoch(
     for start in bar:
         index = state.order[start : start + batch_size]
         rows = group.bounds(len(index))  # the whole batch in a single process
-        loss = compute_loss(make_batch(index, generator, rows))
+        with training_autocast(config.precision, make_batch.device):
+            loss = compute_loss(make_batch(index, generator, rows))
         share = (rows[1] - rows[0]) / len(index)
         optimizer.zero_grad(set_to_none=True)
         # DDP averages the processes' gradients; weighting each share's mean loss by its size x processes
