@@ -41,7 +41,9 @@ from bsarec.io import load_weights, save_weights
 from bsarec.models import SequentialModel, build_model
 from bsarec.models.item_features import FeatureItemEmbedding, attach_item_features, item_table_of
 from bsarec.run_dir import RunDir
+from bsarec.training.history import HistoryLog
 from bsarec.training.numerics import cpu_denormal_mode, cuda_matmul_precision
+from bsarec.training.packed import check_packable, train_packed
 from bsarec.training.trainer import TrainResult, train
 
 log = logging.getLogger("bsarec")
@@ -166,31 +168,7 @@ class SequentialRecommender:
                 on_epoch=on_epoch,
                 group=group,
             )
-            started = time.perf_counter()
-            test = self.evaluate("test") if evaluate_test else None
-            by_group = self.test_by_item_group() if evaluate_test and config.cold_items else None
-            self.metrics = {
-                "valid": self.result.best_valid,
-                "test": test,
-                "best_epoch": self.result.best_epoch,
-                "epochs": self.result.epochs,
-                "train_seconds": self.result.train_seconds,
-                "test_seconds": time.perf_counter() - started,
-                "interrupted": self.result.interrupted,
-                "protocol": self.protocol(),
-                "history_mask": config.history_mask,
-                "dataset": dataset.name,
-                "split": self._split.report,
-                "environment": environment(),
-            }
-            if item_features is not None:
-                self.metrics["item_features"] = item_features.report
-            if by_group is not None:
-                self.metrics["test_by_item_group"] = by_group
-            if test is not None:
-                log.info("test %s", " ".join(f"{k} {v:.4f}" for k, v in test.items()))
-            else:
-                del self.metrics["test"], self.metrics["test_seconds"]
+            self.metrics = self._final_metrics(evaluate_test)
             if writes:
                 run.write_metrics(self.metrics)
         finally:
@@ -198,6 +176,36 @@ class SequentialRecommender:
                 logging.getLogger("bsarec").removeHandler(handler)
                 handler.close()
         return self
+
+    def _final_metrics(self, evaluate_test: bool = True) -> dict[str, Any]:
+        """metrics.json of a finished training: the best validation metrics, test (once, unless told not to),
+        how training went, the protocol, and where the numbers come from."""
+        config, result, dataset = self.config, self.result, self._require_dataset()
+        started = time.perf_counter()
+        metrics: dict[str, Any] = {"valid": result.best_valid}
+        if evaluate_test:
+            metrics["test"] = test = self.evaluate("test")
+            log.info("test %s", " ".join(f"{k} {v:.4f}" for k, v in test.items()))
+        metrics |= {
+            "best_epoch": result.best_epoch,
+            "epochs": result.epochs,
+            "train_seconds": result.train_seconds,
+        }
+        if evaluate_test:
+            metrics["test_seconds"] = time.perf_counter() - started
+        metrics |= {
+            "interrupted": result.interrupted,
+            "protocol": self.protocol(),
+            "history_mask": config.history_mask,
+            "dataset": dataset.name,
+            "split": self.split.report,
+            "environment": environment(),
+        }
+        if self.item_features is not None:
+            metrics["item_features"] = self.item_features.report
+        if evaluate_test and config.cold_items:
+            metrics["test_by_item_group"] = self.test_by_item_group()
+        return metrics
 
     def protocol(self) -> dict[str, Any]:
         """The evaluation protocol of this run, for logs, result files and table captions."""
@@ -517,6 +525,54 @@ class SequentialRecommender:
         if self.dataset is None:
             raise RuntimeError("no dataset: call fit() or load() first")
         return self.dataset
+
+
+def fit_packed(
+    configs: list[RunConfig],
+    dataset: SequenceDataset,
+    run_dirs: list[str | Path | None] | None = None,
+    overwrite: bool = False,
+) -> list[SequentialRecommender]:
+    """Train several runs of one model on `dataset` together, as one batched model (training/packed.py): they
+    may differ in seed, lr, weight_decay, patience and (BSARec) alpha and c. Each run is built, evaluated and
+    written to its run directory (config, dataset, history, best weights, metrics) as `fit` writes it; runs
+    are not checkpointed mid-way. Returns one fitted recommender per config."""
+    check_packable(configs)
+    run_dirs = list(run_dirs) if run_dirs is not None else [None] * len(configs)
+    recs, runs, histories = [], [], []
+    split = None
+    for config, run_dir in zip(configs, run_dirs, strict=True):
+        rec = SequentialRecommender(config=config)
+        rec.dataset = dataset
+        run = RunDir(run_dir) if run_dir is not None else None
+        if run is not None:
+            run.prepare_new(overwrite)
+            run.write_config(config.to_dict())
+            dataset.save(run.dataset_dir)
+        torch.manual_seed(config.seed)  # each run's weights are drawn as its unpacked run draws them
+        split = split or rec._make_split(dataset)  # the same for every run of a pack
+        rec._split = split
+        rec.model = build_run_model(config, dataset).to(config.torch_device())
+        recs.append(rec)
+        runs.append(run)
+        histories.append(HistoryLog(run.history_file if run is not None else None, []))
+
+    def on_epoch(index: int, record: dict[str, Any]) -> None:
+        histories[index].append(record)
+        if record["best"] and runs[index] is not None:
+            save_weights(recs[index].model, runs[index].weights_file)
+
+    with cuda_matmul_precision(configs[0].precision):
+        results = train_packed(
+            [r.model for r in recs], split, configs, [r.candidates("valid") for r in recs], on_epoch
+        )
+    for rec, run, result in zip(recs, runs, results, strict=True):
+        rec.result = result
+        rec.metrics = rec._final_metrics()
+        if run is not None:
+            save_weights(rec.model, run.weights_file)
+            run.write_metrics(rec.metrics)
+    return recs
 
 
 def build_run_model(

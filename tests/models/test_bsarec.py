@@ -72,7 +72,7 @@ def test_alpha_zero_is_the_attention_branch_alone():
     x = torch.randn(3, 10, 8)
     mask = torch.zeros(3, 1, 10, 10)
     assert torch.allclose(block(x, mask), block.ffn(block.attention(x, mask)), atol=1e-6)
-    block.alpha = 1.0
+    block.mix.copy_(torch.tensor([1.0, 0.0]))  # alpha 1
     assert torch.allclose(block(x, mask), block.ffn(block.frequency(x)), atol=1e-6)
 
 

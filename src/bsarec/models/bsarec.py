@@ -55,7 +55,9 @@ class FrequencyLayer(nn.Module):
 class BSARecBlock(nn.Module):
     def __init__(self, hidden_size, max_len, num_heads, alpha, c, hidden_dropout, attn_dropout, sqrt_beta):
         super().__init__()
-        self.alpha = alpha
+        # alpha and 1 - alpha (computed in double, as Python floats would be) as a buffer, so that packed runs
+        # (training/packed.py) may each have their own
+        self.register_buffer("mix", torch.tensor([alpha, 1 - alpha]), persistent=False)
         self.frequency = FrequencyLayer(hidden_size, max_len, c, hidden_dropout, sqrt_beta)
         self.attention = MultiHeadSelfAttention(hidden_size, num_heads, attn_dropout, hidden_dropout)
         self.ffn = FeedForward(hidden_size, hidden_dropout)
@@ -63,7 +65,7 @@ class BSARecBlock(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         dsp = self.frequency(x, last_only)
         gsp = self.attention(x, mask, last_only)
-        return self.ffn(self.alpha * dsp + (1 - self.alpha) * gsp)  # Eq. 8
+        return self.ffn(self.mix[0] * dsp + self.mix[1] * gsp)  # Eq. 8: alpha · F + (1 - alpha) · A
 
 
 class BSARec(StackedBlocksModel):

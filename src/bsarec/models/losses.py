@@ -38,7 +38,12 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
 
 
 def softmax_cross_entropy(h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """F.cross_entropy(h @ table.T, targets), fused (same value and gradients up to float rounding)."""
+    """F.cross_entropy(h @ table.T, targets), fused (same value and gradients up to float rounding). Under
+    torch.func transforms (packed runs, training/packed.py) the plain form runs: a fused autograd.Function
+    cannot be vmapped."""
+    if torch._C._are_functorch_transforms_active():
+        with torch.autocast(h.device.type, enabled=False):
+            return F.cross_entropy(h.float() @ table.float().T, targets)
     return _SoftmaxCrossEntropy.apply(h, table, targets)
 
 

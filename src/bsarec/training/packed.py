@@ -1,0 +1,196 @@
+"""Packed runs: several runs of one model on one dataset, trained together as one batched model.
+
+The runs may differ in their seed and in settings that keep every shape: lr, weight_decay, patience and, for
+BSARec, alpha and c (PACKABLE). Their weights are stacked (torch.func.stack_module_state) and one step
+computes every run's loss and gradients at once (vmap over the runs of grad of the loss), so a GPU runs one
+kernel where it ran N. Each run keeps what makes it a run of its own:
+- its initial weights (drawn as its unpacked run draws them), its sample order and its sampled negatives or
+  positives (from its own generator, seeded with its seed, in the unpacked run's order);
+- its dropout masks (vmap's randomness="different": independent across runs; not the masks its unpacked run
+  would draw, so a packed run equals its unpacked run exactly only without dropout, which the tests check);
+- its Adam state, learning rate and weight decay (PackedAdam: Adam's arithmetic per run);
+- its validation after every epoch, early stopping and best weights; a run that stops is frozen (its weights
+  and optimizer state no longer change) while the others go on.
+The loop is `train`'s (trainer.py), for N runs; evaluation unstacks each run into its own model and uses the
+ordinary code. Packed runs are not checkpointed mid-way: a pack that is cut off starts again.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+
+import torch
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+from bsarec.config import RunConfig
+from bsarec.data.split import LeaveOneOutSplit
+from bsarec.errors import ConfigError, NonFiniteError
+from bsarec.evaluation.metrics import evaluate
+from bsarec.models import SequentialModel
+from bsarec.training.numerics import training_autocast
+from bsarec.training.sampling import BatchMaker, softmax_sampler
+from bsarec.training.state import TrainState, copy_weights
+from bsarec.training.trainer import LossOf, TrainResult, log_epoch
+
+log = logging.getLogger("bsarec")
+
+PACKABLE = ("seed", "lr", "weight_decay", "patience", "alpha", "c")
+UNPACKABLE_MODELS = {"gru4rec": "torch.func has no batching rule for its GRU"}
+
+
+def check_packable(configs: list[RunConfig]) -> None:
+    """Refuse runs that cannot share one batched model: another model, dataset or shape, or a setting outside
+    PACKABLE that differs (it would have to be one value for all of them)."""
+    if not configs:
+        raise ConfigError("pack: no runs")
+    first = configs[0].to_dict()
+    if first["model"] in UNPACKABLE_MODELS:
+        raise ConfigError(f"pack: {first['model']} cannot be packed ({UNPACKABLE_MODELS[first['model']]})")
+    if first["model"] != "bsarec" and any(c.to_dict()["alpha"] != first["alpha"] for c in configs):
+        raise ConfigError("pack: alpha may differ within a pack for BSARec only")
+    if first["item_features"] or first["cold_items"]:
+        raise ConfigError("pack: runs with item features or cold items are trained one by one")
+    ignored = {*PACKABLE, "threads", "checkpoint_steps", "keep_checkpoints", "epochs"}
+    for config in configs[1:]:
+        other = config.to_dict()
+        differing = sorted(k for k in first if k not in ignored and first[k] != other[k])
+        if differing:
+            raise ConfigError(
+                f"pack: the runs differ in {', '.join(differing)}; a pack may differ only in {', '.join(PACKABLE)}"
+            )
+
+
+class PackedAdam:
+    """Adam (as torch.optim.Adam: L2 weight decay added to the gradient, bias-corrected moments) on stacked
+    weights, with each run's own lr, weight decay and step count; runs outside `active` are left untouched."""
+
+    def __init__(
+        self, params: dict[str, torch.Tensor], lrs: list[float], decays: list[float], eps: float = 1e-8
+    ):
+        self.params, self.eps, self.betas = params, eps, (0.9, 0.999)
+        device = next(iter(params.values())).device
+        # learning rates and bias corrections in double, as torch's Adam computes them from Python floats
+        self.lr = torch.tensor(lrs, dtype=torch.float64, device=device)
+        self.decay = torch.tensor(decays, dtype=torch.float32, device=device)
+        self.steps = torch.zeros(len(lrs), dtype=torch.float64, device=device)
+        self.moments = {k: (torch.zeros_like(p), torch.zeros_like(p)) for k, p in params.items()}
+
+    @torch.no_grad()
+    def step(self, grads: dict[str, torch.Tensor], active: torch.Tensor) -> None:
+        beta1, beta2 = self.betas
+        self.steps += active.double()
+        steps = self.steps.clamp(min=1)
+        bias1, bias2 = 1 - beta1**steps, 1 - beta2**steps
+        step_size, bias2_root = (self.lr / bias1).float(), bias2.sqrt().float()
+        for name, param in self.params.items():
+            shape = (-1,) + (1,) * (param.dim() - 1)
+            on = active.view(shape)
+            g = grads[name] + self.decay.view(shape) * param
+            m, v = self.moments[name]
+            m.copy_(torch.where(on, beta1 * m + (1 - beta1) * g, m))
+            v.copy_(torch.where(on, beta2 * v + (1 - beta2) * g * g, v))
+            denom = v.sqrt() / bias2_root.view(shape) + self.eps
+            update = step_size.view(shape) * m / denom
+            param.sub_(torch.where(on, update, torch.zeros_like(update)))
+
+
+def train_packed(
+    models: list[SequentialModel],
+    split: LeaveOneOutSplit,
+    configs: list[RunConfig],
+    candidates: list[torch.Tensor | None] | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    progress: bool = False,
+) -> list[TrainResult]:
+    """Train `models` (one per config, already built as their unpacked runs build them, on one device)
+    together. `on_epoch(run, record)` is called after each run's validation with the epoch's record (loss,
+    validation metrics, "best": whether it improved), where a run directory writes its history and weights. Returns each run's TrainResult; every model holds
+    its best weights afterwards."""
+    check_packable(configs)
+    n, base = len(models), configs[0]
+    device = base.torch_device()
+    wrapped = [LossOf(m) for m in models]
+    params, buffers = stack_module_state(wrapped)
+    template = copy.deepcopy(wrapped[0])
+    generators = [torch.Generator().manual_seed(c.seed) for c in configs]
+    makers = [
+        BatchMaker(m, split, device, softmax_sampler(c, split)) for m, c in zip(models, configs, strict=True)
+    ]
+    optimizer = PackedAdam(params, [c.lr for c in configs], [c.weight_decay for c in configs])
+    states = [TrainState.start(m, c.patience) for m, c in zip(models, configs, strict=True)]
+    active = torch.ones(n, dtype=torch.bool, device=device)
+    candidates = candidates or [None] * n
+
+    def loss_of(p, b, batch):
+        return functional_call(template, (p, b), (batch,))
+
+    step = vmap(grad_and_value(loss_of), randomness="different")
+    n_samples, batch_size = len(split.train_targets), base.batch_size
+    for epoch in range(max(c.epochs for c in configs)):
+        started = time.perf_counter()
+        orders = [torch.randperm(n_samples, generator=g) for g in generators]
+        totals = torch.zeros(n, device=device)
+        for start in range(0, n_samples, batch_size):
+            batches = [
+                make(order[start : start + batch_size], g)
+                for make, order, g in zip(makers, orders, generators, strict=True)
+            ]
+            stacked = {k: torch.stack([b[k] for b in batches]) for k in batches[0]}
+            with training_autocast(base.precision, device):
+                grads, losses = step(params, buffers, stacked)
+            optimizer.step(grads, active)
+            totals += losses.detach() * len(stacked["targets"][0])
+        seconds = time.perf_counter() - started
+        for run in range(n):
+            state, config = states[run], configs[run]
+            if not bool(active[run]):
+                continue
+            loss = float(totals[run]) / n_samples
+            if not math.isfinite(loss):
+                raise NonFiniteError(
+                    f"packed run {run} (seed {config.seed}), epoch {epoch}: the training loss is {loss}"
+                )
+            models[run].load_state_dict({k[len("model.") :]: v[run] for k, v in params.items()}, strict=False)
+            eval_started = time.perf_counter()
+            valid = evaluate(
+                models[run], split.valid, config.history_mask, config.eval_batch_size, candidates[run]
+            )
+            improved = state.stopper.update(valid[config.monitor], epoch)
+            record = {
+                "epoch": epoch,
+                "loss": loss,
+                "train_seconds": seconds / int(active.sum()),  # the pack's time, shared by its runs
+                "samples_per_s": n_samples * int(active.sum()) / seconds,  # the pack's samples per second
+                "valid_seconds": time.perf_counter() - eval_started,
+                **{f"valid_{k}": v for k, v in valid.items()},
+                "best": improved,
+            }
+            state.history.append(record)
+            state.train_seconds += record["train_seconds"]
+            log_epoch(record, valid, config.monitor)
+            if improved:
+                state.best_valid, state.best_weights = valid, copy_weights(models[run])
+            if on_epoch is not None:
+                on_epoch(run, record)
+            if state.stopper.should_stop or epoch + 1 >= config.epochs:
+                active[run] = False
+                log.info("packed run %d (seed %d) stops after epoch %d", run, config.seed, epoch)
+        if not bool(active.any()):
+            break
+    results = []
+    for model, state in zip(models, states, strict=True):
+        model.load_state_dict(state.best_weights)
+        results.append(
+            TrainResult(
+                best_epoch=state.stopper.best_epoch,
+                epochs=len(state.history),
+                best_valid=state.best_valid,
+                train_seconds=state.train_seconds,
+                history=state.history,
+            )
+        )
+    return results

@@ -1,0 +1,83 @@
+"""Packed runs: each run of a pack equals its unpacked run (without dropout, whose masks vmap draws
+differently), runs keep their own settings and early stopping, and what cannot be packed is refused."""
+
+import pytest
+import torch
+
+from bsarec import SequentialRecommender
+from bsarec.api import fit_packed
+from bsarec.config import RunConfig
+from bsarec.data.synthetic import generate_synthetic
+from bsarec.errors import ConfigError
+from bsarec.training.packed import PackedAdam, check_packable
+
+NO_DROPOUT = {"hidden_dropout": 0.0, "attn_dropout": 0.0, "hidden_size": 16, "max_len": 10, "batch_size": 64}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate_synthetic(n_users=80, n_clusters=4, items_per_cluster=8, max_length=16, seed=5)
+
+
+@pytest.mark.parametrize(
+    ("model", "varied"),
+    [
+        ("bsarec", [{"seed": 1}, {"seed": 2, "lr": 0.003, "alpha": 0.5, "c": 5}, {"seed": 3, "patience": 1}]),
+        ("duorec", [{"seed": 1}, {"seed": 2, "lr": 0.002, "weight_decay": 0.01}]),
+    ],
+)
+def test_each_packed_run_equals_its_unpacked_run(data, tmp_path, model, varied):
+    configs = [RunConfig(model=model, epochs=4, **NO_DROPOUT, **v) for v in varied]
+    packed = fit_packed(configs, data, [tmp_path / f"run{i}" for i in range(len(configs))])
+    for config, rec in zip(configs, packed, strict=True):
+        alone = SequentialRecommender(config=config).fit(data, progress=False)
+        for mine, theirs in zip(rec.result.history, alone.result.history, strict=True):
+            assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
+            assert mine["valid_NDCG@20"] == pytest.approx(theirs["valid_NDCG@20"], abs=2 / 80)
+        assert rec.result.best_epoch == alone.result.best_epoch and rec.result.epochs == alone.result.epochs
+        for metric, value in alone.metrics["test"].items():
+            assert rec.metrics["test"][metric] == pytest.approx(value, abs=2 / 80), metric
+    assert packed[-1].result.epochs <= 4
+    saved = SequentialRecommender.load(tmp_path / "run1")  # a packed run's directory is an ordinary run
+    assert saved.metrics["test"] == packed[1].metrics["test"]
+    assert len((tmp_path / "run1" / "history.jsonl").read_text().splitlines()) == packed[1].result.epochs
+
+
+def test_packed_runs_draw_their_own_dropout_masks(data):
+    configs = [RunConfig(model="bsarec", epochs=1, hidden_size=16, max_len=10, seed=7) for _ in range(2)]
+    first, second = fit_packed(configs, data)  # the same seed twice: only the dropout masks differ
+    assert first.result.history[0]["loss"] != second.result.history[0]["loss"]
+
+
+def test_packed_adam_is_torch_adam_per_run():
+    torch.manual_seed(0)
+    weights = torch.randn(2, 5)
+    params = {"w": weights.clone()}
+    adam = PackedAdam(params, [0.1, 0.01], [0.0, 0.5])
+    singles = [torch.nn.Parameter(weights[i].clone()) for i in range(2)]
+    optimizers = [
+        torch.optim.Adam([singles[0]], lr=0.1),
+        torch.optim.Adam([singles[1]], lr=0.01, weight_decay=0.5),
+    ]
+    for step in range(5):
+        grads = torch.randn(2, 5)
+        active = torch.tensor([True, step < 2])  # run 1 stops after two steps: frozen
+        adam.step({"w": grads}, active)
+        for i in range(2):
+            if bool(active[i]):
+                singles[i].grad = grads[i].clone()
+                optimizers[i].step()
+    for i in range(2):
+        assert torch.allclose(params["w"][i], singles[i].detach(), atol=1e-6)
+
+
+def test_what_cannot_be_packed_is_refused():
+    with pytest.raises(ConfigError, match="differ in hidden_size"):
+        check_packable([RunConfig(hidden_size=16), RunConfig(hidden_size=32)])
+    with pytest.raises(ConfigError, match="gru4rec cannot be packed"):
+        check_packable([RunConfig(model="gru4rec")])
+    with pytest.raises(ConfigError, match="alpha may differ within a pack for BSARec only"):
+        check_packable([RunConfig(model="wearec", alpha=0.2), RunConfig(model="wearec", alpha=0.4)])
+    with pytest.raises(ConfigError, match="item features"):
+        check_packable([RunConfig(cold_items=0.1)])
+    check_packable([RunConfig(seed=1, lr=0.01, c=5), RunConfig(seed=2, alpha=0.3, threads=1)])
