@@ -532,11 +532,15 @@ def fit_packed(
     dataset: SequenceDataset,
     run_dirs: list[str | Path | None] | None = None,
     overwrite: bool = False,
+    evaluate_test: bool = True,
+    on_epoch: Callable[[int, dict[str, Any]], bool | None] | None = None,
 ) -> list[SequentialRecommender]:
     """Train several runs of one model on `dataset` together, as one batched model (training/packed.py): they
     may differ in seed, lr, weight_decay, patience and (BSARec) alpha and c. Each run is built, evaluated and
     written to its run directory (config, dataset, history, best weights, metrics) as `fit` writes it; runs
-    are not checkpointed mid-way. Returns one fitted recommender per config."""
+    are not checkpointed mid-way. `evaluate_test=False` never touches the test targets (tuning);
+    `on_epoch(index, record)` after each run's validation may return True to stop that run (pruning).
+    Returns one fitted recommender per config."""
     check_packable(configs)
     run_dirs = list(run_dirs) if run_dirs is not None else [None] * len(configs)
     recs, runs, histories = [], [], []
@@ -557,18 +561,19 @@ def fit_packed(
         runs.append(run)
         histories.append(HistoryLog(run.history_file if run is not None else None, []))
 
-    def on_epoch(index: int, record: dict[str, Any]) -> None:
+    def record_epoch(index: int, record: dict[str, Any]) -> bool | None:
         histories[index].append(record)
         if record["best"] and runs[index] is not None:
             save_weights(recs[index].model, runs[index].weights_file)
+        return on_epoch(index, record) if on_epoch is not None else None
 
     with cuda_matmul_precision(configs[0].precision):
         results = train_packed(
-            [r.model for r in recs], split, configs, [r.candidates("valid") for r in recs], on_epoch
+            [r.model for r in recs], split, configs, [r.candidates("valid") for r in recs], record_epoch
         )
     for rec, run, result in zip(recs, runs, results, strict=True):
         rec.result = result
-        rec.metrics = rec._final_metrics()
+        rec.metrics = rec._final_metrics(evaluate_test)
         if run is not None:
             save_weights(rec.model, run.weights_file)
             run.write_metrics(rec.metrics)

@@ -357,6 +357,9 @@ def tune(
     ),
     study_name: str | None = typer.Option(None, help="the study's name (default MODEL-DATASET)"),
     seed: int = typer.Option(42, help="the sampler's and the runs' seed"),
+    pack: int = typer.Option(
+        1, min=1, help="train N trials together as one batched model (their space: lr, alpha, c, ... only)"
+    ),
 ) -> None:
     """Search hyperparameters with Optuna on validation NDCG@20 (resumable); write the best preset."""
     require_extra("analysis", "bsarec tune")
@@ -376,6 +379,7 @@ def tune(
         storage,
         study_name,
         seed,
+        pack=pack,
     )
     typer.echo(json.dumps(summary, indent=1))
 
@@ -465,6 +469,9 @@ def benchmark(
     epochs: int | None = typer.Option(None, help="maximum epochs (default 200)"),
     reference: Path | None = typer.Option(None, help="published numbers (JSON) to show beside ours"),
     summary_only: bool = typer.Option(False, help="only rebuild the results from finished runs"),
+    pack: int = typer.Option(
+        1, min=1, help="train up to N cells that differ only in seed together, as one batched model (GPU)"
+    ),
 ) -> None:
     """Train a grid of models x datasets x seeds (resumable) and write results and the paper-style table.
 
@@ -491,6 +498,7 @@ def benchmark(
         data_dir=str(data_dir) if data_dir else None,
         reference=reference,
         command="bsarec " + " ".join(sys.argv[1:]),
+        pack=pack,
     )
     if summary_only:
         grid.write()

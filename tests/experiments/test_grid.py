@@ -49,3 +49,18 @@ def test_cells_of_different_presets_get_different_run_directories():
     assert protocol_tag({}, "best") == "best" and protocol_tag({"c": 5}, "best") == "best,c=5"
     assert protocol_tag({"c": 5}, None) == "defaults,c=5" and protocol_tag({}, "x/mine.json") == "mine"
     assert protocol_tag({"max_len": 10, "c": 5}) == "c=5,max_len=10"
+
+
+def test_a_packed_grid_trains_its_seeds_together_and_writes_ordinary_cells(tmp_path):
+    from bsarec.experiments.grid import pack_jobs
+
+    settings = tiny_grid(tmp_path, epochs=2)
+    settings |= {"seeds": [1, 2, 3], "pack": 2, "models": ["sasrec", "gru4rec"]}
+    grid = BenchmarkGrid(**settings)
+    packs = pack_jobs(grid.pending, 2)
+    assert sorted(len(p) for p in packs) == [1, 1, 1, 1, 2]  # sasrec: 2 + 1; gru4rec cannot be packed
+    assert {j["cell"]["model"] for p in packs if len(p) == 2 for j in p} == {"sasrec"}
+    grid.run()
+    assert len(grid.results["per_seed"]) == 6
+    again = BenchmarkGrid(**settings)
+    assert again.plan_line() == "6 cells, 6 finished, 0 to run"

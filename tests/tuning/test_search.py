@@ -106,3 +106,24 @@ def test_a_diverged_trial_fails_instead_of_winning(prepared, tmp_path):
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["complete"] == 0 and "best_value" not in summary
     assert ",FAIL," in (out / "trials.csv").read_text()
+
+
+def test_tune_packs_trials_and_never_evaluates_test(prepared, tmp_path, monkeypatch):
+    from bsarec import api
+
+    def no_test(self, split="test", *args, **kwargs):
+        assert split != "test", "tuning must never evaluate the test split"
+        return original(self, split, *args, **kwargs)
+
+    original = api.SequentialRecommender.evaluate
+    monkeypatch.setattr(api.SequentialRecommender, "evaluate", no_test)
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"alpha": {"choices": [0.3, 0.7]}, "lr": {"choices": [0.001, 0.003]}}))
+    out = tmp_path / "packed"
+    result = runner.invoke(app, [*tune_args(prepared, out, 5), "--space", str(space), "--pack", "3"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["trials"] == 5 and summary["complete"] >= 1  # asked 3 + 2, trained as two packs
+    assert len(list((out / "trials").iterdir())) == 5
+    refused = runner.invoke(app, [*tune_args(prepared, tmp_path / "mixed", 2), "--pack", "2"])
+    assert isinstance(refused.exception, ConfigError) and "num_heads" in str(refused.exception)

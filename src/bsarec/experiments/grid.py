@@ -13,6 +13,7 @@ rewritten from every finished cell of the grid (experiments/tables.py).
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import multiprocessing
 import os
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 from filelock import FileLock, Timeout
 
-from bsarec.api import SequentialRecommender
+from bsarec.api import SequentialRecommender, fit_packed
 from bsarec.config import RUNTIME_SETTINGS, RunConfig
 from bsarec.data.registry import resolve_dataset
 from bsarec.environment import machine_line
@@ -35,6 +36,7 @@ from bsarec.experiments.cells import Cell, cell_config, cell_key, comparable, pr
 from bsarec.experiments.tables import caption_for, load_published, read_recorded, write_results
 from bsarec.models import MODELS
 from bsarec.run_dir import RunDir
+from bsarec.training.packed import PACKABLE, check_packable
 
 log = logging.getLogger("bsarec")
 # rough relative cost per epoch on a CPU (LastFM, measured by `bsarec speed`), to start the slowest cells first
@@ -67,8 +69,9 @@ class BenchmarkGrid:
         data_dir: str | None = None,
         reference: str | Path | None = None,
         command: str | None = None,
+        pack: int = 1,
     ):
-        self.models, self.jobs = models, jobs
+        self.models, self.jobs, self.pack = models, jobs, pack
         self.runs, self.output = Path(runs), Path(output or runs)
         overrides = overrides or {}
         threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))  # the cores shared out
@@ -99,7 +102,7 @@ class BenchmarkGrid:
         return self.results
 
     def run(self) -> GridOutcome:
-        outcome = run_cells(self.pending, self.jobs, self.write)
+        outcome = run_cells(self.pending, self.jobs, self.write, self.pack)
         self.write()
         return outcome
 
@@ -108,7 +111,7 @@ def run_benchmark(
     models: list[str], datasets: list[str], seeds: list[int], summary_only: bool = False, **settings: Any
 ) -> BenchmarkGrid:
     """Plan the grid (BenchmarkGrid's settings: runs, output, preset, overrides, jobs, threads, device, epochs,
-    data_dir, reference, command), train its unfinished cells unless `summary_only`, and write the results.
+    data_dir, reference, command, pack: cells trained together as one batched model, training/packed.py), train its unfinished cells unless `summary_only`, and write the results.
     Returns the grid: `.results` is the content of results.json, `.output` where the files are; a failed
     cell raises in this process (several jobs: see BenchmarkGrid.run)."""
     grid = BenchmarkGrid(models, datasets, seeds, **settings)
@@ -213,8 +216,66 @@ def _train_cell(job: dict[str, Any]) -> dict[str, Any]:
     return rec.metrics["test"]
 
 
-def run_cells(jobs: list[dict[str, Any]], n_jobs: int, on_done: Callable[[], None]) -> GridOutcome:
-    """Run the jobs, `n_jobs` at a time in worker processes (1: in this process); `on_done()` after each."""
+def pack_jobs(jobs: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    """The pending cells in packs of up to `size` that can train as one batched model (training/packed.py):
+    the same model, dataset and settings but for those a pack may vary. Cells that cannot be packed (their
+    model, or item features) form packs of one."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for job in jobs:
+        config = RunConfig.from_dict(job["config"])
+        try:
+            check_packable([config])
+            shared = {k: v for k, v in comparable(job["config"]).items() if k not in PACKABLE}
+            key = json.dumps([job["cell"]["dataset"], shared], sort_keys=True, default=str)
+        except ConfigError:
+            key = job["run_dir"]  # trained alone
+        groups.setdefault(key, []).append(job)
+    return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
+
+
+def run_pack(pack: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """Train a pack of cells (one: as run_cell does) in this process; each cell's test metrics, or None for
+    a cell another process holds. Packed cells are trained from the start (packs are not checkpointed)."""
+    if len(pack) == 1:
+        return [run_cell(pack[0])]
+    locks, taken, out = [], [], [None] * len(pack)
+    try:
+        for index, job in enumerate(pack):
+            run = RunDir(job["run_dir"])
+            run.path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(lock_file_of(run.path), timeout=0)
+            try:
+                lock.acquire()
+            except Timeout:
+                continue
+            locks.append(lock)
+            finished = run.finished_metrics()
+            if finished is not None:
+                out[index] = finished["test"]
+                continue
+            if run.path.exists():
+                shutil.rmtree(run.path)
+            taken.append(index)
+        if taken:
+            configs = [RunConfig.from_dict(pack[i]["config"]) for i in taken]
+            if configs[0].threads:
+                torch.set_num_threads(configs[0].threads)
+            cell = Cell(**pack[taken[0]]["cell"])
+            data = resolve_dataset(cell.dataset, configs[0].data_dir, kcore=configs[0].kcore)
+            recs = fit_packed(configs, data, [pack[i]["run_dir"] for i in taken])
+            for i, rec in zip(taken, recs, strict=True):
+                out[i] = rec.metrics["test"]
+    finally:
+        for lock in locks:
+            lock.release()
+    return out
+
+
+def run_cells(
+    jobs: list[dict[str, Any]], n_jobs: int, on_done: Callable[[], None], pack: int = 1
+) -> GridOutcome:
+    """Run the jobs, `n_jobs` packs of up to `pack` cells at a time in worker processes (1: in this process);
+    `on_done()` after each finished cell."""
     outcome = GridOutcome()
 
     def finished(job, metrics=None, error=None):
@@ -231,14 +292,17 @@ def run_cells(jobs: list[dict[str, Any]], n_jobs: int, on_done: Callable[[], Non
             log.info("done: %s  HR@10 %.4f  NDCG@10 %.4f", name, metrics["HR@10"], metrics["NDCG@10"])
         on_done()
 
+    packs = pack_jobs(jobs, pack) if pack > 1 else [[job] for job in jobs]
     if n_jobs <= 1:
-        for job in jobs:
-            finished(job, run_cell(job))
+        for cells in packs:
+            for job, metrics in zip(cells, run_pack(cells), strict=True):
+                finished(job, metrics)
         return outcome
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(n_jobs, mp_context=context) as pool:
-        futures = {pool.submit(run_cell, job): job for job in jobs}
+        futures = {pool.submit(run_pack, cells): cells for cells in packs}
         for future in concurrent.futures.as_completed(futures):
             error = future.exception()
-            finished(futures[future], None if error else future.result(), error)
+            for index, job in enumerate(futures[future]):
+                finished(job, None if error else future.result()[index], error)
     return outcome

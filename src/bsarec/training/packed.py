@@ -103,12 +103,13 @@ def train_packed(
     split: LeaveOneOutSplit,
     configs: list[RunConfig],
     candidates: list[torch.Tensor | None] | None = None,
-    on_epoch: Callable[[int, dict], None] | None = None,
+    on_epoch: Callable[[int, dict], bool | None] | None = None,
     progress: bool = False,
 ) -> list[TrainResult]:
     """Train `models` (one per config, already built as their unpacked runs build them, on one device)
     together. `on_epoch(run, record)` is called after each run's validation with the epoch's record (loss,
-    validation metrics, "best": whether it improved), where a run directory writes its history and weights. Returns each run's TrainResult; every model holds
+    validation metrics, "best": whether it improved), where a run directory writes its history and weights;
+    when it returns True the run stops there (a tuner prunes it). Returns each run's TrainResult; every model holds
     its best weights afterwards."""
     check_packable(configs)
     n, base = len(models), configs[0]
@@ -174,9 +175,8 @@ def train_packed(
             log_epoch(record, valid, config.monitor)
             if improved:
                 state.best_valid, state.best_weights = valid, copy_weights(models[run])
-            if on_epoch is not None:
-                on_epoch(run, record)
-            if state.stopper.should_stop or epoch + 1 >= config.epochs:
+            told_to_stop = bool(on_epoch(run, record)) if on_epoch is not None else False
+            if told_to_stop or state.stopper.should_stop or epoch + 1 >= config.epochs:
                 active[run] = False
                 log.info("packed run %d (seed %d) stops after epoch %d", run, config.seed, epoch)
         if not bool(active.any()):

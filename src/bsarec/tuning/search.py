@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 
 from bsarec.analysis.figures import pyplot, save_figure
-from bsarec.api import SequentialRecommender
+from bsarec.api import SequentialRecommender, fit_packed
 from bsarec.config import RunConfig, resolve_config
 from bsarec.data.registry import dataset_name, resolve_dataset
 from bsarec.errors import ConfigError, NonFiniteError
 from bsarec.extras import require
 from bsarec.io import atomic_write_json, atomic_write_text
+from bsarec.training.packed import PACKABLE
 
 log = logging.getLogger("bsarec")
 HEADS = {"choices": [1, 2, 4]}
@@ -124,11 +125,17 @@ def tune(
     study_name: str | None = None,
     seed: int = 42,
     progress: bool = False,
+    pack: int = 1,
 ) -> dict[str, Any]:
     optuna = require("optuna", "analysis", "bsarec tune")
     name = dataset_name(dataset)
     base = resolve_config(model, dataset, name, preset, overrides, seed=seed, data_dir=data_dir)
     space = load_space(model, space_file)
+    if pack > 1 and not set(space) <= set(PACKABLE):
+        raise ConfigError(
+            f"--pack: trials train together only when they differ in {', '.join(PACKABLE)}; the space also "
+            f"varies {', '.join(sorted(set(space) - set(PACKABLE)))} (give --space FILE without them)"
+        )
     data = resolve_dataset(dataset, data_dir, kcore=base.kcore)
     output.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(output / 'study.db').resolve()}"
@@ -169,10 +176,55 @@ def tune(
     remaining = max(0, trials - len(done))
     log.info("study %s: %d trials finished, %d to run", study.study_name, len(done), remaining)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if remaining:
+    if remaining and pack > 1:
+        _optimize_packed(study, optuna, base, space, data, output, remaining, pack)
+    elif remaining:
         # a trial whose settings make training diverge fails (recorded as such) instead of ending the study
         study.optimize(objective, n_trials=remaining, catch=(NonFiniteError,))
     return write_outputs(study, base, space, output)
+
+
+def _optimize_packed(
+    study, optuna, base: RunConfig, space, data, output: Path, remaining: int, pack: int
+) -> None:
+    """Trials asked `pack` at a time and trained together (training/packed.py)."""
+    while remaining > 0:
+        trials = [study.ask() for _ in range(min(pack, remaining))]
+        _train_trial_pack(study, optuna, trials, base, space, data, output)
+        remaining -= len(trials)
+
+
+def _train_trial_pack(study, optuna, trials: list, base: RunConfig, space, data, output: Path) -> None:
+    """One pack of trials: each reported and pruned after every epoch as alone; a pack that diverges fails
+    all its trials."""
+    configs = []
+    for trial in trials:
+        values = suggest(trial, space)
+        trial.set_user_attr("settings", values)
+        configs.append(base.updated(**values))
+    pruned: set[int] = set()
+
+    def report(index: int, record: dict[str, Any]) -> bool:
+        trial = trials[index]
+        trial.report(record[f"valid_{base.monitor}"], record["epoch"])
+        if trial.should_prune():
+            pruned.add(index)
+        return index in pruned
+
+    run_dirs = [output / "trials" / f"trial{t.number:04d}" for t in trials]
+    try:
+        recs = fit_packed(configs, data, run_dirs, evaluate_test=False, on_epoch=report)
+    except NonFiniteError as error:
+        log.warning("a pack diverged (%s); its trials fail", error)
+        for trial in trials:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return
+    for index, (trial, rec) in enumerate(zip(trials, recs, strict=True)):
+        trial.set_user_attr("best_epoch", rec.metrics["best_epoch"])
+        if index in pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, rec.metrics["valid"][base.monitor])
 
 
 def write_outputs(study, base: RunConfig, space: dict[str, Any], output: Path) -> dict[str, Any]:
