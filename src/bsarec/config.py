@@ -97,6 +97,8 @@ class RunConfig:
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
     # the training step's arithmetic: "fp32", "bf16" (autocast, CPU and CUDA) or "tf32" (CUDA matmuls)
     precision: str = "fp32"
+    # torch.compile the training step's forward and backward (on CUDA as CUDA graphs: mode "reduce-overhead")
+    compile: bool = False
     threads: int | None = None
     # CPU: flush denormal floats (|x| < 2**-126) to zero. Caser's L2 term drives its filters toward zero and
     # their products into the denormal range, where its steps ran 9x slower (docs/results.md)
@@ -308,6 +310,7 @@ RUNTIME_SETTINGS = (
     "checkpoint_steps",
     "keep_checkpoints",
     "flush_denormal",  # touches only values below 2**-126: like the thread count, rounding, not the computation
+    "compile",  # the same computation, fused into other kernels: rounding, not semantics
 )
 
 

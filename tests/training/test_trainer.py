@@ -119,3 +119,15 @@ def test_a_diverged_run_stops_with_an_error_naming_the_epoch_not_a_perfect_score
     with pytest.raises(NonFiniteError, match="epoch 0: the training loss is nan: the run diverged"):
         rec.fit(data, run_dir=tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "metrics.json").exists()  # no metrics claim anything about it
+
+
+def test_a_compiled_step_trains_as_the_eager_one():
+    """torch.compile fuses the step (on CUDA as CUDA graphs); the losses and metrics stay those of eager."""
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=8)
+    settings = {"epochs": 2, "hidden_size": 16, "max_len": 8, "batch_size": 48, "hidden_dropout": 0.0}
+    settings["attn_dropout"] = 0.0
+    eager = SequentialRecommender("sasrec", loss="ce", **settings).fit(data, progress=False)
+    compiled = SequentialRecommender("sasrec", loss="ce", compile=True, **settings).fit(data, progress=False)
+    for a, b in zip(eager.result.history, compiled.result.history, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
+        assert b["valid_NDCG@20"] == pytest.approx(a["valid_NDCG@20"], abs=2 / 40)

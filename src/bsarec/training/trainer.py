@@ -74,12 +74,18 @@ class LossOf(torch.nn.Module):
         return self.model.loss(**batch)
 
 
-def loss_module(model: SequentialModel, group: ProcessGroup) -> torch.nn.Module:
-    """The loss as a module, wrapped in DistributedDataParallel under torchrun."""
-    if not group.enabled:
-        return LossOf(model)
-    cuda = group.device.startswith("cuda")
-    return DistributedDataParallel(LossOf(model), device_ids=[group.device] if cuda else None)
+def loss_module(model: SequentialModel, group: ProcessGroup, compile: bool = False) -> torch.nn.Module:
+    """The loss as a module, wrapped in DistributedDataParallel under torchrun; with `compile`, compiled by
+    torch.compile (on CUDA with mode "reduce-overhead": the step's kernels replayed as CUDA graphs, one graph
+    per batch shape, so the short last batch gets its own)."""
+    module: torch.nn.Module = LossOf(model)
+    if group.enabled:
+        cuda = group.device.startswith("cuda")
+        module = DistributedDataParallel(module, device_ids=[group.device] if cuda else None)
+    if compile:
+        mode = "reduce-overhead" if str(next(model.parameters()).device).startswith("cuda") else "default"
+        module = torch.compile(module, mode=mode, dynamic=False)
+    return module
 
 
 def train(
@@ -100,7 +106,7 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)  # sample order, negatives, positives
     optimizer = make_optimizer(model, config)
     make_batch = BatchMaker(model, split, device, softmax_sampler(config, split))
-    compute_loss = loss_module(model, group)
+    compute_loss = loss_module(model, group, config.compile)
     state = TrainState.start(model, config.patience)
     checkpoints = None
     if run_dir is not None:
