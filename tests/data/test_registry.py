@@ -110,7 +110,7 @@ def test_kcore_is_for_raw_logs_only(write):
 
 @needs_shared
 def test_tvrec_samples_count_as_its_reference_on_beauty(cache):
-    """FRONTIER: TV-Rec trains on 128,031 Beauty samples where BSARec's protocol builds 150,258."""
+    """TV-Rec's reference trains on 128,031 Beauty samples (its training log) where BSARec's protocol builds 150,258."""
     beauty = resolve_dataset("Beauty", SHARED_DATA, download=False)
     assert len(leave_one_out(beauty, 50, train_samples="prefixes").train_targets) == 150_258
     assert len(leave_one_out(beauty, 50, train_samples="nonempty").train_targets) == 128_031

@@ -46,7 +46,9 @@ def test_tvrec_filter_is_causal_but_for_the_wrap_of_position_zero():
 
 
 def test_tvrec_has_the_reference_parameter_count_on_lastfm():
-    assert parameter_count(TVRec(n_items=3647, num_basis=8)) == 303_440  # FRONTIER: LastFM, M = 8
+    assert (
+        parameter_count(TVRec(n_items=3647, num_basis=8)) == 303_440
+    )  # the reference model on LastFM, M = 8
 
 
 def test_tvrec_ignores_padding_and_later_slots_except_the_wrap():
