@@ -98,6 +98,34 @@ class PackedAdam:
             param.sub_(torch.where(on, update, torch.zeros_like(update)))
 
 
+class PackedStep:
+    """One training step of N runs at once: their stacked weights, vmap over the runs of grad of the loss,
+    and PackedAdam. `step(batch, active)` takes the runs' batches stacked on a first axis and returns each
+    run's loss; the weights of inactive runs do not change."""
+
+    def __init__(self, models: list[SequentialModel], configs: list[RunConfig]):
+        wrapped = [LossOf(m) for m in models]
+        self.params, self.buffers = stack_module_state(wrapped)
+        template = copy.deepcopy(wrapped[0])
+        self.precision, self.device = configs[0].precision, configs[0].torch_device()
+        self.optimizer = PackedAdam(self.params, [c.lr for c in configs], [c.weight_decay for c in configs])
+
+        def loss_of(params, buffers, batch):
+            return functional_call(template, (params, buffers), (batch,))
+
+        self._grad_and_loss = vmap(grad_and_value(loss_of), randomness="different")
+
+    def __call__(self, batch: dict[str, torch.Tensor], active: torch.Tensor) -> torch.Tensor:
+        with training_autocast(self.precision, self.device):
+            grads, losses = self._grad_and_loss(self.params, self.buffers, batch)
+        self.optimizer.step(grads, active)
+        return losses.detach()
+
+    def weights_of(self, run: int) -> dict[str, torch.Tensor]:
+        """Run `run`'s weights, named as in its model's state_dict."""
+        return {k[len("model.") :]: v[run] for k, v in self.params.items()}
+
+
 def train_packed(
     models: list[SequentialModel],
     split: LeaveOneOutSplit,
@@ -114,22 +142,15 @@ def train_packed(
     check_packable(configs)
     n, base = len(models), configs[0]
     device = base.torch_device()
-    wrapped = [LossOf(m) for m in models]
-    params, buffers = stack_module_state(wrapped)
-    template = copy.deepcopy(wrapped[0])
+    step = PackedStep(models, configs)
     generators = [torch.Generator().manual_seed(c.seed) for c in configs]
     makers = [
         BatchMaker(m, split, device, softmax_sampler(c, split)) for m, c in zip(models, configs, strict=True)
     ]
-    optimizer = PackedAdam(params, [c.lr for c in configs], [c.weight_decay for c in configs])
     states = [TrainState.start(m, c.patience) for m, c in zip(models, configs, strict=True)]
     active = torch.ones(n, dtype=torch.bool, device=device)
     candidates = candidates or [None] * n
 
-    def loss_of(p, b, batch):
-        return functional_call(template, (p, b), (batch,))
-
-    step = vmap(grad_and_value(loss_of), randomness="different")
     n_samples, batch_size = len(split.train_targets), base.batch_size
     for epoch in range(max(c.epochs for c in configs)):
         started = time.perf_counter()
@@ -141,10 +162,7 @@ def train_packed(
                 for make, order, g in zip(makers, orders, generators, strict=True)
             ]
             stacked = {k: torch.stack([b[k] for b in batches]) for k in batches[0]}
-            with training_autocast(base.precision, device):
-                grads, losses = step(params, buffers, stacked)
-            optimizer.step(grads, active)
-            totals += losses.detach() * len(stacked["targets"][0])
+            totals += step(stacked, active) * len(stacked["targets"][0])
         seconds = time.perf_counter() - started
         for run in range(n):
             state, config = states[run], configs[run]
@@ -155,7 +173,7 @@ def train_packed(
                 raise NonFiniteError(
                     f"packed run {run} (seed {config.seed}), epoch {epoch}: the training loss is {loss}"
                 )
-            models[run].load_state_dict({k[len("model.") :]: v[run] for k, v in params.items()}, strict=False)
+            models[run].load_state_dict(step.weights_of(run), strict=False)
             eval_started = time.perf_counter()
             valid = evaluate(
                 models[run], split.valid, config.history_mask, config.eval_batch_size, candidates[run]
