@@ -86,6 +86,11 @@ def collect(
                 "seed": cell.seed,
                 **{k: m["test"][k] for k in (*METRICS, "MRR")},
                 **{f"valid_{k}": m["valid"][k] for k in (*METRICS, "MRR")},  # what a selection may look at
+                **{  # the cold-start evaluation's groups (docs/item_features.md)
+                    f"{group}_{k}": v
+                    for group, values in m.get("test_by_item_group", {}).items()
+                    for k, v in values.items()
+                },
                 "best_epoch": m["best_epoch"],
                 "epochs": m["epochs"],
                 "train_seconds": round(m["train_seconds"], 1),
