@@ -29,7 +29,9 @@ def tune_args(prepared, output, trials):
     ]
 
 
-def test_tune_runs_stops_resumes_and_writes_a_preset(prepared, tmp_path, monkeypatch):
+@pytest.fixture
+def never_test(monkeypatch):
+    """Fail the test if anything evaluates the test split; calling the fixture's value lifts the ban."""
     from bsarec import api
 
     def no_test(self, split="test", *args, **kwargs):
@@ -38,6 +40,10 @@ def test_tune_runs_stops_resumes_and_writes_a_preset(prepared, tmp_path, monkeyp
 
     original = api.SequentialRecommender.evaluate
     monkeypatch.setattr(api.SequentialRecommender, "evaluate", no_test)
+    return monkeypatch.undo
+
+
+def test_tune_runs_stops_resumes_and_writes_a_preset(prepared, tmp_path, never_test):
     out = tmp_path / "study"
     first = runner.invoke(app, tune_args(prepared, out, 3))
     assert first.exit_code == 0, first.output
@@ -54,7 +60,7 @@ def test_tune_runs_stops_resumes_and_writes_a_preset(prepared, tmp_path, monkeyp
         assert (out / name).is_file()
     for trial in (out / "trials").iterdir():
         assert "test" not in json.loads((trial / "metrics.json").read_text())
-    monkeypatch.setattr(api.SequentialRecommender, "evaluate", original)
+    never_test()  # the final test run is the user's to make, once, with the preset
     train = runner.invoke(
         app,
         ["train", "--dataset", str(prepared), "--preset", str(out / "best_preset.json"), "--epochs", "1"]
@@ -108,15 +114,7 @@ def test_a_diverged_trial_fails_instead_of_winning(prepared, tmp_path):
     assert ",FAIL," in (out / "trials.csv").read_text()
 
 
-def test_tune_packs_trials_and_never_evaluates_test(prepared, tmp_path, monkeypatch):
-    from bsarec import api
-
-    def no_test(self, split="test", *args, **kwargs):
-        assert split != "test", "tuning must never evaluate the test split"
-        return original(self, split, *args, **kwargs)
-
-    original = api.SequentialRecommender.evaluate
-    monkeypatch.setattr(api.SequentialRecommender, "evaluate", no_test)
+def test_tune_packs_trials_and_never_evaluates_test(prepared, tmp_path, never_test):
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"alpha": {"choices": [0.3, 0.7]}, "lr": {"choices": [0.001, 0.003]}}))
     out = tmp_path / "packed"

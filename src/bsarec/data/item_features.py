@@ -264,9 +264,8 @@ class _Matcher:
 # -- the three readers ------------------------------------------------------------------------------------------
 
 
-def read_attribute_json(path: str | Path, dataset: SequenceDataset, name: str | None = None) -> ItemFeatures:
-    """The S3-Rec format: {"item id": [attribute id, ...]}; one categorical field named after the file."""
-    path = Path(path)
+def _attribute_object(path: Path) -> dict[str, Any]:
+    """The JSON object of an S3-Rec attribute file, refusing an item listed twice (json would keep the last)."""
 
     def no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         keys = [k for k, _ in pairs]
@@ -281,6 +280,13 @@ def read_attribute_json(path: str | Path, dataset: SequenceDataset, name: str | 
         raise DataError(f"{path}: not a JSON file of item attributes ({error})") from None
     if not isinstance(content, dict):
         raise DataError(f'{path}: expected a JSON object {{"item id": [attribute ids, ...]}}')
+    return content
+
+
+def read_attribute_json(path: str | Path, dataset: SequenceDataset, name: str | None = None) -> ItemFeatures:
+    """The S3-Rec format: {"item id": [attribute id, ...]}; one categorical field named after the file."""
+    path = Path(path)
+    content = _attribute_object(path)
     match = _Matcher(dataset, path)
     values: dict[int, list[str]] = {}
     for key, attributes in content.items():
@@ -297,16 +303,11 @@ def read_attribute_json(path: str | Path, dataset: SequenceDataset, name: str | 
     return ItemFeatures(dataset.n_items, [built], [], {"files": [match.report({field_name: missing})]})
 
 
-def read_item_table(
-    path: str | Path,
-    dataset: SequenceDataset,
-    id_column: str | None = None,
-    categorical: tuple[str, ...] = (),
-    multi_separator: str = "|",
-    separator: str | None = None,
-) -> ItemFeatures:
-    """An item table keyed by original item id; see the module docstring for what each column becomes."""
-    path = Path(path)
+def _item_table(
+    path: Path, id_column: str | None, separator: str | None = None
+) -> tuple[pl.DataFrame, int, str]:
+    """(the table, the line or row number of its first row, its id column). Text tables are read with every
+    column as text, so that nothing is inferred from the first rows only."""
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise DataError(
@@ -321,13 +322,27 @@ def read_item_table(
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
         raise DataError(f"{path}: cannot read as an item table: {str(error).splitlines()[0]}") from None
     frame = frame.rename({c: c.lstrip("\ufeff") for c in frame.columns})
-    where = "line" if first else "row"
     ids = id_column or next((c for c in frame.columns if c.lower() in ID_COLUMNS), None)
     if ids is None or ids not in frame.columns:
         raise DataError(
             f"{path}: no item id column {'named ' + repr(id_column) if id_column else ''}; columns: "
             f"{', '.join(frame.columns)} (name it one of {', '.join(ID_COLUMNS)}, or pass --item-id-col)"
         )
+    return frame, first, ids
+
+
+def read_item_table(
+    path: str | Path,
+    dataset: SequenceDataset,
+    id_column: str | None = None,
+    categorical: tuple[str, ...] = (),
+    multi_separator: str = "|",
+    separator: str | None = None,
+) -> ItemFeatures:
+    """An item table keyed by original item id; see the module docstring for what each column becomes."""
+    path = Path(path)
+    frame, first, ids = _item_table(path, id_column, separator)
+    where = "line" if first else "row"
     unknown_categorical = sorted(set(categorical) - set(frame.columns))
     if unknown_categorical:
         raise DataError(f"{path}: --categorical {unknown_categorical[0]!r} is not a column")
@@ -421,12 +436,18 @@ def _column_kind(series: pl.Series, forced_categorical: bool) -> str:
     return "categorical"
 
 
-def read_item_vectors(path: str | Path, dataset: SequenceDataset) -> ItemFeatures:
-    """`NAME.npy` (items x dimension) with the item ids, one per line, in `NAME.ids.txt` beside it."""
-    path = Path(path)
+def _vector_ids(path: Path) -> tuple[Path, list[str]]:
+    """The id file of `NAME.npy` and its ids, one per line."""
     ids_path = path.with_suffix(".ids.txt")
     if not ids_path.is_file():
         raise DataError(f"{path}: the ids of its rows go in {ids_path} (one item id per line, in row order)")
+    return ids_path, ids_path.read_text(encoding="utf-8").splitlines()
+
+
+def read_item_vectors(path: str | Path, dataset: SequenceDataset) -> ItemFeatures:
+    """`NAME.npy` (items x dimension) with the item ids, one per line, in `NAME.ids.txt` beside it."""
+    path = Path(path)
+    ids_path, ids = _vector_ids(path)
     try:
         vectors = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
@@ -435,7 +456,6 @@ def read_item_vectors(path: str | Path, dataset: SequenceDataset) -> ItemFeature
         raise DataError(
             f"{path}: expected a 2-d numeric array (items x dimension), got {vectors.dtype} {vectors.shape}"
         )
-    ids = ids_path.read_text(encoding="utf-8").splitlines()
     if len(ids) != len(vectors):
         raise DataError(f"{ids_path}: {len(ids)} ids for the {len(vectors)} rows of {path}")
     bad = np.flatnonzero(~np.isfinite(vectors).all(1))
@@ -511,36 +531,11 @@ def file_item_ids(path: str | Path, id_column: str | None = None) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such item features file")
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        try:
-            content = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise DataError(f"{path}: not a JSON file of item attributes ({error})") from None
-        if not isinstance(content, dict):
-            raise DataError(f'{path}: expected a JSON object {{"item id": [attribute ids, ...]}}')
-        return [str(k).strip() for k in content]
-    if suffix == ".npy":
-        ids_path = path.with_suffix(".ids.txt")
-        if not ids_path.is_file():
-            raise DataError(
-                f"{path}: the ids of its rows go in {ids_path} (one item id per line, in row order)"
-            )
-        return [line.strip() for line in ids_path.read_text(encoding="utf-8").splitlines()]
-    if suffix not in TABLE_SUFFIXES:
-        raise DataError(f"{path}: unsupported item features file {suffix!r}")
-    try:
-        if suffix == ".parquet":
-            frame = pl.read_parquet(path)
-        else:
-            sep = detect_separator(path, TABLE_SUFFIXES[suffix] or ",")
-            frame = pl.read_csv(path, separator=sep, infer_schema_length=0)
-    except (pl.exceptions.PolarsError, OSError, ValueError) as error:
-        raise DataError(f"{path}: cannot read as an item table: {str(error).splitlines()[0]}") from None
-    frame = frame.rename({c: c.lstrip("\ufeff") for c in frame.columns})
-    ids = id_column or next((c for c in frame.columns if c.lower() in ID_COLUMNS), None)
-    if ids is None or ids not in frame.columns:
-        raise DataError(f"{path}: no item id column; columns: {', '.join(frame.columns)}")
+    if path.suffix.lower() == ".json":
+        return [str(k).strip() for k in _attribute_object(path)]
+    if path.suffix.lower() == ".npy":
+        return [line.strip() for line in _vector_ids(path)[1]]
+    frame, _, ids = _item_table(path, id_column)
     return [str(v).strip() for v in frame[ids].to_list() if v is not None]
 
 
