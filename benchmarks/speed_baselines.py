@@ -20,7 +20,18 @@ from pathlib import Path
 
 from bsarec.io import atomic_write_json, atomic_write_text
 
-MODELS = ["bsarec", "caser", "gru4rec", "sasrec", "bert4rec", "fmlprec", "duorec", "fearec"]
+MODELS = [
+    "bsarec",
+    "caser",
+    "gru4rec",
+    "sasrec",
+    "bert4rec",
+    "fmlprec",
+    "duorec",
+    "fearec",
+    "tvrec",
+    "wearec",
+]
 
 
 def main() -> None:

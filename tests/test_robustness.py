@@ -1,6 +1,6 @@
 """Whatever a user feeds bsarec, the answer is a success with a documented meaning or an error of ours that
-says where and what: Hypothesis-generated logs and benchmark files against the readers, settings against the
-config, and request bodies against the HTTP service. Never a raw traceback, never a 500."""
+says where and what: Hypothesis-generated logs, benchmark files and item feature files against the readers,
+settings against the config, and request bodies against the HTTP service. Never a raw traceback, never a 500."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import math
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -17,7 +18,9 @@ from hypothesis import strategies as st
 
 from bsarec.config import RunConfig
 from bsarec.data.benchmark_format import read_benchmark_file
+from bsarec.data.dataset import SequenceDataset
 from bsarec.data.interaction_log import read_interaction_log
+from bsarec.data.item_features import read_item_features
 from bsarec.errors import ConfigError, DataError
 from bsarec.serving.app import create_app
 
@@ -81,6 +84,39 @@ def test_any_benchmark_file_is_read_or_refused_with_the_line_named(lines):
     else:  # only plain digits are ids (int() would also take "1_000", "+4" or other scripts' digits)
         assert all(t.isascii() and t.isdigit() for line in lines for t in line.removeprefix("\ufeff").split())
         assert all(len(s) and s.min() >= 1 for s in data.sequences) and data.n_items <= 10**8 + 1
+    finally:
+        path.unlink()
+
+
+CATALOGUE = SequenceDataset([np.array([1, 2])], ["u"], [None, "a", "b", "7"])
+
+
+@FAST
+@given(
+    header=st.sampled_from(
+        [("item_id", "category"), ("item", "price", "tags"), ("sku", "x"), ("\ufeffid", "v")]
+    ),
+    rows=st.lists(st.lists(CELL, min_size=1, max_size=3), max_size=6),
+    kind=st.sampled_from([".csv", ".tsv", ".json"]),
+)
+def test_any_item_features_file_is_read_or_refused_with_the_file_named(header, rows, kind):
+    if kind == ".json":
+        text = json.dumps({row[0]: row[1:] for row in rows}) if rows else "{}"
+    else:
+        separator = "\t" if kind == ".tsv" else ","
+        text = "\n".join([separator.join(header), *(separator.join(row) for row in rows)]) + "\n"
+    path = write(text, kind)
+    try:
+        features = read_item_features(path, CATALOGUE)
+    except DataError as error:
+        assert str(path) in str(error)
+    else:  # every field covers the catalogue, and a missing value is never a value
+        for field in features.categorical:
+            assert len(field.offsets) == CATALOGUE.n_items + 1 and all(v.strip() for v in field.vocabulary)
+        for field in features.dense:
+            assert np.isfinite(field.vectors).all() and not field.present[0]
+        report = features.report["files"][0]
+        assert report["matched_items"] <= 3 and report["rows_for_unknown_items"] >= 0
     finally:
         path.unlink()
 
