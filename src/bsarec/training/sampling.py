@@ -25,8 +25,18 @@ class BatchMaker:
         split: LeaveOneOutSplit,
         device: str,
         sampler: SoftmaxSampler | None = None,
+        resident: bool | None = None,
     ):
         self.split, self.device, self.sampler = split, device, sampler
+        # on a GPU (or with resident=True) the training samples live on the device: a batch is gathered there,
+        # and only the (B,) index and what is drawn on the host cross per step
+        self.resident = None
+        if resident if resident is not None else not str(device).startswith("cpu"):
+            self.resident = {
+                "inputs": split.train_inputs.to(device),
+                "targets": split.train_targets.to(device),
+                "users": split.train_users.to(device),
+            }
         self.negatives = model.needs_negatives
         self.users = model.needs_users
         self.positives = (
@@ -37,13 +47,24 @@ class BatchMaker:
         self, index: torch.Tensor, generator: torch.Generator, rows: tuple[int, int] | None = None
     ) -> dict[str, torch.Tensor]:
         split = self.split
-        batch = {"inputs": split.train_inputs[index], "targets": split.train_targets[index]}
+        drawn: dict[str, torch.Tensor] = {}  # drawn on the host, with the loop's generator
         if self.negatives:
-            batch["negatives"] = sample_negatives(batch["inputs"], batch["targets"], split.n_items, generator)
-        if self.users:
-            batch["users"] = split.train_users[index]
-        if self.positives is not None:
-            batch["positives"] = split.train_inputs[self.positives.sample(index, generator)]
+            inputs, targets = split.train_inputs[index], split.train_targets[index]
+            drawn["negatives"] = sample_negatives(inputs, targets, split.n_items, generator)
+        positives = self.positives.sample(index, generator) if self.positives is not None else None
+        if self.resident is None:
+            batch = {"inputs": split.train_inputs[index], "targets": split.train_targets[index], **drawn}
+            if self.users:
+                batch["users"] = split.train_users[index]
+            if positives is not None:
+                batch["positives"] = split.train_inputs[positives]
+        else:
+            on_device = index.to(self.device, non_blocking=True)
+            batch = {k: self.resident[k][on_device] for k in ("inputs", "targets")} | drawn
+            if self.users:
+                batch["users"] = self.resident["users"][on_device]
+            if positives is not None:
+                batch["positives"] = self.resident["inputs"][positives.to(self.device, non_blocking=True)]
         if rows is not None:
             batch = {k: v[rows[0] : rows[1]] for k, v in batch.items()}
         if self.sampler is not None:  # shared by every sample of the batch
