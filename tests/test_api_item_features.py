@@ -211,3 +211,21 @@ def test_onnx_export_of_a_model_with_features_matches_pytorch(run):
     )[0]
     finite = np.isfinite(expected)
     assert np.max(np.abs(got[finite] - expected[finite])) < 1e-5
+
+
+def test_a_run_with_features_stopped_by_ctrl_c_resumes_like_an_unstopped_one(
+    data, files, tmp_path, press_ctrl_c
+):
+    features = read_item_features(files / "items.csv", data)
+    settings = {**SMALL, "epochs": 4, "patience": 100, "cold_items": 0.2, "threads": 1}
+    straight = SequentialRecommender("bsarec", **settings).fit(
+        data, run_dir=tmp_path / "straight", progress=False, item_features=features
+    )
+    press_ctrl_c(3)
+    SequentialRecommender("bsarec", **settings).fit(
+        data, run_dir=tmp_path / "stopped", progress=False, item_features=features
+    )
+    press_ctrl_c(None)
+    resumed = SequentialRecommender.resume(tmp_path / "stopped", progress=False)  # reads its own features
+    assert resumed.metrics["test"] == straight.metrics["test"]
+    assert resumed.metrics["test_by_item_group"] == straight.metrics["test_by_item_group"]
