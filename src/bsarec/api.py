@@ -225,17 +225,13 @@ class SequentialRecommender:
 
     def _make_split(self, dataset: SequenceDataset) -> LeaveOneOutSplit:
         c = self.config
-        withheld = choose_cold_items(dataset, c.cold_items, c.seed) if c.cold_items else None
+        withheld = self.cold_items(dataset) if c.cold_items else None
         return leave_one_out(dataset, c.max_len, c.padding, c.resolved("train_samples"), withheld)
 
-    def cold_items(self) -> np.ndarray:
-        """The internal ids withheld from training by `cold_items` (empty without it)."""
-        c = self.config
-        return (
-            choose_cold_items(self._require_dataset(), c.cold_items, c.seed)
-            if c.cold_items
-            else np.zeros(0, int)
-        )
+    def cold_items(self, dataset: SequenceDataset | None = None) -> np.ndarray:
+        """The internal ids withheld from training by `cold_items` (empty without it), drawn with the seed."""
+        c, dataset = self.config, dataset if dataset is not None else self._require_dataset()
+        return choose_cold_items(dataset, c.cold_items, c.seed) if c.cold_items else np.zeros(0, np.int64)
 
     def test_by_item_group(self) -> dict[str, dict[str, float]]:
         """Test metrics of the users whose target is a warm item (in training) and of those whose target is a
@@ -318,11 +314,10 @@ class SequentialRecommender:
             # an unknown user is a cold-start user: the answer for an empty history, flagged
             history = list(dataset.sequences[row]) if row is not None else []
             unknown: list[Any] = [] if row is not None else [user]
-            return self._recommend_internal([history], [unknown], [row], k, exclude_seen, allow, deny, where)[
-                0
-            ]
-        history, unknown = self._to_internal(items)
-        return self._recommend_internal([history], [unknown], [None], k, exclude_seen, allow, deny, where)[0]
+        else:
+            history, unknown = self._to_internal(items)
+            row = None
+        return self._recommend_internal([history], [unknown], [row], k, exclude_seen, allow, deny, where)[0]
 
     def recommend_batch(
         self,
@@ -554,7 +549,8 @@ def fit_packed(
             run.write_config(config.to_dict())
             dataset.save(run.dataset_dir)
         torch.manual_seed(config.seed)  # each run's weights are drawn as its unpacked run draws them
-        split = split or rec._make_split(dataset)  # the same for every run of a pack
+        if split is None:  # the same for every run of a pack
+            split = rec._make_split(dataset)
         rec._split = split
         rec.model = build_run_model(config, dataset).to(config.torch_device())
         recs.append(rec)
