@@ -1,0 +1,83 @@
+"""Two sets of grid results side by side, paired by seed: mean ± std of the test metrics, the difference and a
+two-sided paired t-test over the seeds both finished.
+
+    python benchmarks/compare_runs.py --title "Item attributes on LastFM" --output benchmarks/results/item_features_LastFM.md \
+        --pair "BSARec=baselines/LastFM:bsarec,item_features/LastFM/bsarec:bsarec" \
+        --pair "SASRec (CE)=sasrec_ce/LastFM:sasrec,item_features/LastFM/sasrec_ce:sasrec"
+
+A pair is LABEL=BASE_RESULTS:MODEL,VARIANT_RESULTS:MODEL, the results folders relative to benchmarks/results.
+benchmarks/README.md lists the comparisons the committed results come from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from scipy import stats
+
+from bsarec.io import atomic_write_text
+
+METRICS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20")
+RESULTS = Path("benchmarks/results")
+
+
+def rows(spec: str) -> dict[int, dict]:
+    folder, model = spec.rsplit(":", 1)
+    path = RESULTS / folder / "results.json"
+    if not path.is_file():
+        return {}
+    return {r["seed"]: r for r in json.loads(path.read_text())["per_seed"] if r["model"] == model}
+
+
+def fmt(values: list[float]) -> str:
+    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0:.4f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--title", required=True)
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--pair", action="append", required=True, help="LABEL=BASE:MODEL,VARIANT:MODEL")
+    parser.add_argument("--names", default="base,variant", help="the two columns' names")
+    args = parser.parse_args()
+    base_name, variant_name = args.names.split(",")
+    lines = [
+        f"# {args.title}",
+        "",
+        f"`python benchmarks/compare_runs.py {shlex.join(sys.argv[1:])}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        "Test metrics, mean ± std over the seeds both finished; difference of the means; paired t-test p (two-sided).",
+    ]
+    for pair in args.pair:
+        label, specs = pair.split("=", 1)
+        base_spec, variant_spec = specs.split(",")
+        base, variant = rows(base_spec), rows(variant_spec)
+        seeds = sorted(set(base) & set(variant))
+        lines += ["", f"## {label}: seeds {seeds}", ""]
+        if not seeds:
+            lines.append("No seed has finished in both yet.")
+            continue
+        lines += [f"| metric | {base_name} | {variant_name} | difference | p |", "|---|---|---|---|---|"]
+        for metric in METRICS:
+            a, b = [base[s][metric] for s in seeds], [variant[s][metric] for s in seeds]
+            diffs = [y - x for x, y in zip(a, b, strict=True)]
+            p = stats.ttest_rel(b, a).pvalue if len(seeds) > 1 and len(set(diffs)) > 1 else float("nan")
+            lines.append(
+                f"| {metric} | {fmt(a)} | {fmt(b)} | {statistics.fmean(b) - statistics.fmean(a):+.4f} | {p:.3f} |"
+            )
+        per_seed = ", ".join(f"{s}: {base[s]['NDCG@10']:.4f} → {variant[s]['NDCG@10']:.4f}" for s in seeds)
+        lines += ["", f"NDCG@10 per seed ({base_name} → {variant_name}): {per_seed}."]
+    atomic_write_text(args.output, "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
