@@ -229,3 +229,20 @@ def test_a_run_with_features_stopped_by_ctrl_c_resumes_like_an_unstopped_one(
     resumed = SequentialRecommender.resume(tmp_path / "stopped", progress=False)  # reads its own features
     assert resumed.metrics["test"] == straight.metrics["test"]
     assert resumed.metrics["test_by_item_group"] == straight.metrics["test_by_item_group"]
+
+
+def test_batch_scoring_with_new_items_and_a_where(run, files, tmp_path):
+    import pyarrow.parquet as pq
+
+    from bsarec.serving.batch import score_file
+
+    rec = SequentialRecommender.load(run)
+    rec.add_items(files / "new.csv")
+    (tmp_path / "h.csv").write_text("user,items\na,c00-i00 new-1\nb,new-2\n")
+    counts = score_file(
+        rec, tmp_path / "h.csv", tmp_path / "out.parquet", k=5, progress=False, where={"cluster": ["c01"]}
+    )
+    assert counts["unknown_items"] == 0  # new items are known in histories
+    rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert all(i.startswith("c01") or i == "new-1" for r in rows for i in r["items"])
+    assert "new-1" in rows[1]["items"] and "new-1" not in rows[0]["items"]  # seen in a's history: excluded
