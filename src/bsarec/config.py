@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from bsarec.data.split import TRAIN_SAMPLES
 from bsarec.errors import ConfigError
 from bsarec.models import MODELS, model_parameters
 from bsarec.models import hyperparameter_default as model_default
@@ -28,7 +29,6 @@ HISTORY_MASKS = ("exclude", "zero")
 CANDIDATES = ("full", "sampled-uniform", "sampled-popularity")
 SOFTMAX_SAMPLERS = ("uniform", "popularity")
 PADDINGS = ("zeros", "cyclic", "reflect", "symmetric")
-TRAIN_SAMPLES = ("prefixes", "nonempty")
 PRECISIONS = ("fp32", "bf16", "tf32")
 DEVICES = ("cpu", "cuda", "auto")
 MONITORS = tuple(f"{m}@{k}" for k in (5, 10, 20) for m in ("HR", "NDCG")) + ("MRR",)
@@ -78,14 +78,12 @@ class RunConfig:
     )  # FEARec: weight of the frequency-domain regulariser
     num_basis: int = model_default("num_basis")  # TV-Rec: size M of the filter basis
     basis_reg_weight: float = model_default("basis_reg_weight")  # TV-Rec: weight of the basis regulariser
-    # item side information (docs/item_features.md)
-    item_features: str | None = (
-        None  # files, comma-separated, or "attributes": a registered dataset's S3-Rec file
-    )
-    features_only: bool = False  # items are their features alone, without an id embedding
-    cold_items: float = (
-        0.0  # share of items withheld from training (seeded); test metrics then split by group
-    )
+    # item side information (docs/item_features.md): files, comma-separated, or "attributes" (a registered
+    # dataset's S3-Rec file); items as their features alone; the share of items withheld from training (seeded),
+    # whose test metrics are then reported by group
+    item_features: str | None = None
+    features_only: bool = False
+    cold_items: float = 0.0
     # the protocol switchboard (the paper's protocol is the default)
     history_mask: str = "exclude"  # "exclude" (default) or "zero" (the reference code's 0-score masking)
     candidates: str = "full"  # "full" ranking or the target + eval_negatives sampled negatives
