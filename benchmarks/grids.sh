@@ -57,12 +57,25 @@ case "${1:-}" in
       --output $RESULTS/item_features/LastFM/bsarec
     grid -d LastFM -m sasrec --set loss=ce --set item_features=attributes --seeds 42,43,44 \
       --runs benchmarks/runs/item_features --output $RESULTS/item_features/LastFM/sasrec_ce ;;
+  item-features-beauty)  # BSARec with Beauty's S3-Rec attributes (categories and brand)
+    grid -d Beauty -m bsarec --set item_features=attributes --seeds 42,43,44 --set checkpoint_steps=100 \
+      --runs benchmarks/runs/item_features --output $RESULTS/item_features/Beauty/bsarec ;;
+  cold-start-lastfm|cold-start-beauty)  # 10% of the items withheld from training: BSARec with ids, features or both
+    data=LastFM; [ "$1" = cold-start-beauty ] && data=Beauty
+    cold="--set cold_items=0.1 --set checkpoint_steps=100 --seeds 42 --runs benchmarks/runs/cold_start"
+    grid -d $data -m bsarec $cold --output $RESULTS/cold_start/$data/ids
+    grid -d $data -m bsarec $cold --set item_features=attributes --output $RESULTS/cold_start/$data/ids_features
+    grid -d $data -m bsarec $cold --set item_features=attributes --set features_only=true \
+      --output $RESULTS/cold_start/$data/features_only ;;
+  precision-lastfm)  # BSARec with bf16 autocast against fp32 (the paper grid's BSARec cells), 3 seeds
+    grid -d LastFM -m bsarec --set precision=bf16 --seeds 42,43,44 --runs benchmarks/runs/precision \
+      --output $RESULTS/precision/LastFM_bf16 ;;
   best-lastfm)  # BSARec with --preset best (chosen on validation, src/bsarec/presets/best.json), 3 seeds
     grid -d LastFM -m bsarec --preset best --seeds 42,43,44 --runs benchmarks/runs/best \
       --output $RESULTS/best/LastFM ;;
   *)
     echo "usage: bash benchmarks/grids.sh baselines-lastfm|baselines-beauty|sasrec-ce-lastfm|padding-lastfm|" \
       "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|frontier-sports-yelp|best-lastfm|" \
-      "item-features-lastfm" >&2
+      "item-features-lastfm|item-features-beauty|cold-start-lastfm|cold-start-beauty|precision-lastfm" >&2
     exit 2 ;;
 esac
