@@ -62,11 +62,11 @@ case "${1:-}" in
       --runs benchmarks/runs/item_features --output $RESULTS/item_features/Beauty/bsarec ;;
   cold-start-lastfm|cold-start-beauty)  # 10% of the items withheld from training: BSARec with ids, features or both
     data=LastFM; [ "$1" = cold-start-beauty ] && data=Beauty
-    cold="--set cold_items=0.1 --set checkpoint_steps=100 --seeds 42 --runs benchmarks/runs/cold_start"
-    grid -d $data -m bsarec $cold --output $RESULTS/cold_start/$data/ids
-    grid -d $data -m bsarec $cold --set item_features=attributes --output $RESULTS/cold_start/$data/ids_features
+    cold="--set cold_items=0.1 --set checkpoint_steps=100 --seeds 42,43,44 --runs benchmarks/runs/cold_start"
     grid -d $data -m bsarec $cold --set item_features=attributes --set features_only=true \
-      --output $RESULTS/cold_start/$data/features_only ;;
+      --output $RESULTS/cold_start/$data/features_only
+    grid -d $data -m bsarec $cold --set item_features=attributes --output $RESULTS/cold_start/$data/ids_features
+    grid -d $data -m bsarec $cold --output $RESULTS/cold_start/$data/ids ;;
   precision-lastfm)  # BSARec with bf16 autocast against fp32 (the paper grid's BSARec cells), 3 seeds
     grid -d LastFM -m bsarec --set precision=bf16 --seeds 42,43,44 --runs benchmarks/runs/precision \
       --output $RESULTS/precision/LastFM_bf16 ;;
