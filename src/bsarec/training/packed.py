@@ -1,7 +1,7 @@
 """Packed runs: several runs of one model on one dataset, trained together as one batched model.
 
-The runs may differ in their seed and in settings that keep every shape: lr, weight_decay, patience and, for
-BSARec, alpha and c (PACKABLE). Their weights are stacked (torch.func.stack_module_state) and one step
+The runs may differ in their seed and in settings that keep every shape: lr, weight_decay, patience, epochs
+and, for BSARec, alpha and c (PACKABLE). Their weights are stacked (torch.func.stack_module_state) and one step
 computes every run's loss and gradients at once (vmap over the runs of grad of the loss), so a GPU runs one
 kernel where it ran N. Each run keeps what makes it a run of its own:
 - its initial weights (drawn as its unpacked run draws them), its sample order and its sampled negatives or
@@ -38,7 +38,7 @@ from bsarec.training.trainer import LossOf, TrainResult, log_epoch
 
 log = logging.getLogger("bsarec")
 
-PACKABLE = ("seed", "lr", "weight_decay", "patience", "alpha", "c")
+PACKABLE = ("seed", "lr", "weight_decay", "patience", "epochs", "alpha", "c")
 UNPACKABLE_MODELS = {"gru4rec": "torch.func has no batching rule for its GRU"}
 
 
@@ -54,7 +54,7 @@ def check_packable(configs: list[RunConfig]) -> None:
         raise ConfigError("pack: alpha may differ within a pack for BSARec only")
     if first["item_features"] or first["cold_items"]:
         raise ConfigError("pack: runs with item features or cold items are trained one by one")
-    ignored = {*PACKABLE, "threads", "checkpoint_steps", "keep_checkpoints", "epochs"}
+    ignored = {*PACKABLE, "threads", "checkpoint_steps", "keep_checkpoints"}
     for config in configs[1:]:
         other = config.to_dict()
         differing = sorted(k for k in first if k not in ignored and first[k] != other[k])
