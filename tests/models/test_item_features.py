@@ -47,7 +47,7 @@ def test_each_row_is_id_plus_mean_category_plus_projected_vector():
     assert torch.allclose(table[0], ids[0])  # padding: its id row only
 
 
-def test_untrained_items_and_features_only_have_no_id_row():
+def test_untrained_items_and_features_only_have_no_id_row_and_never_get_one():
     trained = torch.tensor([True, True, True, False, True, True, True])
     module = table_module(trained)
     plain = table_module(torch.ones(N_ITEMS, dtype=torch.bool))
@@ -55,6 +55,15 @@ def test_untrained_items_and_features_only_have_no_id_row():
     alone = table_module(features_only=True)
     assert torch.allclose(alone.weight[1:], (plain.weight - plain.ids.weight)[1:])
     assert torch.allclose(alone.weight[0], plain.ids.weight[0])
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.1, weight_decay=0.01)
+    for _ in range(3):  # item 3 is a softmax negative of every step, and yet its id row stays zero
+        loss = torch.nn.functional.cross_entropy(
+            module(torch.tensor([1, 2])) @ module.weight.T, torch.tensor([2, 1])
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert module.ids.weight[3].abs().sum() == 0 and module.ids.weight[4].abs().sum() > 0
 
 
 def test_the_table_is_computed_once_per_training_step(monkeypatch):

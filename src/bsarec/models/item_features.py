@@ -14,6 +14,7 @@ or a backward pass has consumed it.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bsarec.data.item_features import ItemFeatures
@@ -23,7 +24,9 @@ from bsarec.models.base import SequentialModel
 class FeatureItemEmbedding(nn.Module):
     """A drop-in for the model's item `nn.Embedding`: `weight` is the (rows, d) table of item representations,
     `forward(ids)` its rows. Rows beyond the features (BERT4Rec's mask token) have their id row only; rows
-    beyond the id table (items added after training, `extend`) their features only."""
+    beyond the id table (items added after training, `extend`) their features only. An item without an id part
+    has its id row at zero, kept there by zeroing that row's gradient (cheaper than masking the whole table at
+    every step; Adam then never moves it)."""
 
     def __init__(
         self,
@@ -33,6 +36,8 @@ class FeatureItemEmbedding(nn.Module):
         features_only: bool = False,
     ):
         super().__init__()
+        if not features.names:
+            raise ValueError("item features without a field")
         dim = ids.embedding_dim
         self.ids = ids
         self.padding_idx = ids.padding_idx
@@ -50,22 +55,27 @@ class FeatureItemEmbedding(nn.Module):
             nn.init.normal_(projection.weight, std=0.02)
         nn.init.normal_(self.missing, std=0.02)
         self.names = features.names
-        use_id = trained_ids.clone().bool()
-        use_id[0] = True  # padding keeps its id row, as without features
+        without_id = ~trained_ids.clone().bool()
+        without_id[0] = False  # padding keeps its id row, as without features
         if features_only:
-            use_id[1:] = False
+            without_id[1:] = True
+        self.register_buffer("without_id", torch.nonzero(without_id).flatten(), persistent=False)
+        with torch.no_grad():
+            ids.weight[self.without_id] = 0.0
+        ids.weight.register_post_accumulate_grad_hook(self._keep_id_rows_at_zero)
         self._cache: tuple[tuple, torch.Tensor] | None = None
-        self._set_features(features, use_id)
+        self._set_features(features)
 
-    def _set_features(self, features: ItemFeatures, use_id: torch.Tensor) -> None:
-        """The per-item data as non-persistent buffers (it is kept in the run's item_features directory)."""
+    def _keep_id_rows_at_zero(self, weight: torch.Tensor) -> None:
+        if weight.grad is not None:
+            weight.grad.index_fill_(0, self.without_id, 0.0)
+
+    def _set_features(self, features: ItemFeatures) -> None:
+        """The per-item data as non-persistent buffers (it is kept in the run's item_features directory). For a
+        dense field, `absent` is 1 where an item (not padding) has no vector: it gets the field's missing one."""
         self.n_featured = features.n_items
         self.n_rows = max(self.ids.num_embeddings, self.n_featured)
-        rows = torch.ones(self.n_rows, dtype=torch.bool)  # rows beyond the features: id only
-        rows[: len(use_id)] = use_id
-        rows[self.ids.num_embeddings :] = False  # rows beyond the id table: features only
         device = self.ids.weight.device
-        self.register_buffer("use_id", rows.unsqueeze(1).float().to(device), persistent=False)
         for i, f in enumerate(features.categorical):
             self.register_buffer(f"codes{i}", torch.from_numpy(f.codes).long().to(device), persistent=False)
             starts = torch.from_numpy(f.offsets[:-1]).long().to(device)
@@ -73,18 +83,17 @@ class FeatureItemEmbedding(nn.Module):
         for i, f in enumerate(features.dense):
             vectors = torch.from_numpy(f.vectors).float().to(device)
             self.register_buffer(f"vectors{i}", vectors, persistent=False)
-            present = torch.from_numpy(f.present).float().unsqueeze(1).to(device)
-            self.register_buffer(f"present{i}", present, persistent=False)
+            absent = torch.from_numpy(~f.present).float().unsqueeze(1)
+            absent[0] = 0.0
+            self.register_buffer(f"absent{i}", absent.to(device), persistent=False)
         self._cache = None
 
     def extend(self, features: ItemFeatures) -> None:
         """Take `features` (this module's items followed by new ones, data/item_features.py's `appended`) as
-        the item data: the new items are represented by their features alone."""
+        the item data: the new items, beyond the id table, are represented by their features alone."""
         if self.ids.num_embeddings > self.n_featured:
             raise ValueError("this model keeps extra rows after its items (BERT4Rec's mask token)")
-        use_id = torch.zeros(features.n_items, dtype=torch.bool)
-        use_id[: self.n_featured] = self.use_id[: self.n_featured, 0].bool().cpu()
-        self._set_features(features, use_id)
+        self._set_features(features)
 
     @property
     def embedding_dim(self) -> int:
@@ -95,17 +104,16 @@ class FeatureItemEmbedding(nn.Module):
         return self.n_rows
 
     def feature_part(self) -> torch.Tensor:
-        """Σ of the fields' contributions, (n_featured, d); padding has none."""
-        total = torch.zeros(self.n_featured, self.embedding_dim, device=self.ids.weight.device)
-        for i, bag in enumerate(self.categorical):
-            total = total + bag(getattr(self, f"codes{i}"), getattr(self, f"offsets{i}"))
+        """Σ of the fields' contributions, (n_featured, d); padding has none (an empty bag, a zero vector)."""
+        parts = [
+            bag(getattr(self, f"codes{i}"), getattr(self, f"offsets{i}"))
+            for i, bag in enumerate(self.categorical)
+        ]
         for i, projection in enumerate(self.projections):
-            present = getattr(self, f"present{i}")
-            vectors = projection(getattr(self, f"vectors{i}"))
-            total = total + present * vectors + (1 - present) * self.missing[i]
-        not_padding = torch.ones(self.n_featured, 1, device=total.device)
-        not_padding[0] = 0.0
-        return total * not_padding
+            parts.append(
+                projection(getattr(self, f"vectors{i}")) + getattr(self, f"absent{i}") * self.missing[i]
+            )
+        return parts[0] if len(parts) == 1 else torch.stack(parts).sum(0)
 
     def table(self) -> torch.Tensor:
         ids, features = self.ids.weight, self.feature_part()
@@ -115,7 +123,7 @@ class FeatureItemEmbedding(nn.Module):
             features = torch.cat(
                 [features, features.new_zeros(self.n_rows - self.n_featured, features.size(1))]
             )
-        return ids * self.use_id + features
+        return ids + features
 
     @property
     def weight(self) -> torch.Tensor:
@@ -138,7 +146,8 @@ class FeatureItemEmbedding(nn.Module):
         return grad
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.weight[input_ids]
+        # as nn.Embedding with its padding_idx: the padding row gets no gradient from the inputs
+        return F.embedding(input_ids, self.weight, padding_idx=self.padding_idx)
 
     def plain(self) -> nn.Embedding:
         """An nn.Embedding holding the current table (for export: the same scores without the feature graph)."""
