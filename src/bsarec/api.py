@@ -36,7 +36,13 @@ from bsarec.data.split import LeaveOneOutSplit, choose_cold_items, leave_one_out
 from bsarec.distributed import SINGLE, ProcessGroup, process_group_from_env
 from bsarec.environment import environment
 from bsarec.errors import ConfigError, DataError, NonFiniteError
-from bsarec.evaluation.metrics import evaluate, metrics_from_ranks, sampled_candidates, target_ranks, top_k
+from bsarec.evaluation.metrics import (
+    all_target_ranks,
+    evaluate,
+    metrics_from_ranks,
+    sampled_candidates,
+    top_k,
+)
 from bsarec.io import load_weights, save_weights
 from bsarec.models import SequentialModel, build_model
 from bsarec.models.item_features import FeatureItemEmbedding, attach_item_features, item_table_of
@@ -236,13 +242,10 @@ class SequentialRecommender:
     def test_by_item_group(self) -> dict[str, dict[str, float]]:
         """Test metrics of the users whose target is a warm item (in training) and of those whose target is a
         cold one (withheld by `cold_items`), each with its number of users."""
-        model, evalset = self._require_model(), self.split.test
-        rows = self._group.bounds(len(evalset))
-        c = self.config
-        ranks = target_ranks(
-            model, evalset, c.history_mask, c.eval_batch_size, candidates=self.candidates("test"), rows=rows
+        model, evalset, c = self._require_model(), self.split.test, self.config
+        ranks = all_target_ranks(
+            model, evalset, c.history_mask, c.eval_batch_size, self.candidates("test"), self._group
         )
-        ranks = self._group.gather(ranks, len(evalset))
         cold = torch.from_numpy(np.isin(evalset.targets.numpy(), self.cold_items()))
         out = {}
         for name, members in (("warm", ~cold), ("cold", cold)):

@@ -198,9 +198,13 @@ class ItemFeatures:
 # -- building fields from per-item values --------------------------------------------------------------------
 
 
-def categorical_field(name: str, values: dict[int, list[str]], n_items: int) -> CategoricalField:
-    """A field from {internal item: [values]} (repeats kept, order kept); items without values get MISSING."""
-    vocabulary = sorted({v for vs in values.values() for v in vs}, key=_natural_key)
+def categorical_field(
+    name: str, values: dict[int, list[str]], n_items: int, vocabulary: list[str] | None = None
+) -> CategoricalField:
+    """A field from {internal item: [values]} (repeats kept, order kept); items without values get MISSING.
+    The vocabulary is the values found, or the one given (a trained model's; every value must be in it)."""
+    if vocabulary is None:
+        vocabulary = sorted({v for vs in values.values() for v in vs}, key=_natural_key)
     code = {v: i + 1 for i, v in enumerate(vocabulary)}
     lists = [[] if i == 0 else [code[v] for v in values.get(i, [])] or [MISSING] for i in range(n_items)]
     lengths = np.array([len(x) for x in lists], dtype=np.int64)
@@ -552,26 +556,21 @@ def conform(new: ItemFeatures, trained: ItemFeatures, source: str) -> tuple[Item
     by_name_dense = {f.name: f for f in new.dense}
     categorical = []
     for f in trained.categorical:
-        code = {v: i + 1 for i, v in enumerate(f.vocabulary)}
+        known = set(f.vocabulary)
         values: dict[int, list[str]] = {}
         if f.name in by_name_cat:
             given, unseen = by_name_cat[f.name], 0
             for item in range(1, new.n_items):
                 kept = []
                 for value in given.values_of(item):
-                    if value in code:
+                    if value in known:
                         kept.append(value)
                     else:
                         unseen += 1
                 if kept:
                     values[item] = kept
             report["unseen_values"][f.name] = unseen
-        lists = [
-            [] if i == 0 else [code[v] for v in values.get(i, [])] or [MISSING] for i in range(new.n_items)
-        ]
-        offsets = np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
-        codes = np.array([c for x in lists for c in x], dtype=np.int64)
-        categorical.append(CategoricalField(f.name, f.vocabulary, offsets, codes))
+        categorical.append(categorical_field(f.name, values, new.n_items, f.vocabulary))
     dense = []
     for f in trained.dense:
         dim = f.vectors.shape[1]

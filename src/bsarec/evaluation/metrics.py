@@ -176,9 +176,22 @@ def evaluate(
 ) -> dict[str, float]:
     """HR@5/10/20, NDCG@5/10/20 and MRR over all users of `evalset`; in a multi-process run each process
     ranks its share of the users and the ranks are gathered, so every process gets the same metrics."""
+    return metrics_from_ranks(all_target_ranks(model, evalset, history_mask, user_batch, candidates, group))
+
+
+def all_target_ranks(
+    model: Any,
+    evalset: EvalSet,
+    history_mask: str = "exclude",
+    user_batch: int = 256,
+    candidates: torch.Tensor | None = None,
+    group: ProcessGroup = SINGLE,
+) -> torch.Tensor:
+    """Every user's target rank (target_ranks); in a multi-process run each process ranks its share and the
+    shares are gathered."""
     rows = group.bounds(len(evalset))  # every user in a single process
     ranks = target_ranks(model, evalset, history_mask, user_batch, candidates=candidates, rows=rows)
-    return metrics_from_ranks(group.gather(ranks, len(evalset)))
+    return group.gather(ranks, len(evalset))
 
 
 @torch.no_grad()

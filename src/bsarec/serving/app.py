@@ -82,6 +82,12 @@ def _limit_error(field: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": [{"loc": ["body", field], "msg": message}]})
 
 
+def _request_error(error: ConfigError) -> JSONResponse:
+    """A 422 for a request the recommender refuses (an allow list of unknown ids only, a where no item meets),
+    naming the field its message starts with."""
+    return _limit_error(str(error).split(":")[0], str(error))
+
+
 def _json_safe(value: Any) -> Any:
     """A validation error's details as JSON can carry them: the offending input may be NaN or infinite
     (`"k": 1e400`), which JSON cannot encode, and would otherwise turn a 422 into a 500."""
@@ -179,8 +185,8 @@ def create_app(
                 deny=request.deny,
                 where=request.where,
             )
-        except ConfigError as error:  # an allow list of unknown ids only, or a where no item meets
-            return _limit_error(str(error).split(":")[0], str(error))
+        except ConfigError as error:
+            return _request_error(error)
         return Recommendation(**asdict(result))
 
     @app.post("/recommend/batch", response_model=BatchResponse)
@@ -201,8 +207,8 @@ def create_app(
                 deny=request.deny,
                 where=request.where,
             )
-        except ConfigError as error:  # an allow list of unknown ids only, or a where no item meets
-            return _limit_error(str(error).split(":")[0], str(error))
+        except ConfigError as error:
+            return _request_error(error)
         return BatchResponse(results=[Recommendation(**asdict(r)) for r in results])
 
     return app

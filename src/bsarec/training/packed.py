@@ -34,7 +34,7 @@ from bsarec.models import SequentialModel
 from bsarec.training.numerics import training_autocast
 from bsarec.training.sampling import BatchMaker, softmax_sampler
 from bsarec.training.state import TrainState, copy_weights
-from bsarec.training.trainer import LossOf, TrainResult, log_epoch
+from bsarec.training.trainer import LossOf, TrainResult, epoch_record, log_epoch
 
 log = logging.getLogger("bsarec")
 
@@ -179,15 +179,17 @@ def train_packed(
                 models[run], split.valid, config.history_mask, config.eval_batch_size, candidates[run]
             )
             improved = state.stopper.update(valid[config.monitor], epoch)
-            record = {
-                "epoch": epoch,
-                "loss": loss,
-                "train_seconds": seconds / int(active.sum()),  # the pack's time, shared by its runs
-                "samples_per_s": n_samples * int(active.sum()) / seconds,  # the pack's samples per second
-                "valid_seconds": time.perf_counter() - eval_started,
-                **{f"valid_{k}": v for k, v in valid.items()},
-                "best": improved,
-            }
+            running = int(active.sum())
+            # the pack's time is shared by its running runs; samples per second are the whole pack's
+            record = epoch_record(
+                epoch,
+                loss,
+                seconds / running,
+                n_samples * running / seconds,
+                time.perf_counter() - eval_started,
+                valid,
+                improved,
+            )
             state.history.append(record)
             state.train_seconds += record["train_seconds"]
             log_epoch(record, valid, config.monitor)

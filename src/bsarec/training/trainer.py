@@ -147,16 +147,17 @@ def train(
             valid = evaluate(
                 model, split.valid, config.history_mask, config.eval_batch_size, candidates, group
             )
-            record = {
-                "epoch": state.epoch,
-                "loss": state.loss_sum / max(state.seen, 1),
-                "train_seconds": state.epoch_seconds,
-                "samples_per_s": state.seen / state.epoch_seconds,
-                "valid_seconds": time.perf_counter() - eval_started,
-                **{f"valid_{k}": v for k, v in valid.items()},
-            }
+            valid_seconds = time.perf_counter() - eval_started
             improved = group.broadcast_flag(state.stopper.update(valid[config.monitor], state.epoch))
-            record["best"] = improved
+            record = epoch_record(
+                state.epoch,
+                state.loss_sum / max(state.seen, 1),
+                state.epoch_seconds,
+                state.seen / state.epoch_seconds,
+                valid_seconds,
+                valid,
+                improved,
+            )
             state.history.append(record)
             history.append(record)
             log_epoch(record, valid, config.monitor)
@@ -245,6 +246,27 @@ def train_epoch(
             checkpoint()
     state.loss_sum = group.sum(total_loss).item()
     state.epoch_seconds = earlier_seconds + time.perf_counter() - started
+
+
+def epoch_record(
+    epoch: int,
+    loss: float,
+    train_seconds: float,
+    samples_per_s: float,
+    valid_seconds: float,
+    valid: dict[str, float],
+    best: bool,
+) -> dict[str, Any]:
+    """An epoch's line of history.jsonl (the same keys for single and packed runs)."""
+    return {
+        "epoch": epoch,
+        "loss": loss,
+        "train_seconds": train_seconds,
+        "samples_per_s": samples_per_s,
+        "valid_seconds": valid_seconds,
+        **{f"valid_{k}": v for k, v in valid.items()},
+        "best": best,
+    }
 
 
 def log_epoch(record: dict[str, Any], valid: dict[str, float], monitor: str) -> None:
