@@ -164,6 +164,7 @@ def train_packed(
             stacked = {k: torch.stack([b[k] for b in batches]) for k in batches[0]}
             totals += step(stacked, active) * len(stacked["targets"][0])
         seconds = time.perf_counter() - started
+        running = int(active.sum())  # the runs that trained this epoch, before any of them stops
         for run in range(n):
             state, config = states[run], configs[run]
             if not bool(active[run]):
@@ -179,7 +180,6 @@ def train_packed(
                 models[run], split.valid, config.history_mask, config.eval_batch_size, candidates[run]
             )
             improved = state.stopper.update(valid[config.monitor], epoch)
-            running = int(active.sum())
             # the pack's time is shared by its running runs; samples per second are the whole pack's
             record = epoch_record(
                 epoch,
