@@ -53,6 +53,7 @@ def test_s3rec_attributes_keep_repeats_count_unknown_items_and_mark_missing(tmp_
         ('{"a": 3}', "item 'a': expected a list of attribute ids"),
         ('{"a": [[1]]}', "item 'a': expected a list"),
         ('{"a": [true]}', "item 'a': expected a list"),
+        ('{"a": [1, " "]}', "item 'a': expected a list of attribute ids \\(none blank\\)"),
         ("[1, 2]", "expected a JSON object"),
         ('{"a": [1]', "not a JSON file"),
     ],

@@ -295,9 +295,11 @@ def read_attribute_json(path: str | Path, dataset: SequenceDataset, name: str | 
     values: dict[int, list[str]] = {}
     for key, attributes in content.items():
         if not isinstance(attributes, list) or not all(
-            isinstance(a, (int, str)) and not isinstance(a, bool) for a in attributes
+            isinstance(a, (int, str)) and not isinstance(a, bool) and str(a).strip() for a in attributes
         ):
-            raise DataError(f"{path}: item {key!r}: expected a list of attribute ids, got {attributes!r:.60}")
+            raise DataError(
+                f"{path}: item {key!r}: expected a list of attribute ids (none blank), got {attributes!r:.60}"
+            )
         internal = match(key, f"item {key!r}")
         if internal is not None and attributes:
             values[internal] = [str(a).strip() for a in attributes]
