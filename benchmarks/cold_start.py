@@ -24,7 +24,12 @@ from bsarec.io import atomic_write_text
 from bsarec.models.popularity import Popularity
 
 RESULTS = Path("benchmarks/results")
-VARIANTS = {"ids only": "ids", "features only": "features_only", "ids + features": "ids_features"}
+VARIANTS = {
+    "ids only": "ids",
+    "features only": "features_only",
+    "ids + features": "ids_features",
+    "ids + features, id dropout 0.5": "ids_features_id_dropout",
+}
 SHOWN = ("HR@10", "NDCG@10", "HR@20", "NDCG@20")
 
 

@@ -5,6 +5,7 @@
 # 2-core machine busy); set DEVICE=cuda to train on a GPU.
 #   bash benchmarks/grids.sh baselines-lastfm     # all 8 models on LastFM, seeds 42-44
 #   DATA=../shared/data JOBS=1 bash benchmarks/grids.sh studies-c
+#   SEEDS=42 bash benchmarks/grids.sh cold-start-beauty   # the first seed of every cell before the others
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 BIN=${BIN:-.venv/bin}
@@ -13,6 +14,7 @@ DEVICE=${DEVICE:-cpu}
 RESULTS=benchmarks/results
 grid() { "$BIN/bsarec" benchmark --data-dir "$DATA" --jobs "$JOBS" --threads 1 --device "$DEVICE" "$@"; }
 paper_runs="--runs benchmarks/runs/baselines"
+seeds() { echo "${SEEDS:-$1}"; }  # a grid's seeds, or the SEEDS given (a subset: results of the others are kept)
 
 case "${1:-}" in
   baselines-lastfm)  # the paper's table on LastFM: BSARec, the seven baselines, TV-Rec and WEARec
@@ -57,16 +59,23 @@ case "${1:-}" in
       --output $RESULTS/item_features/LastFM/bsarec
     grid -d LastFM -m sasrec --set loss=ce --set item_features=attributes --seeds 42,43,44 \
       --runs benchmarks/runs/item_features --output $RESULTS/item_features/LastFM/sasrec_ce ;;
-  item-features-beauty)  # BSARec with Beauty's S3-Rec attributes (categories and brand)
-    grid -d Beauty -m bsarec --set item_features=attributes --seeds 42,43,44 --set checkpoint_steps=100 \
-      --runs benchmarks/runs/item_features --output $RESULTS/item_features/Beauty/bsarec ;;
+  item-features-beauty)  # BSARec and SASRec (CE) with Beauty's S3-Rec attributes (categories and brand)
+    beauty="-d Beauty --seeds $(seeds 42,43,44) --set checkpoint_steps=100"
+    grid $beauty -m bsarec --set item_features=attributes --runs benchmarks/runs/item_features \
+      --output $RESULTS/item_features/Beauty/bsarec
+    grid $beauty -m sasrec --set loss=ce $paper_runs --output $RESULTS/sasrec_ce/Beauty
+    grid $beauty -m sasrec --set loss=ce --set item_features=attributes --runs benchmarks/runs/item_features \
+      --output $RESULTS/item_features/Beauty/sasrec_ce ;;
   cold-start-lastfm|cold-start-beauty)  # 10% of the items withheld from training: BSARec with ids, features or both
     data=LastFM; [ "$1" = cold-start-beauty ] && data=Beauty
-    cold="--set cold_items=0.1 --set checkpoint_steps=100 --seeds 42,43,44 --runs benchmarks/runs/cold_start"
+    cold="--set cold_items=0.1 --set checkpoint_steps=100 --seeds $(seeds 42,43,44) --runs benchmarks/runs/cold_start"
     grid -d $data -m bsarec $cold --set item_features=attributes --set features_only=true \
       --output $RESULTS/cold_start/$data/features_only
     grid -d $data -m bsarec $cold --set item_features=attributes --output $RESULTS/cold_start/$data/ids_features
-    grid -d $data -m bsarec $cold --output $RESULTS/cold_start/$data/ids ;;
+    grid -d $data -m bsarec $cold --output $RESULTS/cold_start/$data/ids
+    # ids + features with the id part of half the items left out at each step (DropoutNet's idea)
+    grid -d $data -m bsarec $cold --set item_features=attributes --set id_dropout=0.5 \
+      --output $RESULTS/cold_start/$data/ids_features_id_dropout ;;
   precision-lastfm)  # BSARec with bf16 autocast against fp32 (the paper grid's BSARec cells), 3 seeds
     grid -d LastFM -m bsarec --set precision=bf16 --seeds 42,43,44 --runs benchmarks/runs/precision \
       --output $RESULTS/precision/LastFM_bf16 ;;

@@ -138,6 +138,17 @@ def test_features_only_needs_features(data):
         SequentialRecommender("sasrec", features_only=True, **SMALL).fit(data, progress=False)
 
 
+def test_id_dropout_needs_features_with_ids_and_trains_with_them(data, files):
+    with pytest.raises(ConfigError, match="id_dropout: leaves out the id part"):
+        SequentialRecommender("sasrec", id_dropout=0.5, **SMALL).fit(data, progress=False)
+    with pytest.raises(ConfigError, match="id_dropout: with features_only"):
+        SequentialRecommender("sasrec", id_dropout=0.5, features_only=True, **SMALL)
+    rec = SequentialRecommender("bsarec", id_dropout=0.5, **SMALL).fit(
+        data, item_features=str(files / "items.csv"), progress=False
+    )
+    assert rec.config.id_dropout == 0.5 and len(rec.recommend(user=data.user_ids[0], k=3).items) == 3
+
+
 def test_cli_trains_with_features_recommends_new_items_and_prepares_them(data, files, tmp_path):
     runner = CliRunner()
     data.save(tmp_path / "prepared")

@@ -88,17 +88,22 @@ class SequentialRecommender:
         evaluate_test: bool = True,
         on_epoch: Callable[[int, dict[str, float]], None] | None = None,
         overwrite: bool = False,
-        item_features: ItemFeatures | None = None,
+        item_features: ItemFeatures | str | Path | list[str | Path] | None = None,
     ) -> SequentialRecommender:
         """Train with early stopping on validation, restore the best weights, evaluate on test once.
         With `resume`, continue from the run directory's newest checkpoint. `evaluate_test=False` never
         touches the test targets (tuning); `on_epoch(epoch, valid_metrics)` is called after every validation.
         A new run refuses a `run_dir` that holds a run unless `overwrite` (RunDir.prepare_new).
-        `item_features` (docs/item_features.md) are the items' side information; without them, the config's
-        `item_features` setting names the files to read (a resumed run reads its own copy).
+        `item_features` (docs/item_features.md) are the items' side information, read (ItemFeatures) or as
+        files to read; without them, the config's `item_features` setting names the files (a resumed run reads
+        its own copy).
         Under torchrun, every process calls `fit` and trains with DistributedDataParallel; only rank 0 writes
         to `run_dir` (see bsarec/distributed.py). Sets the process's torch thread count (`threads`); the CPU
         denormal mode (`flush_denormal`) holds while `fit` runs and is restored afterwards."""
+        if isinstance(item_features, (str, Path, list)):  # files: read as the item_features setting is
+            files = [item_features] if isinstance(item_features, (str, Path)) else item_features
+            self.config = self.config.updated(item_features=",".join(str(f) for f in files))
+            item_features = None
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
         with (
@@ -130,6 +135,10 @@ class SequentialRecommender:
                 item_features = resolve_item_features(config.item_features, dataset, config.data_dir)
             if config.features_only and item_features is None:
                 raise ConfigError("features_only: items would have no representation; give item features too")
+            if config.id_dropout and item_features is None:
+                raise ConfigError(
+                    "id_dropout: leaves out the id part of items with features; give item features"
+                )
             if item_features is not None and config.item_features is None:  # config.json names the files
                 files = [f["file"] for f in item_features.report.get("files", [])]
                 self.config = config = config.updated(item_features=",".join(files) or "given to fit()")
@@ -596,7 +605,7 @@ def build_run_model(
     trained = torch.zeros(dataset.n_items, dtype=torch.bool)
     trained[split.train_inputs.unique()] = True
     trained[split.train_targets] = True
-    return attach_item_features(model, item_features, trained, config.features_only)
+    return attach_item_features(model, item_features, trained, config.features_only, config.id_dropout)
 
 
 def _log_resumption(run: RunDir, config: RunConfig) -> None:

@@ -79,10 +79,11 @@ class RunConfig:
     num_basis: int = model_default("num_basis")  # TV-Rec: size M of the filter basis
     basis_reg_weight: float = model_default("basis_reg_weight")  # TV-Rec: weight of the basis regulariser
     # item side information (docs/item_features.md): files, comma-separated, or "attributes" (a registered
-    # dataset's S3-Rec file); items as their features alone; the share of items withheld from training (seeded),
-    # whose test metrics are then reported by group
+    # dataset's S3-Rec file); items as their features alone; the share of items whose id part each training step
+    # leaves out; the share of items withheld from training (seeded), whose test metrics are then reported by group
     item_features: str | None = None
     features_only: bool = False
+    id_dropout: float = 0.0
     cold_items: float = 0.0
     # the protocol switchboard (the paper's protocol is the default)
     history_mask: str = "exclude"  # "exclude" (default) or "zero" (the reference code's 0-score masking)
@@ -177,6 +178,10 @@ class RunConfig:
             )
         if self.tau <= 0:
             raise ConfigError(f"tau: must be > 0, got {self.tau}")
+        if not 0.0 <= self.id_dropout < 1.0:
+            raise ConfigError(f"id_dropout: a share of the items in [0, 1), got {self.id_dropout}")
+        if self.id_dropout and self.features_only:
+            raise ConfigError("id_dropout: with features_only no item has an id part to leave out")
         if not 0.0 <= self.cold_items < 1.0:
             raise ConfigError(f"cold_items: a share of the items in [0, 1), got {self.cold_items}")
         if self.item_features is not None and not self.item_features.strip(" ,"):

@@ -27,10 +27,12 @@ def features() -> ItemFeatures:
     )
 
 
-def table_module(trained=None, features_only=False) -> FeatureItemEmbedding:
+def table_module(trained=None, features_only=False, id_dropout=0.0) -> FeatureItemEmbedding:
     torch.manual_seed(0)
     trained = torch.ones(N_ITEMS, dtype=torch.bool) if trained is None else trained
-    return FeatureItemEmbedding(torch.nn.Embedding(N_ITEMS, 4), features(), trained, features_only)
+    return FeatureItemEmbedding(
+        torch.nn.Embedding(N_ITEMS, 4), features(), trained, features_only, id_dropout
+    )
 
 
 def test_each_row_is_id_plus_mean_category_plus_projected_vector():
@@ -64,6 +66,31 @@ def test_untrained_items_and_features_only_have_no_id_row_and_never_get_one():
         loss.backward()
         optimizer.step()
     assert module.ids.weight[3].abs().sum() == 0 and module.ids.weight[4].abs().sum() > 0
+
+
+def test_id_dropout_leaves_out_whole_id_rows_in_training_only_the_same_on_both_sides():
+    module = table_module(id_dropout=0.5)
+    ids, features_part = module.ids.weight.detach(), module.feature_part().detach()
+    dropped = []
+    for _ in range(20):
+        module.ids.weight.data.add_(0.0)  # a new step: the weights' version changes
+        table = module.weight.detach()
+        for i in range(1, N_ITEMS):  # each item is either id + features or its features alone
+            full, alone = (
+                torch.allclose(table[i], ids[i] + features_part[i]),
+                torch.allclose(table[i], features_part[i]),
+            )
+            assert full != alone
+            dropped.append(alone)
+        assert torch.allclose(table[0], ids[0])  # padding keeps its row
+        assert torch.equal(
+            module(torch.tensor([1, 2, 3, 4, 5, 6])).detach(), table[1:]
+        )  # the inputs' rows too
+    assert 0.3 < sum(dropped) / len(dropped) < 0.7
+    module.eval()
+    assert torch.allclose(module.weight.detach(), ids + features_part)  # evaluation: every id part
+    with pytest.raises(ValueError, match="id_dropout"):
+        table_module(id_dropout=1.0)
 
 
 def test_the_table_is_computed_once_per_training_step(monkeypatch):

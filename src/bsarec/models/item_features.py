@@ -5,7 +5,9 @@ sequence) and on the output side (the scoring table). `attach_item_features` put
 place, so both sides see, for item i,
     e_i = [id_i]  +  Σ_fields mean(E_field[codes of i])  +  Σ_vectors (W_field v_i, or m_field where i has none)
 where [id_i] is the id embedding, left out for items that no training sample holds (their id row would never be
-trained) and for every item with `features_only`. Codes include the explicit "missing" code 0, which has its own
+trained) and for every item with `features_only`; with `id_dropout` p, each training step also leaves it out for
+a random share p of the items, so that the model learns to rank items by their features alone, as it must rank
+new ones (DropoutNet's idea). Codes include the explicit "missing" code 0, which has its own
 learned row, so an item without a category is not mistaken for one. Row 0 (padding) keeps only its id row.
 The whole table is computed once per training step: it is cached until the weights change (an optimizer step)
 or a backward pass has consumed it.
@@ -34,14 +36,17 @@ class FeatureItemEmbedding(nn.Module):
         features: ItemFeatures,
         trained_ids: torch.Tensor,
         features_only: bool = False,
+        id_dropout: float = 0.0,
     ):
         super().__init__()
         if not features.names:
             raise ValueError("item features without a field")
+        if not 0.0 <= id_dropout < 1.0:
+            raise ValueError(f"id_dropout: a share in [0, 1), got {id_dropout}")
         dim = ids.embedding_dim
         self.ids = ids
         self.padding_idx = ids.padding_idx
-        self.features_only = features_only
+        self.features_only, self.id_dropout = features_only, id_dropout
         self.categorical = nn.ModuleList(
             nn.EmbeddingBag(len(f.vocabulary) + 1, dim, mode="mean") for f in features.categorical
         )
@@ -117,6 +122,12 @@ class FeatureItemEmbedding(nn.Module):
 
     def table(self) -> torch.Tensor:
         ids, features = self.ids.weight, self.feature_part()
+        if (
+            self.training and self.id_dropout > 0
+        ):  # this step, a random share of items are their features alone
+            keep = torch.rand(len(ids), 1, device=ids.device) >= self.id_dropout
+            keep[0] = True  # padding has no features to stand in
+            ids = ids * keep  # not rescaled: an item without its id part is what a new item looks like
         if self.n_rows > len(ids):  # items added after training have no id row
             ids = torch.cat([ids, ids.new_zeros(self.n_rows - len(ids), ids.size(1))])
         if self.n_rows > self.n_featured:  # BERT4Rec's mask token has no features
@@ -129,6 +140,7 @@ class FeatureItemEmbedding(nn.Module):
     def weight(self) -> torch.Tensor:
         key = (
             torch.is_grad_enabled(),
+            self.training,
             self.n_rows,
             self.ids.weight.device,
             *(p._version for p in self.parameters()),
@@ -167,7 +179,11 @@ def _parent_and_name(model: nn.Module, path: str) -> tuple[nn.Module, str]:
 
 
 def attach_item_features(
-    model: SequentialModel, features: ItemFeatures, trained_ids: torch.Tensor, features_only: bool = False
+    model: SequentialModel,
+    features: ItemFeatures,
+    trained_ids: torch.Tensor,
+    features_only: bool = False,
+    id_dropout: float = 0.0,
 ) -> SequentialModel:
     """Replace the model's item table by a FeatureItemEmbedding over the same id rows (in place)."""
     owner, name = _parent_and_name(model, model.item_table)
@@ -176,7 +192,7 @@ def attach_item_features(
         raise TypeError(f"{type(model).__name__}.{model.item_table} is not an nn.Embedding")
     if ids.num_embeddings < features.n_items:
         raise ValueError(f"item features for {features.n_items} rows, but the model has {ids.num_embeddings}")
-    setattr(owner, name, FeatureItemEmbedding(ids, features, trained_ids, features_only))
+    setattr(owner, name, FeatureItemEmbedding(ids, features, trained_ids, features_only, id_dropout))
     return model
 
 
