@@ -543,7 +543,7 @@ def fit_packed(
     on_epoch: Callable[[int, dict[str, Any]], bool | None] | None = None,
 ) -> list[SequentialRecommender]:
     """Train several runs of one model on `dataset` together, as one batched model (training/packed.py): they
-    may differ in seed, lr, weight_decay, patience, epochs and (BSARec) alpha and c. Each run is built, evaluated and
+    may differ in seed, lr, weight_decay, patience, epochs, hidden_dropout, attn_dropout and (BSARec) alpha and c. Each run is built, evaluated and
     written to its run directory (config, dataset, history, best weights, metrics) as `fit` writes it; runs
     are not checkpointed mid-way. `evaluate_test=False` never touches the test targets (tuning);
     `on_epoch(index, record)` after each run's validation may return True to stop that run (pruning).

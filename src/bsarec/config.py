@@ -155,9 +155,12 @@ class RunConfig:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
             raise ConfigError(f"num_heads: {self.num_heads} does not divide hidden_size {self.hidden_size}")
+        for name in ("hidden_dropout", "attn_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(
+                    f"{name}: must lie in [0, 1) (1 would drop everything), got {getattr(self, name)}"
+                )
         for name in (
-            "hidden_dropout",
-            "attn_dropout",
             "alpha",
             "mask_ratio",
             "global_ratio",

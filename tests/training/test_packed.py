@@ -9,6 +9,7 @@ from bsarec.api import fit_packed
 from bsarec.config import RunConfig
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import ConfigError
+from bsarec.models.layers import Dropout, per_run_dropout
 from bsarec.training.packed import PackedAdam, check_packable
 
 NO_DROPOUT = {"hidden_dropout": 0.0, "attn_dropout": 0.0, "hidden_size": 16, "max_len": 10, "batch_size": 64}
@@ -49,6 +50,31 @@ def test_packed_runs_draw_their_own_dropout_masks(data):
     assert first.result.history[0]["loss"] != second.result.history[0]["loss"]
 
 
+def test_packed_runs_drop_with_their_own_dropout(data):
+    """Run 0 (no dropout) shares a pack with run 1 (dropout 0.3, otherwise the same): run 0 still equals its
+    unpacked run, so its p stayed 0, and run 1 trains otherwise."""
+    configs = [
+        RunConfig(model="sasrec", epochs=2, seed=1, **{**NO_DROPOUT, "hidden_dropout": p}) for p in (0.0, 0.3)
+    ]
+    without, dropping = fit_packed(configs, data)
+    alone = SequentialRecommender(config=configs[0]).fit(data, progress=False)
+    for mine, theirs in zip(without.result.history, alone.result.history, strict=True):
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
+    assert dropping.result.history[0]["loss"] != pytest.approx(without.result.history[0]["loss"], rel=1e-3)
+    assert all(
+        m.p_tensor is None for m in dropping.model.modules() if isinstance(m, Dropout)
+    )  # p a number again
+
+
+def test_a_dropout_with_its_p_as_a_tensor_drops_that_share():
+    layer = per_run_dropout(Dropout(0.3))
+    torch.manual_seed(0)
+    out = layer(torch.ones(100_000))
+    assert (out == 0).float().mean().item() == pytest.approx(0.3, abs=0.01)
+    assert out.mean().item() == pytest.approx(1.0, abs=0.02)  # inverted: the expectation is kept
+    assert torch.equal(layer.eval()(torch.ones(5)), torch.ones(5))
+
+
 def test_packed_adam_is_torch_adam_per_run():
     torch.manual_seed(0)
     weights = torch.randn(2, 5)
@@ -80,4 +106,6 @@ def test_what_cannot_be_packed_is_refused():
         check_packable([RunConfig(model="wearec", alpha=0.2), RunConfig(model="wearec", alpha=0.4)])
     with pytest.raises(ConfigError, match="item features"):
         check_packable([RunConfig(cold_items=0.1)])
-    check_packable([RunConfig(seed=1, lr=0.01, c=5), RunConfig(seed=2, alpha=0.3, threads=1)])
+    check_packable(
+        [RunConfig(seed=1, lr=0.01, c=5), RunConfig(seed=2, alpha=0.3, threads=1, hidden_dropout=0.2)]
+    )

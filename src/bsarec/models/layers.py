@@ -26,17 +26,24 @@ class Dropout(nn.Module):
     """Inverted dropout. For p = 0.5 (every dropout of the paper's models) the Bernoulli(0.5) mask is cut
     from random bytes, 8 mask bits per byte, which is an order of magnitude cheaper on CPU than drawing one
     Bernoulli variable per element; the distribution is the same. Other p use torch's dropout, and so does
-    every p after `use_torch_dropout(model)` (the speed benchmark's plain baseline)."""
+    every p after `use_torch_dropout(model)` (the speed benchmark's plain baseline). After
+    `per_run_dropout(model)` p is a tensor (the buffer `p_tensor`), so that packed runs, whose buffers are
+    stacked, each drop with their own p (training/packed.py)."""
 
     def __init__(self, p: float):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability must lie in [0, 1], got {p}")
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
         self.p = p
         self.byte_masks = True
+        self.p_tensor: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
+        if not self.training:
+            return x
+        if self.p_tensor is not None:  # this run's own p, possibly another than its pack's other runs
+            return x * (torch.rand_like(x) >= self.p_tensor) / (1.0 - self.p_tensor)
+        if self.p == 0.0:
             return x
         if self.p != 0.5 or not self.byte_masks:
             return F.dropout(x, self.p, training=True)
@@ -45,6 +52,18 @@ class Dropout(nn.Module):
         bits = (random_bytes.unsqueeze(-1) >> _BIT_SHIFTS.to(x.device)) & 1
         keep_scaled = bits.view(-1)[:n].view(x.shape).to(x.dtype).mul_(2.0)
         return x * keep_scaled
+
+
+def per_run_dropout(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Hold every Dropout's p of `model` as a (non-persistent) buffer, or again as a number (`enabled=False`)."""
+    for module in model.modules():
+        if isinstance(module, Dropout):
+            del module.p_tensor  # a plain attribute, or the buffer
+            if enabled:
+                module.register_buffer("p_tensor", torch.tensor(module.p), persistent=False)
+            else:
+                module.p_tensor = None
+    return model
 
 
 def use_torch_dropout(model: nn.Module) -> nn.Module:

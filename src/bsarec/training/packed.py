@@ -1,13 +1,14 @@
 """Packed runs: several runs of one model on one dataset, trained together as one batched model.
 
-The runs may differ in their seed and in settings that keep every shape: lr, weight_decay, patience, epochs
-and, for BSARec, alpha and c (PACKABLE). Their weights are stacked (torch.func.stack_module_state) and one step
+The runs may differ in their seed and in settings that keep every shape: lr, weight_decay, patience, epochs,
+hidden_dropout, attn_dropout and, for BSARec, alpha and c (PACKABLE). Their weights are stacked (torch.func.stack_module_state) and one step
 computes every run's loss and gradients at once (vmap over the runs of grad of the loss), so a GPU runs one
 kernel where it ran N. Each run keeps what makes it a run of its own:
 - its initial weights (drawn as its unpacked run draws them), its sample order and its sampled negatives or
   positives (from its own generator, seeded with its seed, in the unpacked run's order);
 - its dropout masks (vmap's randomness="different": independent across runs; not the masks its unpacked run
-  would draw, so a packed run equals its unpacked run exactly only without dropout, which the tests check);
+  would draw, so a packed run equals its unpacked run exactly only without dropout, which the tests check) and,
+  when the runs' dropout differs, its own dropout p (each model's p then becomes a buffer, which is stacked);
 - its Adam state, learning rate and weight decay (PackedAdam: Adam's arithmetic per run);
 - its validation after every epoch, early stopping and best weights; a run that stops is frozen (its weights
   and optimizer state no longer change) while the others go on.
@@ -31,6 +32,7 @@ from bsarec.data.split import LeaveOneOutSplit
 from bsarec.errors import ConfigError, NonFiniteError
 from bsarec.evaluation.metrics import evaluate
 from bsarec.models import SequentialModel
+from bsarec.models.layers import per_run_dropout
 from bsarec.training.numerics import training_autocast
 from bsarec.training.sampling import BatchMaker, softmax_sampler
 from bsarec.training.state import TrainState, copy_weights
@@ -38,7 +40,18 @@ from bsarec.training.trainer import LossOf, TrainResult, epoch_record, log_epoch
 
 log = logging.getLogger("bsarec")
 
-PACKABLE = ("seed", "lr", "weight_decay", "patience", "epochs", "alpha", "c")
+PACKABLE = (
+    "seed",
+    "lr",
+    "weight_decay",
+    "patience",
+    "epochs",
+    "hidden_dropout",
+    "attn_dropout",
+    "alpha",
+    "c",
+)
+DROPOUTS = ("hidden_dropout", "attn_dropout")
 UNPACKABLE_MODELS = {"gru4rec": "torch.func has no batching rule for its GRU"}
 
 
@@ -104,6 +117,11 @@ class PackedStep:
     run's loss; the weights of inactive runs do not change."""
 
     def __init__(self, models: list[SequentialModel], configs: list[RunConfig]):
+        self.models = models
+        self.own_dropout = any(getattr(c, d) != getattr(configs[0], d) for c in configs for d in DROPOUTS)
+        if self.own_dropout:  # each run's p as a buffer (stacked below); else the faster shared-p masks
+            for model in models:
+                per_run_dropout(model)
         wrapped = [LossOf(m) for m in models]
         self.params, self.buffers = stack_module_state(wrapped)
         template = copy.deepcopy(wrapped[0])
@@ -120,6 +138,12 @@ class PackedStep:
             grads, losses = self._grad_and_loss(self.params, self.buffers, batch)
         self.optimizer.step(grads, active)
         return losses.detach()
+
+    def release(self) -> None:
+        """Give the models back their numeric dropout p (after training)."""
+        if self.own_dropout:
+            for model in self.models:
+                per_run_dropout(model, enabled=False)
 
     def weights_of(self, run: int) -> dict[str, torch.Tensor]:
         """Run `run`'s weights, named as in its model's state_dict."""
@@ -201,6 +225,7 @@ def train_packed(
                 log.info("packed run %d (seed %d) stops after epoch %d", run, config.seed, epoch)
         if not bool(active.any()):
             break
+    step.release()
     results = []
     for model, state in zip(models, states, strict=True):
         model.load_state_dict(state.best_weights)
