@@ -49,7 +49,7 @@ from bsarec.models.item_features import FeatureItemEmbedding, attach_item_featur
 from bsarec.run_dir import RunDir
 from bsarec.training.history import HistoryLog
 from bsarec.training.numerics import cpu_denormal_mode, cuda_matmul_precision
-from bsarec.training.packed import check_packable, train_packed
+from bsarec.training.packed import check_packable, resumable, train_packed
 from bsarec.training.trainer import TrainResult, train
 
 log = logging.getLogger("bsarec")
@@ -541,23 +541,35 @@ def fit_packed(
     overwrite: bool = False,
     evaluate_test: bool = True,
     on_epoch: Callable[[int, dict[str, Any]], bool | None] | None = None,
+    resume: bool = False,
 ) -> list[SequentialRecommender]:
     """Train several runs of one model on `dataset` together, as one batched model (training/packed.py): they
     may differ in seed, lr, weight_decay, patience, epochs, hidden_dropout, attn_dropout and (BSARec) alpha and c. Each run is built, evaluated and
-    written to its run directory (config, dataset, history, best weights, metrics) as `fit` writes it; runs
-    are not checkpointed mid-way. `evaluate_test=False` never touches the test targets (tuning);
-    `on_epoch(index, record)` after each run's validation may return True to stop that run (pruning).
-    Returns one fitted recommender per config."""
+    written to its run directory (config, dataset, history, best weights, metrics) as `fit` writes it, with a
+    checkpoint of each run after every epoch. `resume=True` continues the pack from its runs' newest
+    checkpoints when they make one pack again (the same runs, cut off together); otherwise it starts them
+    anew. `evaluate_test=False` never touches the test targets (tuning); `on_epoch(index, record)` after each
+    run's validation may return True to stop that run (pruning). Returns one fitted recommender per config."""
     check_packable(configs)
     run_dirs = list(run_dirs) if run_dirs is not None else [None] * len(configs)
-    recs, runs, histories = [], [], []
+    runs = [RunDir(d) if d is not None else None for d in run_dirs]
+    checkpointers = [
+        r.checkpoints(c.keep_checkpoints) if r else None for r, c in zip(runs, configs, strict=True)
+    ]
+    saved = None
+    if resume:
+        latest = [c.latest() if c is not None else None for c in checkpointers]
+        if resumable(latest, configs):
+            saved = latest
+        else:
+            log.warning("no common checkpoint of the pack's runs: training them from the start")
+    recs, histories = [], []
     split = None
-    for config, run_dir in zip(configs, run_dirs, strict=True):
+    for index, (config, run) in enumerate(zip(configs, runs, strict=True)):
         rec = SequentialRecommender(config=config)
         rec.dataset = dataset
-        run = RunDir(run_dir) if run_dir is not None else None
-        if run is not None:
-            run.prepare_new(overwrite)
+        if run is not None and saved is None:
+            run.prepare_new(overwrite or resume)
             run.write_config(config.to_dict())
             dataset.save(run.dataset_dir)
         torch.manual_seed(config.seed)  # each run's weights are drawn as its unpacked run draws them
@@ -566,8 +578,8 @@ def fit_packed(
         rec._split = split
         rec.model = build_run_model(config, dataset).to(config.torch_device())
         recs.append(rec)
-        runs.append(run)
-        histories.append(HistoryLog(run.history_file if run is not None else None, []))
+        records = saved[index][1]["history"] if saved is not None else []
+        histories.append(HistoryLog(run.history_file if run is not None else None, records))
 
     def record_epoch(index: int, record: dict[str, Any]) -> bool | None:
         histories[index].append(record)
@@ -577,7 +589,13 @@ def fit_packed(
 
     with cuda_matmul_precision(configs[0].precision):
         results = train_packed(
-            [r.model for r in recs], split, configs, [r.candidates("valid") for r in recs], record_epoch
+            [r.model for r in recs],
+            split,
+            configs,
+            [r.candidates("valid") for r in recs],
+            record_epoch,
+            checkpointers=checkpointers,
+            resume_from=saved,
         )
     for rec, run, result in zip(recs, runs, results, strict=True):
         rec.result = result

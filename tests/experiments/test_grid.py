@@ -64,3 +64,19 @@ def test_a_packed_grid_trains_its_seeds_together_and_writes_ordinary_cells(tmp_p
     assert len(grid.results["per_seed"]) == 6
     again = BenchmarkGrid(**settings)
     assert again.plan_line() == "6 cells, 6 finished, 0 to run"
+
+
+def test_a_packed_grid_cut_off_midway_continues_its_pack(tmp_path, caplog):
+    settings = tiny_grid(tmp_path, epochs=3) | {"seeds": [1, 2], "pack": 2}
+    grid = run_benchmark(**settings)
+    runs = sorted(p.parent for p in (tmp_path / "runs").rglob("metrics.json"))
+    finished = [json.loads((run / "metrics.json").read_text())["test"] for run in runs]
+    for run in runs:  # cut off after epoch 1, before the grid recorded the cells
+        (run / "metrics.json").unlink()
+        for path in (run / "checkpoints").glob("epoch0003*"):
+            path.unlink()
+    (grid.output / "results.json").unlink()
+    with caplog.at_level("INFO", logger="bsarec"):
+        assert BenchmarkGrid(**settings).run().failures == []
+    assert "resuming the pack at epoch 2" in caplog.text  # continued, not restarted
+    assert [json.loads((run / "metrics.json").read_text())["test"] for run in runs] == finished

@@ -1,6 +1,8 @@
 """Packed runs: each run of a pack equals its unpacked run (without dropout, whose masks vmap draws
 differently), runs keep their own settings and early stopping, and what cannot be packed is refused."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from bsarec.config import RunConfig
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import ConfigError
 from bsarec.models.layers import Dropout, per_run_dropout
+from bsarec.run_dir import RunDir
 from bsarec.training.packed import PackedAdam, check_packable
 
 NO_DROPOUT = {"hidden_dropout": 0.0, "attn_dropout": 0.0, "hidden_size": 16, "max_len": 10, "batch_size": 64}
@@ -73,6 +76,56 @@ def test_a_dropout_with_its_p_as_a_tensor_drops_that_share():
     assert (out == 0).float().mean().item() == pytest.approx(0.3, abs=0.01)
     assert out.mean().item() == pytest.approx(1.0, abs=0.02)  # inverted: the expectation is kept
     assert torch.equal(layer.eval()(torch.ones(5)), torch.ones(5))
+
+
+class Cut(Exception):
+    """A pack killed after an epoch's checkpoints were written."""
+
+
+def cut_after(epoch: int):
+    def on_epoch(index, record):
+        if record["epoch"] == epoch and index == 1:
+            raise Cut
+
+    return on_epoch
+
+
+def test_a_cut_off_pack_continues_from_its_checkpoints_as_if_never_cut(data, tmp_path):
+    configs = [
+        RunConfig(model="bsarec", epochs=4, hidden_size=16, max_len=10, seed=s) for s in (1, 2)
+    ]  # dropout
+    whole = fit_packed(configs, data, [tmp_path / f"whole{i}" for i in range(2)])
+    dirs = [tmp_path / f"cut{i}" for i in range(2)]
+    with pytest.raises(Cut):
+        fit_packed(configs, data, dirs, on_epoch=cut_after(1))
+    assert all(RunDir(d).status == "running" for d in dirs)
+    resumed = fit_packed(configs, data, dirs, resume=True)
+    for one, other, path in zip(whole, resumed, dirs, strict=True):
+        assert [r["loss"] for r in other.result.history] == [r["loss"] for r in one.result.history]
+        assert other.metrics["test"] == one.metrics["test"]
+        assert len((path / "history.jsonl").read_text().splitlines()) == 4
+
+
+def test_a_packed_run_cut_off_continues_alone_like_its_unpacked_run(data, tmp_path):
+    configs = [RunConfig(model="bsarec", epochs=4, seed=s, **NO_DROPOUT) for s in (1, 2)]
+    dirs = [tmp_path / f"cut{i}" for i in range(2)]
+    with pytest.raises(Cut):
+        fit_packed(configs, data, dirs, on_epoch=cut_after(1))
+    alone = SequentialRecommender(config=configs[0]).fit(data, progress=False)
+    resumed = SequentialRecommender(config=configs[0]).fit(data, run_dir=dirs[0], resume=True, progress=False)
+    for mine, theirs in zip(resumed.result.history, alone.result.history, strict=True):
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
+    assert resumed.result.epochs == 4
+
+
+def test_a_pack_without_a_common_checkpoint_starts_anew(data, tmp_path):
+    configs = [RunConfig(model="bsarec", epochs=2, seed=s, **NO_DROPOUT) for s in (1, 2)]
+    dirs = [tmp_path / f"run{i}" for i in range(2)]
+    with pytest.raises(Cut):
+        fit_packed(configs, data, dirs, on_epoch=cut_after(0))
+    shutil.rmtree(dirs[1] / "checkpoints")
+    fresh = fit_packed(configs, data, dirs, resume=True)
+    assert [r.result.epochs for r in fresh] == [2, 2]
 
 
 def test_packed_adam_is_torch_adam_per_run():

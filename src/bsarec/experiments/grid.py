@@ -235,7 +235,8 @@ def pack_jobs(jobs: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]
 
 def run_pack(pack: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
     """Train a pack of cells (one: as run_cell does) in this process; each cell's test metrics, or None for
-    a cell another process holds. Packed cells are trained from the start (packs are not checkpointed)."""
+    a cell another process holds. A pack whose unfinished runs all hold checkpoints of their own settings
+    continues from them (fit_packed decides whether they still make one pack); otherwise it starts anew."""
     if len(pack) == 1:
         return [run_cell(pack[0])]
     locks, taken, out = [], [], [None] * len(pack)
@@ -253,16 +254,24 @@ def run_pack(pack: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
             if finished is not None:
                 out[index] = finished["test"]
                 continue
-            if run.path.exists():
-                shutil.rmtree(run.path)
             taken.append(index)
         if taken:
+            runs = [RunDir(pack[i]["run_dir"]) for i in taken]
+            resume = all(
+                run.checkpoint_dir.is_dir()
+                and run.status != "new"
+                and comparable(run.read_config()) == comparable(pack[i]["config"])
+                for run, i in zip(runs, taken, strict=True)
+            )
+            for run in runs:
+                if not resume and run.path.exists():
+                    shutil.rmtree(run.path)
             configs = [RunConfig.from_dict(pack[i]["config"]) for i in taken]
             if configs[0].threads:
                 torch.set_num_threads(configs[0].threads)
             cell = Cell(**pack[taken[0]]["cell"])
             data = resolve_dataset(cell.dataset, configs[0].data_dir, kcore=configs[0].kcore)
-            recs = fit_packed(configs, data, [pack[i]["run_dir"] for i in taken])
+            recs = fit_packed(configs, data, [pack[i]["run_dir"] for i in taken], resume=resume)
             for i, rec in zip(taken, recs, strict=True):
                 out[i] = rec.metrics["test"]
     finally:

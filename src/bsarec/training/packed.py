@@ -13,7 +13,9 @@ kernel where it ran N. Each run keeps what makes it a run of its own:
 - its validation after every epoch, early stopping and best weights; a run that stops is frozen (its weights
   and optimizer state no longer change) while the others go on.
 The loop is `train`'s (trainer.py), for N runs; evaluation unstacks each run into its own model and uses the
-ordinary code. Packed runs are not checkpointed mid-way: a pack that is cut off starts again.
+ordinary code. After every epoch each run that trained in it gets an ordinary checkpoint in its own run
+directory (its weights, its Adam state in torch.optim.Adam's layout, its TrainState and generators), so a pack
+that is cut off continues from there as a pack (`resume_from`), and each of its runs could also continue alone.
 """
 
 from __future__ import annotations
@@ -23,20 +25,30 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from bsarec.config import RunConfig
 from bsarec.data.split import LeaveOneOutSplit
+from bsarec.distributed import SINGLE
 from bsarec.errors import ConfigError, NonFiniteError
 from bsarec.evaluation.metrics import evaluate
 from bsarec.models import SequentialModel
 from bsarec.models.layers import per_run_dropout
+from bsarec.training.checkpoint import (
+    Checkpointer,
+    optimizer_tensors,
+    prefixed,
+    restore_rng,
+    rng_tensors,
+    unprefixed,
+)
 from bsarec.training.numerics import training_autocast
 from bsarec.training.sampling import BatchMaker, softmax_sampler
 from bsarec.training.state import TrainState, copy_weights
-from bsarec.training.trainer import LossOf, TrainResult, epoch_record, log_epoch
+from bsarec.training.trainer import LossOf, TrainResult, epoch_record, log_epoch, make_optimizer
 
 log = logging.getLogger("bsarec")
 
@@ -110,6 +122,21 @@ class PackedAdam:
             update = step_size.view(shape) * m / denom
             param.sub_(torch.where(on, update, torch.zeros_like(update)))
 
+    def run_state(self, run: int) -> dict[str, dict[str, torch.Tensor]]:
+        """Run `run`'s Adam state per parameter name, as torch.optim.Adam keeps it (step, exp_avg, exp_avg_sq)."""
+        step = self.steps[run].float().cpu()
+        return {
+            name: {"step": step.clone(), "exp_avg": m[run], "exp_avg_sq": v[run]}
+            for name, (m, v) in self.moments.items()
+        }
+
+    @torch.no_grad()
+    def load_run_state(self, run: int, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        for name, (m, v) in self.moments.items():
+            m[run].copy_(state[name]["exp_avg"])
+            v[run].copy_(state[name]["exp_avg_sq"])
+        self.steps[run] = float(next(iter(state.values()))["step"])
+
 
 class PackedStep:
     """One training step of N runs at once: their stacked weights, vmap over the runs of grad of the loss,
@@ -150,6 +177,72 @@ class PackedStep:
         return {k[len("model.") :]: v[run] for k, v in self.params.items()}
 
 
+Saved = tuple[dict[str, torch.Tensor], dict[str, Any]]  # a checkpoint: (tensors, JSON values)
+
+
+def stopped(state: TrainState, config: RunConfig) -> bool:
+    return state.stopper.should_stop or state.epoch >= config.epochs
+
+
+def resumable(saved: list[Saved | None], configs: list[RunConfig]) -> bool:
+    """Whether the runs' newest checkpoints make one pack again: every run has one, and the runs still
+    training are all at the same epoch (a run that stopped is frozen at its own)."""
+    if any(s is None for s in saved):
+        return False
+    epochs = {
+        s[1]["epoch"]
+        for s, c in zip(saved, configs, strict=True)
+        if not (s[1]["stopper"].get("should_stop") or s[1]["epoch"] >= c.epochs)
+    }
+    return len(epochs) <= 1
+
+
+class PackCheckpoints:
+    """Each run's ordinary checkpoint (training/checkpoint.py), written and read for a pack: the run's weights,
+    its Adam state as torch.optim.Adam keeps it, its TrainState, its own generator and the global one."""
+
+    def __init__(self, checkpointers: list[Checkpointer | None], models: list[SequentialModel], configs):
+        self.checkpointers, self.models = checkpointers, models
+        self.names = [[f"model.{name}" for name, _ in m.named_parameters()] for m in models]
+        # the optimizer's JSON part (param groups) as the unpacked run's Adam writes it
+        self.groups = [
+            optimizer_tensors(make_optimizer(m, c))[1] if checkpointer is not None else []
+            for m, c, checkpointer in zip(models, configs, checkpointers, strict=True)
+        ]
+
+    def save(self, run: int, step: PackedStep, state: TrainState, generator: torch.Generator) -> None:
+        checkpointer = self.checkpointers[run]
+        if checkpointer is None:
+            return
+        adam = step.optimizer.run_state(run)
+        optim = {
+            f"optimizer.{index}.{key}": value
+            for index, name in enumerate(self.names[run])
+            for key, value in adam[name].items()
+        }
+        state_tensors, values = state.state_dict()
+        tensors = prefixed("model.", self.models[run].state_dict()) | state_tensors | optim
+        tensors |= rng_tensors(generator, SINGLE)
+        checkpointer.save(state.epoch, 0, tensors, values | {"optimizer_groups": self.groups[run]})
+
+    def restore(self, run: int, saved: Saved, state: TrainState, device) -> None:
+        """Load run `run`'s checkpoint into its model and state (Adam and generators: `restore_rest`)."""
+        tensors, values = saved
+        self.models[run].load_state_dict(unprefixed("model.", tensors))
+        state.load_state_dict(tensors, values, device, SINGLE)
+
+    def restore_rest(self, run: int, saved: Saved, step: PackedStep, generator: torch.Generator) -> None:
+        tensors = saved[0]
+        restore_rng(tensors, generator, SINGLE)  # the global generator is the pack's: every run saved it
+        step.optimizer.load_run_state(
+            run,
+            {
+                name: {key: tensors[f"optimizer.{index}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")}
+                for index, name in enumerate(self.names[run])
+            },
+        )
+
+
 def train_packed(
     models: list[SequentialModel],
     split: LeaveOneOutSplit,
@@ -157,26 +250,43 @@ def train_packed(
     candidates: list[torch.Tensor | None] | None = None,
     on_epoch: Callable[[int, dict], bool | None] | None = None,
     progress: bool = False,
+    checkpointers: list[Checkpointer | None] | None = None,
+    resume_from: list[Saved] | None = None,
 ) -> list[TrainResult]:
     """Train `models` (one per config, already built as their unpacked runs build them, on one device)
     together. `on_epoch(run, record)` is called after each run's validation with the epoch's record (loss,
     validation metrics, "best": whether it improved), where a run directory writes its history and weights;
-    when it returns True the run stops there (a tuner prunes it). Returns each run's TrainResult; every model holds
-    its best weights afterwards."""
+    when it returns True the run stops there (a tuner prunes it). With `checkpointers` (one per run, or None),
+    each run that trained in an epoch is checkpointed after it; `resume_from`, the runs' newest checkpoints
+    (`resumable`), continues the pack from them. Returns each run's TrainResult; every model holds its best
+    weights afterwards."""
     check_packable(configs)
     n, base = len(models), configs[0]
     device = base.torch_device()
-    step = PackedStep(models, configs)
     generators = [torch.Generator().manual_seed(c.seed) for c in configs]
+    states = [TrainState.start(m, c.patience) for m, c in zip(models, configs, strict=True)]
+    checkpoints = PackCheckpoints(checkpointers or [None] * n, models, configs)
+    if resume_from is not None:  # the weights first: PackedStep stacks them
+        for run, saved in enumerate(resume_from):
+            checkpoints.restore(run, saved, states[run], device)
+    step = PackedStep(models, configs)
     makers = [
         BatchMaker(m, split, device, softmax_sampler(c, split)) for m, c in zip(models, configs, strict=True)
     ]
-    states = [TrainState.start(m, c.patience) for m, c in zip(models, configs, strict=True)]
-    active = torch.ones(n, dtype=torch.bool, device=device)
+    if (
+        resume_from is not None
+    ):  # Adam and the generators last, as they were when the checkpoints were written
+        for run, saved in enumerate(resume_from):
+            checkpoints.restore_rest(run, saved, step, generators[run])
+        log.info("resuming the pack at epoch %d", max(s.epoch for s in states))
+    active = torch.tensor([not stopped(s, c) for s, c in zip(states, configs, strict=True)], device=device)
     candidates = candidates or [None] * n
 
     n_samples, batch_size = len(split.train_targets), base.batch_size
-    for epoch in range(max(c.epochs for c in configs)):
+    first = max(s.epoch for s in states)
+    for epoch in range(first, max(c.epochs for c in configs)):
+        if not bool(active.any()):
+            break
         started = time.perf_counter()
         orders = [torch.randperm(n_samples, generator=g) for g in generators]
         totals = torch.zeros(n, device=device)
@@ -219,12 +329,12 @@ def train_packed(
             log_epoch(record, valid, config.monitor)
             if improved:
                 state.best_valid, state.best_weights = valid, copy_weights(models[run])
+            state.epoch = epoch + 1  # as TrainState.next_epoch: the epoch a checkpoint continues with
+            checkpoints.save(run, step, state, generators[run])
             told_to_stop = bool(on_epoch(run, record)) if on_epoch is not None else False
-            if told_to_stop or state.stopper.should_stop or epoch + 1 >= config.epochs:
+            if told_to_stop or stopped(state, config):
                 active[run] = False
                 log.info("packed run %d (seed %d) stops after epoch %d", run, config.seed, epoch)
-        if not bool(active.any()):
-            break
     step.release()
     results = []
     for model, state in zip(models, states, strict=True):
