@@ -3,6 +3,7 @@ continues from its newest checkpoint and ends exactly like the uninterrupted run
 nothing again."""
 
 import json
+import shutil
 
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.experiments import BenchmarkGrid, run_benchmark
@@ -80,3 +81,13 @@ def test_a_packed_grid_cut_off_midway_continues_its_pack(tmp_path, caplog):
         assert BenchmarkGrid(**settings).run().failures == []
     assert "resuming the pack at epoch 2" in caplog.text  # continued, not restarted
     assert [json.loads((run / "metrics.json").read_text())["test"] for run in runs] == finished
+
+
+def test_a_grid_of_some_seeds_keeps_the_other_seeds_results(tmp_path):
+    settings = tiny_grid(tmp_path, epochs=1) | {"seeds": [1, 2]}
+    run_benchmark(**settings)
+    for run in (tmp_path / "runs").rglob("seed1"):
+        shutil.rmtree(run)  # seed 1 survives in results.json only
+    grid = run_benchmark(**settings | {"seeds": [2]})
+    assert [r["seed"] for r in grid.results["per_seed"]] == [1, 2]
+    assert "over seeds 1, 2" in (grid.output / "table.md").read_text()

@@ -82,28 +82,34 @@ class Cut(Exception):
     """A pack killed after an epoch's checkpoints were written."""
 
 
-def cut_after(epoch: int):
+def cut_after(epoch: int, run: int = 1):
     def on_epoch(index, record):
-        if record["epoch"] == epoch and index == 1:
+        if record["epoch"] == epoch and index == run:
             raise Cut
 
     return on_epoch
 
 
-def test_a_cut_off_pack_continues_from_its_checkpoints_as_if_never_cut(data, tmp_path):
+def test_a_cut_off_pack_continues_from_its_checkpoints_as_if_never_cut(data, tmp_path, caplog):
+    """With dropout (the global generator restored), and a run that stopped before the cut (frozen, with an
+    older checkpoint than the others)."""
     configs = [
-        RunConfig(model="bsarec", epochs=4, hidden_size=16, max_len=10, seed=s) for s in (1, 2)
-    ]  # dropout
+        RunConfig(model="bsarec", epochs=8, hidden_size=16, max_len=10, seed=s, patience=p)
+        for s, p in ((1, 10), (2, 1))
+    ]
     whole = fit_packed(configs, data, [tmp_path / f"whole{i}" for i in range(2)])
+    assert whole[1].result.epochs < 6 < whole[0].result.epochs  # run 1 stops early
     dirs = [tmp_path / f"cut{i}" for i in range(2)]
     with pytest.raises(Cut):
-        fit_packed(configs, data, dirs, on_epoch=cut_after(1))
+        fit_packed(configs, data, dirs, on_epoch=cut_after(5, run=0))
     assert all(RunDir(d).status == "running" for d in dirs)
-    resumed = fit_packed(configs, data, dirs, resume=True)
+    with caplog.at_level("INFO", logger="bsarec"):
+        resumed = fit_packed(configs, data, dirs, resume=True)
+    assert "resuming the pack at epoch 6" in caplog.text  # continued, not started anew
     for one, other, path in zip(whole, resumed, dirs, strict=True):
         assert [r["loss"] for r in other.result.history] == [r["loss"] for r in one.result.history]
         assert other.metrics["test"] == one.metrics["test"]
-        assert len((path / "history.jsonl").read_text().splitlines()) == 4
+        assert len((path / "history.jsonl").read_text().splitlines()) == one.result.epochs
 
 
 def test_a_packed_run_cut_off_continues_alone_like_its_unpacked_run(data, tmp_path):
@@ -118,13 +124,15 @@ def test_a_packed_run_cut_off_continues_alone_like_its_unpacked_run(data, tmp_pa
     assert resumed.result.epochs == 4
 
 
-def test_a_pack_without_a_common_checkpoint_starts_anew(data, tmp_path):
+def test_a_pack_without_a_common_checkpoint_starts_anew(data, tmp_path, caplog):
     configs = [RunConfig(model="bsarec", epochs=2, seed=s, **NO_DROPOUT) for s in (1, 2)]
     dirs = [tmp_path / f"run{i}" for i in range(2)]
     with pytest.raises(Cut):
         fit_packed(configs, data, dirs, on_epoch=cut_after(0))
     shutil.rmtree(dirs[1] / "checkpoints")
-    fresh = fit_packed(configs, data, dirs, resume=True)
+    with caplog.at_level("INFO", logger="bsarec"):
+        fresh = fit_packed(configs, data, dirs, resume=True)
+    assert "training them from the start" in caplog.text
     assert [r.result.epochs for r in fresh] == [2, 2]
 
 

@@ -6,13 +6,15 @@ checkpoint, so an interrupted grid resumes where it stopped. A cell is locked wh
 beside its run directory, released by the OS if the process dies), so several grids can share one runs
 directory: each skips the cells another is training. The output's results.json is the record of the finished
 cells: a cell it holds (with its settings) stays finished when its run directory is gone (a wiped scratch
-disk, a grid finished on another machine) and is not trained again. After each finished cell the results are
-rewritten from every finished cell of the grid (experiments/tables.py).
+disk, a grid finished on another machine) and is not trained again, and stays in the results when a later
+grid into the same output plans only some of the cells (`--seeds 42` first, the other seeds later). After each
+finished cell the results are rewritten from every finished cell (experiments/tables.py).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import logging
 import multiprocessing
@@ -86,7 +88,7 @@ class BenchmarkGrid:
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": machine_line() + f", device {first.torch_device()}",
         }
-        self.caption = caption_for(overrides, preset, seeds, first)
+        self.caption = functools.partial(caption_for, overrides, preset, config=first)  # of the rows' seeds
         self.published = load_published(reference)
         self.results: dict[str, Any] = {}
 

@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import statistics
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,8 @@ def collect(
     cells: list[tuple[Cell, Path]], recorded: dict[str, dict[str, Any]] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
     """(per-seed rows, each row's settings by cell_key) of the finished cells: from the run directory where it
-    has metrics.json, else from `recorded`. A run stopped by Ctrl-C is left out."""
+    has metrics.json, else from `recorded`. A run stopped by Ctrl-C is left out. The recorded cells that
+    `cells` do not hold are kept (a grid run for some of its seeds or models loses none of the others)."""
     rows, configs = [], {}
     for cell, run_dir in cells:
         key, run = cell_key(run_dir), RunDir(run_dir)
@@ -99,6 +101,13 @@ def collect(
             }
         )
         configs[key] = comparable(config)
+    planned = {cell_key(run_dir) for _, run_dir in cells}
+    for key, entry in (recorded or {}).items():
+        if key not in planned:
+            rows.append(entry["row"])
+            configs[key] = entry["config"]
+    groups = list(dict.fromkeys((r["dataset"], r["model"]) for r in rows))  # in the grid's order
+    rows.sort(key=lambda r: (groups.index((r["dataset"], r["model"])), r["seed"]))
     return rows, configs
 
 
@@ -236,15 +245,18 @@ def caption_for(overrides: dict[str, Any], preset: str | None, seeds: list[int],
 def write_results(
     cells: list[tuple[Cell, Path]],
     output: Path,
-    caption: str,
+    caption: Callable[[list[int]], str],
     models: list[str],
     published: dict[str, Any],
     meta: dict[str, Any],
     recorded: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """results.json (rows, summary, significance, and each cell's settings: the record read_recorded reads),
-    results.csv and table.md, from the finished cells (run directories first, then `recorded`)."""
+    results.csv and table.md, from the finished cells (run directories first, then `recorded`, collect);
+    `caption(seeds)` describes the table of the rows' seeds."""
     rows, configs = collect(cells, recorded)
+    models = list(dict.fromkeys([*models, *(r["model"] for r in rows)]))
+    caption = caption(sorted({r["seed"] for r in rows}))
     summary = summarise(rows)
     tests = significance(rows) if any(r["model"] == "bsarec" for r in rows) else {}
     result = {"meta": meta, "caption": caption, "per_seed": rows, "summary": summary, "significance": tests}

@@ -45,6 +45,7 @@ from bsarec.training.checkpoint import (
     rng_tensors,
     unprefixed,
 )
+from bsarec.training.early_stopping import EarlyStopping
 from bsarec.training.numerics import training_autocast
 from bsarec.training.sampling import BatchMaker, softmax_sampler
 from bsarec.training.state import TrainState, copy_weights
@@ -189,11 +190,12 @@ def resumable(saved: list[Saved | None], configs: list[RunConfig]) -> bool:
     training are all at the same epoch (a run that stopped is frozen at its own)."""
     if any(s is None for s in saved):
         return False
-    epochs = {
-        s[1]["epoch"]
-        for s, c in zip(saved, configs, strict=True)
-        if not (s[1]["stopper"].get("should_stop") or s[1]["epoch"] >= c.epochs)
-    }
+    epochs = set()
+    for (_, values), config in zip(saved, configs, strict=True):
+        stopper = EarlyStopping(config.patience)
+        stopper.load_state_dict(values["stopper"])
+        if not (stopper.should_stop or values["epoch"] >= config.epochs):
+            epochs.add(values["epoch"])
     return len(epochs) <= 1
 
 
@@ -233,7 +235,7 @@ class PackCheckpoints:
 
     def restore_rest(self, run: int, saved: Saved, step: PackedStep, generator: torch.Generator) -> None:
         tensors = saved[0]
-        restore_rng(tensors, generator, SINGLE)  # the global generator is the pack's: every run saved it
+        restore_rng(tensors, generator, SINGLE)  # its own generator, and the pack's global one as it saved it
         step.optimizer.load_run_state(
             run,
             {
@@ -276,8 +278,9 @@ def train_packed(
     if (
         resume_from is not None
     ):  # Adam and the generators last, as they were when the checkpoints were written
-        for run, saved in enumerate(resume_from):
-            checkpoints.restore_rest(run, saved, step, generators[run])
+        # the global generator from the newest checkpoint: a run that stopped earlier saved an older one
+        for run in sorted(range(n), key=lambda r: states[r].epoch):
+            checkpoints.restore_rest(run, resume_from[run], step, generators[run])
         log.info("resuming the pack at epoch %d", max(s.epoch for s in states))
     active = torch.tensor([not stopped(s, c) for s, c in zip(states, configs, strict=True)], device=device)
     candidates = candidates or [None] * n
