@@ -133,6 +133,17 @@ def test_cold_items_are_withheld_from_training_and_reported_by_group(data, files
     assert np.array_equal(again.cold_items(), cold)  # chosen with the seed
 
 
+def test_a_loaded_run_with_features_scores_as_the_trained_model(data, files, tmp_path):
+    rec = SequentialRecommender("bsarec", cold_items=0.25, **SMALL).fit(
+        data, run_dir=tmp_path / "run", item_features=str(files / "items.csv"), progress=False
+    )
+    loaded = SequentialRecommender.load(tmp_path / "run")
+    rec.model.eval()
+    assert torch.equal(loaded.model.item_embeddings, rec.model.item_embeddings)  # untrained id rows included
+    user = data.user_ids[0]
+    assert loaded.recommend(user=user, k=10).items == rec.recommend(user=user, k=10).items
+
+
 def test_features_only_needs_features(data):
     with pytest.raises(ConfigError, match="features_only: items would have no representation"):
         SequentialRecommender("sasrec", features_only=True, **SMALL).fit(data, progress=False)

@@ -512,8 +512,7 @@ class SequentialRecommender:
         elif config.item_features:
             raise DataError(f"{run.item_features_dir}: missing; this run was trained with item features")
         torch.manual_seed(config.seed)
-        split = rec.split if rec.item_features is not None else None
-        rec.model = build_run_model(config, rec.dataset, rec.item_features, split)
+        rec.model = build_run_model(config, rec.dataset, rec.item_features)
         load_weights(rec.model, run.weights_file)  # names the file when it does not fit the model
         damaged = [name for name, value in rec.model.state_dict().items() if not bool(value.isfinite().all())]
         if damaged:
@@ -614,15 +613,16 @@ def build_run_model(
 ) -> SequentialModel:
     """The model a run config describes, sized for `dataset`. Caser's user table has one row per dataset row
     plus one (the reference sizes it #users + 1). With item features, the items no training sample of `split`
-    holds get no id embedding (models/item_features.py)."""
+    holds get no id embedding and keep it at zero while training (models/item_features.py); without `split` (a
+    model built to load trained weights into, whose id rows those weights hold) that is not needed."""
     model = build_model(config.model, dataset.n_items, config.model_settings(), n_users=dataset.num_users + 1)
     if item_features is None:
         return model
-    if split is None:
-        raise ValueError("item features need the split, to know which items training has seen")
-    trained = torch.zeros(dataset.n_items, dtype=torch.bool)
-    trained[split.train_inputs.unique()] = True
-    trained[split.train_targets] = True
+    trained = torch.ones(dataset.n_items, dtype=torch.bool)
+    if split is not None:
+        trained[:] = False
+        trained[split.train_inputs.unique()] = True
+        trained[split.train_targets] = True
     return attach_item_features(model, item_features, trained, config.features_only, config.id_dropout)
 
 
