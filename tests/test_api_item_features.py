@@ -149,9 +149,12 @@ def test_features_only_needs_features(data):
         SequentialRecommender("sasrec", features_only=True, **SMALL).fit(data, progress=False)
 
 
-def test_id_dropout_needs_features_with_ids_and_trains_with_them(data, files):
+def test_id_dropout_needs_features_with_ids_and_trains_with_them(data, files, tmp_path):
     with pytest.raises(ConfigError, match="id_dropout: leaves out the id part"):
-        SequentialRecommender("sasrec", id_dropout=0.5, **SMALL).fit(data, progress=False)
+        SequentialRecommender("sasrec", id_dropout=0.5, **SMALL).fit(
+            data, run_dir=tmp_path / "r", progress=False
+        )
+    assert not (tmp_path / "r").exists()  # refused before a run directory was made
     with pytest.raises(ConfigError, match="id_dropout: with features_only"):
         SequentialRecommender("sasrec", id_dropout=0.5, features_only=True, **SMALL)
     rec = SequentialRecommender("bsarec", id_dropout=0.5, **SMALL).fit(

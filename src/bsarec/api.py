@@ -118,6 +118,13 @@ class SequentialRecommender:
 
     def _fit(self, dataset, run_dir, progress, resume, evaluate_test, on_epoch, overwrite, item_features):
         config = self.config
+        if item_features is None and not config.item_features:  # refused before a run directory is made
+            if config.features_only:
+                raise ConfigError("features_only: items would have no representation; give item features too")
+            if config.id_dropout:
+                raise ConfigError(
+                    "id_dropout: leaves out the id part of items with features; give item features"
+                )
         group = self._group = process_group_from_env(config.torch_device())
         run = RunDir(run_dir) if run_dir is not None else None
         writes = run is not None and group.is_main
@@ -133,12 +140,6 @@ class SequentialRecommender:
                 item_features = ItemFeatures.load(run.item_features_dir)
             elif item_features is None and config.item_features:
                 item_features = resolve_item_features(config.item_features, dataset, config.data_dir)
-            if config.features_only and item_features is None:
-                raise ConfigError("features_only: items would have no representation; give item features too")
-            if config.id_dropout and item_features is None:
-                raise ConfigError(
-                    "id_dropout: leaves out the id part of items with features; give item features"
-                )
             if item_features is not None and config.item_features is None:  # config.json names the files
                 files = [f["file"] for f in item_features.report.get("files", [])]
                 self.config = config = config.updated(item_features=",".join(files) or "given to fit()")
