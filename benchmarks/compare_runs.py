@@ -36,7 +36,10 @@ def rows(spec: str) -> dict[int, dict]:
 
 
 def fmt(values: list[float]) -> str:
-    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0:.4f}"
+    """Mean ± std, or the one value (a single seed has no spread)."""
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def main() -> None:
@@ -54,7 +57,8 @@ def main() -> None:
         "",
         f"`python benchmarks/compare_runs.py {shlex.join(sys.argv[1:])}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",
-        "Test metrics, mean ± std over the seeds both finished; difference of the means; paired t-test p (two-sided).",
+        "Test metrics, mean ± std over the seeds both finished; difference of the means; paired t-test p (two-sided,"
+        " from 2 seeds).",
     ]
     for pair in args.pair:
         label, specs = pair.split("=", 1)
@@ -69,12 +73,17 @@ def main() -> None:
         for metric in METRICS:
             a, b = [base[s][metric] for s in seeds], [variant[s][metric] for s in seeds]
             diffs = [y - x for x, y in zip(a, b, strict=True)]
-            p = stats.ttest_rel(b, a).pvalue if len(seeds) > 1 and len(set(diffs)) > 1 else float("nan")
+            p = f"{stats.ttest_rel(b, a).pvalue:.3f}" if len(seeds) > 1 and len(set(diffs)) > 1 else "–"
             lines.append(
-                f"| {metric} | {fmt(a)} | {fmt(b)} | {statistics.fmean(b) - statistics.fmean(a):+.4f} | {p:.3f} |"
+                f"| {metric} | {fmt(a)} | {fmt(b)} | {statistics.fmean(b) - statistics.fmean(a):+.4f} | {p} |"
             )
         per_seed = ", ".join(f"{s}: {base[s]['NDCG@10']:.4f} → {variant[s]['NDCG@10']:.4f}" for s in seeds)
         lines += ["", f"NDCG@10 per seed ({base_name} → {variant_name}): {per_seed}."]
+        if len(base) > len(seeds):  # fewer shared seeds than the base has: its own spread is the yardstick
+            spread = ", ".join(
+                f"{m} {fmt([r[m] for r in base.values()])}" for m in ("HR@10", "NDCG@10", "NDCG@20")
+            )
+            lines.append(f"The {base_name} over all its seeds {sorted(base)}: {spread}.")
     atomic_write_text(args.output, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
