@@ -49,6 +49,9 @@ case "${1:-}" in
       grid -d LastFM -m bsarec,sasrec --set max_len=$len --seeds 42 --runs benchmarks/runs/studies \
         --output $RESULTS/studies/max_len$len
     done ;;
+  studies-padding)  # BSARec with cyclic padding on LastFM, seed 42: its validation score for --preset best
+    grid -d LastFM -m bsarec --set padding=cyclic --seeds 42 --runs benchmarks/runs/studies \
+      --output $RESULTS/studies/padding_cyclic ;;
   frontier-sports-yelp)  # BSARec, TV-Rec and WEARec on the paper's other datasets, SASRec (CE) as reference
     grid -d Sports_and_Outdoors,Yelp -m bsarec,tvrec,wearec --seeds 42 --set checkpoint_steps=100 \
       $paper_runs --output $RESULTS/baselines/Sports_Yelp
@@ -84,7 +87,7 @@ case "${1:-}" in
       --output $RESULTS/best/LastFM ;;
   *)
     echo "usage: bash benchmarks/grids.sh baselines-lastfm|baselines-beauty|sasrec-ce-lastfm|padding-lastfm|" \
-      "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|frontier-sports-yelp|best-lastfm|" \
+      "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|studies-padding|frontier-sports-yelp|best-lastfm|" \
       "item-features-lastfm|item-features-beauty|cold-start-lastfm|cold-start-beauty|precision-lastfm" >&2
     exit 2 ;;
 esac
