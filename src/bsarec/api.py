@@ -544,9 +544,9 @@ def fit_packed(
     resume: bool = False,
 ) -> list[SequentialRecommender]:
     """Train several runs of one model on `dataset` together, as one batched model (training/packed.py): they
-    may differ in seed, lr, weight_decay, patience, epochs, hidden_dropout, attn_dropout and (BSARec) alpha and c. Each run is built, evaluated and
-    written to its run directory (config, dataset, history, best weights, metrics) as `fit` writes it, with a
-    checkpoint of each run after every epoch. `resume=True` continues the pack from its runs' newest
+    may differ in seed, lr, weight_decay, patience, epochs, hidden_dropout, attn_dropout and (BSARec) alpha and
+    c. Each run is built, evaluated and written to its run directory (config, dataset, history, best weights,
+    metrics) as `fit` writes it, with a checkpoint of each run after every epoch. `resume=True` continues the pack from its runs' newest
     checkpoints when they make one pack again (the same runs, cut off together); otherwise it starts them
     anew. `evaluate_test=False` never touches the test targets (tuning); `on_epoch(index, record)` after each
     run's validation may return True to stop that run (pruning). Returns one fitted recommender per config."""
