@@ -1,9 +1,9 @@
 """Packed runs: several runs of one model on one dataset, trained together as one batched model.
 
 The runs may differ in their seed and in settings that keep every shape: lr, weight_decay, patience, epochs,
-hidden_dropout, attn_dropout and, for BSARec, alpha and c (PACKABLE). Their weights are stacked (torch.func.stack_module_state) and one step
-computes every run's loss and gradients at once (vmap over the runs of grad of the loss), so a GPU runs one
-kernel where it ran N. Each run keeps what makes it a run of its own:
+hidden_dropout, attn_dropout and, for BSARec, alpha and c (PACKABLE). Their weights are stacked
+(torch.func.stack_module_state) and one step computes every run's loss and gradients at once (vmap over the runs
+of grad of the loss), so a GPU runs one kernel where it ran N. Each run keeps what makes it a run of its own:
 - its initial weights (drawn as its unpacked run draws them), its sample order and its sampled negatives or
   positives (from its own generator, seeded with its seed, in the unpacked run's order);
 - its dropout masks (vmap's randomness="different": independent across runs; not the masks its unpacked run
@@ -124,7 +124,8 @@ class PackedAdam:
             param.sub_(torch.where(on, update, torch.zeros_like(update)))
 
     def run_state(self, run: int) -> dict[str, dict[str, torch.Tensor]]:
-        """Run `run`'s Adam state per parameter name, as torch.optim.Adam keeps it (step, exp_avg, exp_avg_sq)."""
+        """Run `run`'s Adam state per parameter name, as torch.optim.Adam keeps it (step, exp_avg,
+        exp_avg_sq)."""
         step = self.steps[run].float().cpu()
         return {
             name: {"step": step.clone(), "exp_avg": m[run], "exp_avg_sq": v[run]}
