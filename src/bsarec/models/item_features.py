@@ -7,8 +7,8 @@ place, so both sides see, for item i,
 where [id_i] is the id embedding, left out for items that no training sample holds (their id row would never be
 trained) and for every item with `features_only`; with `id_dropout` p, each training step also leaves it out for
 a random share p of the items, so that the model learns to rank items by their features alone, as it must rank
-new ones (DropoutNet's idea). Codes include the explicit "missing" code 0, which has its own
-learned row, so an item without a category is not mistaken for one. Row 0 (padding) keeps only its id row.
+new ones (DropoutNet's idea). Codes include the explicit "missing" code 0, which has its own learned row, so an
+item without a category is not mistaken for one. Row 0 (padding) keeps only its id row.
 The whole table is computed once per training step: it is cached until the weights change (an optimizer step)
 or a backward pass has consumed it.
 """
@@ -122,9 +122,8 @@ class FeatureItemEmbedding(nn.Module):
 
     def table(self) -> torch.Tensor:
         ids, features = self.ids.weight, self.feature_part()
-        if (
-            self.training and self.id_dropout > 0
-        ):  # this step, a random share of items are their features alone
+        if self.training and self.id_dropout > 0:
+            # this step, a random share of the items are their features alone
             keep = torch.rand(len(ids), 1, device=ids.device) >= self.id_dropout
             keep[0] = True  # padding has no features to stand in
             ids = ids * keep  # not rescaled: an item without its id part is what a new item looks like
