@@ -79,34 +79,44 @@ class Checkpointer:
         return None
 
 
-def optimizer_tensors(
-    optimizer: torch.optim.Optimizer,
-) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    """The optimizer's state as flat named tensors plus its JSON-able parameter groups."""
-    state = optimizer.state_dict()
-    tensors = {
+def flat_optimizer_state(state: dict[int, dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """An optimizer's per-parameter state ({parameter index: {key: value}}) as named tensors
+    ("optimizer.INDEX.KEY"), as a checkpoint stores it."""
+    return {
         f"optimizer.{index}.{key}": value if isinstance(value, torch.Tensor) else torch.tensor(value)
-        for index, values in state["state"].items()
+        for index, values in state.items()
         for key, value in values.items()
     }
-    groups = [
-        {k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state["param_groups"]
-    ]
-    return tensors, groups
 
 
-def restore_optimizer(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list
-) -> None:
+def optimizer_state_of(tensors: dict[str, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
+    """The per-parameter optimizer state among a checkpoint's tensors (flat_optimizer_state's inverse)."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():
         if name.startswith("optimizer."):
             _, index, key = name.split(".", 2)
             state.setdefault(int(index), {})[key] = value
+    return state
+
+
+def optimizer_tensors(
+    optimizer: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """The optimizer's state as flat named tensors plus its JSON-able parameter groups."""
+    state = optimizer.state_dict()
+    groups = [
+        {k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state["param_groups"]
+    ]
+    return flat_optimizer_state(state["state"]), groups
+
+
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list
+) -> None:
     for group in groups:
         if "betas" in group:
             group["betas"] = tuple(group["betas"])
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    optimizer.load_state_dict({"state": optimizer_state_of(tensors), "param_groups": groups})
 
 
 def rng_tensors(generator: torch.Generator, group: ProcessGroup) -> dict[str, torch.Tensor]:

@@ -39,6 +39,8 @@ from bsarec.models import SequentialModel
 from bsarec.models.layers import per_run_dropout
 from bsarec.training.checkpoint import (
     Checkpointer,
+    flat_optimizer_state,
+    optimizer_state_of,
     optimizer_tensors,
     prefixed,
     restore_rng,
@@ -217,12 +219,8 @@ class PackCheckpoints:
         checkpointer = self.checkpointers[run]
         if checkpointer is None:
             return
-        adam = step.optimizer.run_state(run)
-        optim = {
-            f"optimizer.{index}.{key}": value
-            for index, name in enumerate(self.names[run])
-            for key, value in adam[name].items()
-        }
+        adam = step.optimizer.run_state(run)  # by parameter name; a checkpoint keys it by parameter index
+        optim = flat_optimizer_state({index: adam[name] for index, name in enumerate(self.names[run])})
         state_tensors, values = state.state_dict()
         tensors = prefixed("model.", self.models[run].state_dict()) | state_tensors | optim
         tensors |= rng_tensors(generator, SINGLE)
@@ -237,13 +235,8 @@ class PackCheckpoints:
     def restore_rest(self, run: int, saved: Saved, step: PackedStep, generator: torch.Generator) -> None:
         tensors = saved[0]
         restore_rng(tensors, generator, SINGLE)  # its own generator, and the pack's global one as it saved it
-        step.optimizer.load_run_state(
-            run,
-            {
-                name: {key: tensors[f"optimizer.{index}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")}
-                for index, name in enumerate(self.names[run])
-            },
-        )
+        adam = optimizer_state_of(tensors)
+        step.optimizer.load_run_state(run, {name: adam[index] for index, name in enumerate(self.names[run])})
 
 
 def train_packed(
