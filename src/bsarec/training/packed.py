@@ -184,8 +184,9 @@ class PackedStep:
 Saved = tuple[dict[str, torch.Tensor], dict[str, Any]]  # a checkpoint: (tensors, JSON values)
 
 
-def stopped(state: TrainState, config: RunConfig) -> bool:
-    return state.stopper.should_stop or state.epoch >= config.epochs
+def stopped(stopper: EarlyStopping, epoch: int, config: RunConfig) -> bool:
+    """Whether a run is done: early stopping says so, or `epoch` (the next to train) is past its last."""
+    return stopper.should_stop or epoch >= config.epochs
 
 
 def resumable(saved: list[Saved | None], configs: list[RunConfig]) -> bool:
@@ -197,7 +198,7 @@ def resumable(saved: list[Saved | None], configs: list[RunConfig]) -> bool:
     for (_, values), config in zip(saved, configs, strict=True):
         stopper = EarlyStopping(config.patience)
         stopper.load_state_dict(values["stopper"])
-        if not (stopper.should_stop or values["epoch"] >= config.epochs):
+        if not stopped(stopper, values["epoch"], config):
             epochs.add(values["epoch"])
     return len(epochs) <= 1
 
@@ -276,7 +277,9 @@ def train_packed(
         for run in sorted(range(n), key=lambda r: states[r].epoch):
             checkpoints.restore_rest(run, resume_from[run], step, generators[run])
         log.info("resuming the pack at epoch %d", max(s.epoch for s in states))
-    active = torch.tensor([not stopped(s, c) for s, c in zip(states, configs, strict=True)], device=device)
+    active = torch.tensor(
+        [not stopped(s.stopper, s.epoch, c) for s, c in zip(states, configs, strict=True)], device=device
+    )
     candidates = candidates or [None] * n
 
     n_samples, batch_size = len(split.train_targets), base.batch_size
@@ -329,7 +332,7 @@ def train_packed(
             state.epoch = epoch + 1  # as TrainState.next_epoch: the epoch a checkpoint continues with
             checkpoints.save(run, step, state, generators[run])
             told_to_stop = bool(on_epoch(run, record)) if on_epoch is not None else False
-            if told_to_stop or stopped(state, config):
+            if told_to_stop or stopped(state.stopper, state.epoch, config):
                 active[run] = False
                 log.info("packed run %d (seed %d) stops after epoch %d", run, config.seed, epoch)
     step.release()
