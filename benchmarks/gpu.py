@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -139,7 +138,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "command": "python benchmarks/gpu.py " + " ".join(a for a in __import__("sys").argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine_line() + f", {platform.processor() or 'cpu'}",
+        "machine": machine_line(),
         "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
         "steps": [],
     }

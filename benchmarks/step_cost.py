@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -86,8 +87,7 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
     base, other = list(medians)
     ratio = medians[other] / medians[base]
-    command = f"python benchmarks/step_cost.py --compare {args.compare} --dataset {args.dataset} --model {args.model}"
-    command += f" --threads {args.threads}" if args.threads else ""
+    command = "python benchmarks/step_cost.py " + " ".join(sys.argv[1:])
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     result = {
         "command": command,

@@ -7,7 +7,8 @@ from bsarec import SequentialRecommender, api
 from bsarec.config import RunConfig
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import ConfigError
-from bsarec.training.numerics import cuda_matmul_precision, training_autocast
+from bsarec.training import numerics
+from bsarec.training.numerics import cuda_matmul_precision, training_autocast, warn_if_slow_precision
 
 
 def test_bf16_runs_the_training_forward_in_bfloat16_and_evaluation_in_fp32(monkeypatch):
@@ -46,3 +47,14 @@ def test_tf32_is_a_cuda_mode_and_is_restored():
     assert (
         not training_autocast("fp32", "cpu")._enabled and training_autocast("bf16", "cuda:0").device == "cuda"
     )
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_about(monkeypatch, caplog):
+    monkeypatch.setattr(numerics, "cpu", lambda: {"model": "Old CPU", "bf16": False})
+    with caplog.at_level("WARNING", logger="bsarec"):
+        assert warn_if_slow_precision("bf16", "cpu")
+    assert "Old CPU" in caplog.text and "fp32" in caplog.text
+    assert not warn_if_slow_precision("fp32", "cpu")
+    assert not warn_if_slow_precision("bf16", "cuda:0")  # GPUs compute bf16 natively
+    monkeypatch.setattr(numerics, "cpu", lambda: {"model": "New CPU", "bf16": True})
+    assert not warn_if_slow_precision("bf16", "cpu")

@@ -3,10 +3,15 @@ of the training step (`precision`: fp32, bf16 autocast, or TF32 matmuls on CUDA)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+
+from bsarec.environment import cpu
+
+log = logging.getLogger("bsarec")
 
 
 def denormals_flushed() -> bool:
@@ -32,6 +37,20 @@ def training_autocast(precision: str, device: str) -> torch.autocast:
     and most element-wise work in bf16; weights, gradients, the optimizer and reductions such as the softmax
     in fp32). Evaluation always runs in fp32, so rankings are not decided by bf16 rounding."""
     return torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def warn_if_slow_precision(precision: str, device: str) -> bool:
+    """Warn (and return True) when bf16 is asked of a CPU without bf16 instructions: torch then emulates the
+    bf16 matrix products, and a BSARec step takes about 7 times as long as in fp32
+    (benchmarks/results/step_cost_bf16_avx2.md), where a CPU with them takes 0.64 times as long."""
+    if precision != "bf16" or device.split(":")[0] != "cpu" or cpu()["bf16"]:
+        return False
+    log.warning(
+        "precision bf16 on a CPU without bf16 instructions (%s): each training step is several times slower"
+        " than fp32 here; leave precision at fp32 on this machine",
+        cpu()["model"],
+    )
+    return True
 
 
 @contextmanager

@@ -48,7 +48,7 @@ from bsarec.training.checkpoint import (
     unprefixed,
 )
 from bsarec.training.early_stopping import EarlyStopping
-from bsarec.training.numerics import training_autocast
+from bsarec.training.numerics import training_autocast, warn_if_slow_precision
 from bsarec.training.sampling import BatchMaker, softmax_sampler
 from bsarec.training.state import TrainState, copy_weights
 from bsarec.training.trainer import LossOf, TrainResult, epoch_record, log_epoch, make_optimizer
@@ -157,6 +157,7 @@ class PackedStep:
         self.params, self.buffers = stack_module_state(wrapped)
         template = copy.deepcopy(wrapped[0])
         self.precision, self.device = configs[0].precision, configs[0].torch_device()
+        warn_if_slow_precision(self.precision, self.device)
         self.optimizer = PackedAdam(self.params, [c.lr for c in configs], [c.weight_decay for c in configs])
 
         def loss_of(params, buffers, batch):

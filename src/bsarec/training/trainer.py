@@ -30,7 +30,7 @@ from bsarec.io import save_weights
 from bsarec.models import SequentialModel
 from bsarec.training.checkpoint import TrainingCheckpoints
 from bsarec.training.history import HistoryLog
-from bsarec.training.numerics import training_autocast
+from bsarec.training.numerics import training_autocast, warn_if_slow_precision
 from bsarec.training.sampling import BatchMaker, softmax_sampler
 from bsarec.training.state import TrainState, copy_weights
 
@@ -107,6 +107,7 @@ def train(
     optimizer = make_optimizer(model, config)
     make_batch = BatchMaker(model, split, device, softmax_sampler(config, split))
     compute_loss = loss_module(model, group, config.compile)
+    warn_if_slow_precision(config.precision, device)
     state = TrainState.start(model, config.patience)
     checkpoints = None
     if run_dir is not None:
