@@ -49,7 +49,7 @@ from bsarec.models.item_features import FeatureItemEmbedding, attach_item_featur
 from bsarec.run_dir import RunDir
 from bsarec.training.history import HistoryLog
 from bsarec.training.numerics import cpu_denormal_mode, cuda_matmul_precision
-from bsarec.training.packed import check_packable, resumable, train_packed
+from bsarec.training.packed import CURRENT_RUN, RunLogFilter, check_packable, resumable, train_packed
 from bsarec.training.trainer import TrainResult, train
 
 log = logging.getLogger("bsarec")
@@ -188,9 +188,7 @@ class SequentialRecommender:
             if writes:
                 run.write_metrics(self.metrics)
         finally:
-            if handler is not None:
-                logging.getLogger("bsarec").removeHandler(handler)
-                handler.close()
+            _detach_log_file(handler)
         return self
 
     def _final_metrics(self, evaluate_test: bool = True) -> dict[str, Any]:
@@ -563,23 +561,7 @@ def fit_packed(
             saved = latest
         else:
             log.warning("no common checkpoint of the pack's runs: training them from the start")
-    recs, histories = [], []
-    split = None
-    for index, (config, run) in enumerate(zip(configs, runs, strict=True)):
-        rec = SequentialRecommender(config=config)
-        rec.dataset = dataset
-        if run is not None and saved is None:
-            run.prepare_new(overwrite or resume)
-            run.write_config(config.to_dict())
-            dataset.save(run.dataset_dir)
-        torch.manual_seed(config.seed)  # each run's weights are drawn as its unpacked run draws them
-        if split is None:  # the same for every run of a pack
-            split = rec._make_split(dataset)
-        rec._split = split
-        rec.model = build_run_model(config, dataset).to(config.torch_device())
-        recs.append(rec)
-        records = saved[index][1]["history"] if saved is not None else []
-        histories.append(HistoryLog(run.history_file if run is not None else None, records))
+    recs, histories, handlers = [], [], []
 
     def record_epoch(index: int, record: dict[str, Any]) -> bool | None:
         histories[index].append(record)
@@ -587,22 +569,56 @@ def fit_packed(
             save_weights(recs[index].model, runs[index].weights_file)
         return on_epoch(index, record) if on_epoch is not None else None
 
-    with cuda_matmul_precision(configs[0].precision):
-        results = train_packed(
-            [r.model for r in recs],
-            split,
-            configs,
-            [r.candidates("valid") for r in recs],
-            record_epoch,
-            checkpointers=checkpointers,
-            resume_from=saved,
-        )
-    for rec, run, result in zip(recs, runs, results, strict=True):
-        rec.result = result
-        rec.metrics = rec._final_metrics(evaluate_test)
-        if run is not None:
-            save_weights(rec.model, run.weights_file)
-            run.write_metrics(rec.metrics)
+    split = None
+    try:
+        for index, (config, run) in enumerate(zip(configs, runs, strict=True)):
+            rec = SequentialRecommender(config=config)
+            rec.dataset = dataset
+            if run is not None and saved is None:
+                run.prepare_new(overwrite or resume)
+                run.write_config(config.to_dict())
+                dataset.save(run.dataset_dir)
+            handlers.append(_attach_log_file(run, RunLogFilter(index)))  # its own lines and the pack's
+            torch.manual_seed(config.seed)  # each run's weights are drawn as its unpacked run draws them
+            if split is None:  # the same for every run of a pack
+                split = rec._make_split(dataset)
+            rec._split = split
+            rec.model = build_run_model(config, dataset).to(config.torch_device())
+            recs.append(rec)
+            records = saved[index][1]["history"] if saved is not None else []
+            histories.append(HistoryLog(run.history_file if run is not None else None, records))
+            about_run = CURRENT_RUN.set(index)
+            log.info(
+                "training %s on %s as run %d of a pack of %d (seed %d): %d users, %d items, %d training samples",
+                config.model,
+                dataset.name,
+                index,
+                len(configs),
+                config.seed,
+                dataset.num_users,
+                dataset.n_items - 1,
+                len(split.train_targets),
+            )
+            CURRENT_RUN.reset(about_run)
+        with cuda_matmul_precision(configs[0].precision):
+            results = train_packed(
+                [r.model for r in recs],
+                split,
+                configs,
+                [r.candidates("valid") for r in recs],
+                record_epoch,
+                checkpointers=checkpointers,
+                resume_from=saved,
+            )
+        for rec, run, result in zip(recs, runs, results, strict=True):
+            rec.result = result
+            rec.metrics = rec._final_metrics(evaluate_test)
+            if run is not None:
+                save_weights(rec.model, run.weights_file)
+                run.write_metrics(rec.metrics)
+    finally:
+        for handler in handlers:
+            _detach_log_file(handler)
     return recs
 
 
@@ -642,13 +658,22 @@ def _log_resumption(run: RunDir, config: RunConfig) -> None:
         log.info("resuming with %s", ", ".join(f"{name}={value}" for name, value in changed.items()))
 
 
-def _attach_log_file(run: RunDir | None) -> logging.Handler | None:
+def _attach_log_file(run: RunDir | None, only: logging.Filter | None = None) -> logging.Handler | None:
+    """Append bsarec's log lines (those `only` passes, if given) to the run's train.log."""
     if run is None:
         return None
     run.path.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(run.log_file, mode="a")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    if only is not None:
+        handler.addFilter(only)
     logger = logging.getLogger("bsarec")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     return handler
+
+
+def _detach_log_file(handler: logging.Handler | None) -> None:
+    if handler is not None:
+        logging.getLogger("bsarec").removeHandler(handler)
+        handler.close()

@@ -1,6 +1,7 @@
 """Packed runs: each run of a pack equals its unpacked run (without dropout, whose masks vmap draws
 differently), runs keep their own settings and early stopping, and what cannot be packed is refused."""
 
+import logging
 import shutil
 
 import pytest
@@ -45,6 +46,22 @@ def test_each_packed_run_equals_its_unpacked_run(data, tmp_path, model, varied):
     saved = SequentialRecommender.load(tmp_path / "run1")  # a packed run's directory is an ordinary run
     assert saved.metrics["test"] == packed[1].metrics["test"]
     assert len((tmp_path / "run1" / "history.jsonl").read_text().splitlines()) == packed[1].result.epochs
+
+
+def test_each_packed_run_logs_its_own_epochs_to_its_train_log(data, tmp_path):
+    configs = [RunConfig(model="bsarec", epochs=3, seed=s, **NO_DROPOUT) for s in (1, 2)]
+    dirs = [tmp_path / f"run{i}" for i in range(2)]
+    packed = fit_packed(configs, data, dirs)
+    for index, (path, rec) in enumerate(zip(dirs, packed, strict=True)):
+        text = RunDir(path).log_file.read_text()
+        mine = [line for line in text.splitlines() if " epoch " in line and "valid" in line]
+        assert len(mine) == rec.result.epochs, text
+        assert all(f"run {index} (seed {index + 1}): epoch" in line for line in mine), text
+        assert f"as run {index} of a pack of 2 (seed {index + 1})" in text
+        assert f"run {1 - index} (seed" not in text  # not the other run's lines
+    before = len(logging.getLogger("bsarec").handlers)
+    fit_packed(configs, data, [tmp_path / f"again{i}" for i in range(2)])
+    assert len(logging.getLogger("bsarec").handlers) == before  # the log files are let go
 
 
 def test_packed_runs_draw_their_own_dropout_masks(data):

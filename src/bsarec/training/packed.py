@@ -20,6 +20,7 @@ that is cut off continues from there as a pack (`resume_from`), and each of its 
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import logging
 import math
@@ -54,6 +55,21 @@ from bsarec.training.state import TrainState, copy_weights
 from bsarec.training.trainer import LossOf, TrainResult, epoch_record, log_epoch, make_optimizer
 
 log = logging.getLogger("bsarec")
+# the pack's run a log line is about (None: the whole pack); each run's train.log keeps its own lines and the
+# pack's (RunLogFilter)
+CURRENT_RUN: contextvars.ContextVar[int | None] = contextvars.ContextVar("packed_run", default=None)
+
+
+class RunLogFilter(logging.Filter):
+    """Passes the lines about run `run` of a pack and the lines about the whole pack."""
+
+    def __init__(self, run: int) -> None:
+        super().__init__()
+        self.run = run
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return CURRENT_RUN.get() in (None, self.run)
+
 
 PACKABLE = (
     "seed",
@@ -304,38 +320,42 @@ def train_packed(
             state, config = states[run], configs[run]
             if not bool(active[run]):
                 continue
-            loss = float(totals[run]) / n_samples
-            if not math.isfinite(loss):
-                raise NonFiniteError(
-                    f"packed run {run} (seed {config.seed}), epoch {epoch}: the training loss is {loss}"
+            about_run = CURRENT_RUN.set(run)
+            try:
+                loss = float(totals[run]) / n_samples
+                if not math.isfinite(loss):
+                    raise NonFiniteError(
+                        f"packed run {run} (seed {config.seed}), epoch {epoch}: the training loss is {loss}"
+                    )
+                models[run].load_state_dict(step.weights_of(run), strict=False)
+                eval_started = time.perf_counter()
+                valid = evaluate(
+                    models[run], split.valid, config.history_mask, config.eval_batch_size, candidates[run]
                 )
-            models[run].load_state_dict(step.weights_of(run), strict=False)
-            eval_started = time.perf_counter()
-            valid = evaluate(
-                models[run], split.valid, config.history_mask, config.eval_batch_size, candidates[run]
-            )
-            improved = state.stopper.update(valid[config.monitor], epoch)
-            # the pack's time is shared by its running runs; samples per second are the whole pack's
-            record = epoch_record(
-                epoch,
-                loss,
-                seconds / running,
-                n_samples * running / seconds,
-                time.perf_counter() - eval_started,
-                valid,
-                improved,
-            )
-            state.history.append(record)
-            state.train_seconds += record["train_seconds"]
-            log_epoch(record, valid, config.monitor)
-            if improved:
-                state.best_valid, state.best_weights = valid, copy_weights(models[run])
-            state.epoch = epoch + 1  # as TrainState.next_epoch: the epoch a checkpoint continues with
-            checkpoints.save(run, step, state, generators[run])
-            told_to_stop = bool(on_epoch(run, record)) if on_epoch is not None else False
-            if told_to_stop or stopped(state.stopper, state.epoch, config):
-                active[run] = False
-                log.info("packed run %d (seed %d) stops after epoch %d", run, config.seed, epoch)
+                improved = state.stopper.update(valid[config.monitor], epoch)
+                # the pack's time is shared by its running runs; samples per second are the whole pack's
+                record = epoch_record(
+                    epoch,
+                    loss,
+                    seconds / running,
+                    n_samples * running / seconds,
+                    time.perf_counter() - eval_started,
+                    valid,
+                    improved,
+                )
+                state.history.append(record)
+                state.train_seconds += record["train_seconds"]
+                log_epoch(record, valid, config.monitor, f"run {run} (seed {config.seed}): ")
+                if improved:
+                    state.best_valid, state.best_weights = valid, copy_weights(models[run])
+                state.epoch = epoch + 1  # as TrainState.next_epoch: the epoch a checkpoint continues with
+                checkpoints.save(run, step, state, generators[run])
+                told_to_stop = bool(on_epoch(run, record)) if on_epoch is not None else False
+                if told_to_stop or stopped(state.stopper, state.epoch, config):
+                    active[run] = False
+                    log.info("packed run %d (seed %d) stops after epoch %d", run, config.seed, epoch)
+            finally:
+                CURRENT_RUN.reset(about_run)
     step.release()
     results = []
     for model, state in zip(models, states, strict=True):

@@ -270,9 +270,11 @@ def epoch_record(
     }
 
 
-def log_epoch(record: dict[str, Any], valid: dict[str, float], monitor: str) -> None:
+def log_epoch(record: dict[str, Any], valid: dict[str, float], monitor: str, who: str = "") -> None:
+    """One line per epoch; `who` names the run where several train together (a pack)."""
     log.info(
-        "epoch %d loss %.4f valid %s %.4f HR@10 %.4f (%.1fs, %.0f samples/s)%s",
+        "%sepoch %d loss %.4f valid %s %.4f HR@10 %.4f (%.1fs, %.0f samples/s)%s",
+        who,
         record["epoch"],
         record["loss"],
         monitor,
