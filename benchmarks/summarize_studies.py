@@ -8,6 +8,9 @@ Reads RUNS/DATASET/MODEL/TAG/seed42/metrics.json under benchmarks/runs/studies (
 c 3, max_len 50; on Beauty alpha 0.7, c 5). Writes
 benchmarks/results/studies/summary.md and, beside it, studies.png (NDCG@20 against c, alpha and max_len).
 Validation NDCG@20 is what a tuner would choose by; test metrics are shown beside it.
+
+Every cell found is also recorded in benchmarks/results/studies/summary.json, which is read first: a cell whose
+run directory is gone (a fresh clone) keeps its recorded numbers instead of becoming "not run yet".
 """
 
 from __future__ import annotations
@@ -19,16 +22,29 @@ from pathlib import Path
 
 from bsarec.analysis.figures import pyplot, save_figure
 from bsarec.environment import machine_line
-from bsarec.io import atomic_write_text
+from bsarec.io import atomic_write_json, atomic_write_text
 
 STUDIES = Path("benchmarks/runs/studies")
 PAPER = Path("benchmarks/runs/baselines")
+OUTPUT = Path("benchmarks/results/studies/summary.md")
+RECORD = OUTPUT.with_suffix(".json")  # {cell: the metrics shown}, kept across runs
+RECORDED = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
 
 
 def metrics(model: str, tag: str, dataset: str = "LastFM") -> dict | None:
+    """A cell's metrics from its run directory, recorded for later; else as recorded earlier; else None."""
     base = PAPER if tag == "paper" else STUDIES
     path = base / dataset / model / tag / "seed42" / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    cell = f"{dataset}/{model}/{tag}"
+    if path.is_file():
+        m = json.loads(path.read_text())
+        RECORDED[cell] = {
+            "valid": {"NDCG@20": m["valid"]["NDCG@20"]},
+            "test": {k: m["test"][k] for k in ("NDCG@20", "HR@10")},
+            "best_epoch": m["best_epoch"],
+            "epochs": m["epochs"],
+        }
+    return RECORDED.get(cell)
 
 
 def row(label: str, m: dict | None) -> str:
@@ -73,10 +89,10 @@ def main() -> None:
         lines += [row(f"bsarec, {length}", bsarec), row(f"sasrec, {length}", sasrec)]
     lines += ["", "## Beauty: c at alpha 0.7", "", header[0].format("c"), header[1]]
     lines += [row(str(c), m) for c, m in sweeps["beauty_c"]]
-    output = Path("benchmarks/results/studies/summary.md")
-    atomic_write_text(output, "\n".join(lines) + "\n")
+    atomic_write_json(RECORD, dict(sorted(RECORDED.items())))
+    atomic_write_text(OUTPUT, "\n".join(lines) + "\n")
     print("\n".join(lines))
-    draw(sweeps, output.with_name("studies.png"))
+    draw(sweeps, OUTPUT.with_name("studies.png"))
 
 
 def draw(sweeps: dict[str, list], path: Path) -> None:
