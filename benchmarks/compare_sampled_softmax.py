@@ -18,12 +18,17 @@ from pathlib import Path
 
 from bsarec.environment import machine_line
 from bsarec.io import atomic_write_text
+from bsarec.run_dir import RunDir
 from bsarec.training.history import read_history
 
 METRICS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")
 
 
 def load(run: Path) -> tuple[list[dict], dict | None]:
+    if not RunDir(run).history_file.is_file():  # the committed output is kept as it is
+        sys.exit(
+            f"{run}: no run here; train it first (bash benchmarks/grids.sh baselines-beauty or sampled-softmax-beauty)"
+        )
     history = read_history(run)
     metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else None
     return history, metrics
