@@ -198,6 +198,28 @@ def test_cli_trains_with_features_recommends_new_items_and_prepares_them(data, f
     assert read_item_features(prepared / "item_features", data).names == ["cluster", "price"]
 
 
+def test_training_reports_matched_items_and_refuses_a_file_that_matches_none(data, files, tmp_path, caplog):
+    with caplog.at_level("INFO", logger="bsarec"):
+        SequentialRecommender("sasrec", **{**SMALL, "epochs": 1}).fit(
+            data, item_features=str(files / "items.csv"), progress=False
+        )
+    n = data.n_items - 1
+    assert f"items.csv: {n} of {n} items of {data.name} matched, 0 rows for unknown items" in caplog.text
+    assert "describe only" not in caplog.text
+    caplog.clear()
+    few = tmp_path / "few.csv"  # a third of the catalogue
+    pl.DataFrame({"item_id": data.item_ids[1 : 1 + n // 3], "cluster": "c"}).write_csv(few)
+    with caplog.at_level("INFO", logger="bsarec"):
+        SequentialRecommender("sasrec", **{**SMALL, "epochs": 1}).fit(
+            data, item_features=str(few), progress=False
+        )
+    assert f"few.csv describe only {n // 3} of {n} items" in caplog.text
+    strangers = tmp_path / "strangers.csv"  # ids of another catalogue, e.g. internal indices
+    pl.DataFrame({"item_id": ["x1", "x2"], "cluster": ["a", "b"]}).write_csv(strangers)
+    with pytest.raises(DataError, match="strangers.csv: no row names an item of .*2 rows for unknown items"):
+        SequentialRecommender("sasrec", **SMALL).fit(data, item_features=str(strangers), progress=False)
+
+
 def test_cli_names_a_bad_features_file(data, tmp_path):
     data.save(tmp_path / "prepared")
     bad = tmp_path / "bad.json"

@@ -27,6 +27,7 @@ from bsarec.data.dataset import SequenceDataset
 from bsarec.data.item_features import (
     ItemFeatures,
     appended,
+    check_matched,
     conform,
     file_item_ids,
     read_item_features,
@@ -147,6 +148,8 @@ class SequentialRecommender:
                 raise DataError(
                     f"item features for {item_features.n_items - 1} items, but {dataset.name} has {dataset.n_items - 1}"
                 )
+            if item_features is not None:
+                check_matched(item_features, dataset.name)
             self.item_features = item_features
             self._split = self._make_split(dataset)
             if len(self._split.train_targets) == 0:

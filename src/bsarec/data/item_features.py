@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import zipfile
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from bsarec.data.registry import locate_attributes
 from bsarec.errors import ConfigError, DataError
 from bsarec.io import atomic_write_bytes, atomic_write_json
 
+log = logging.getLogger("bsarec")
 MISSING = 0  # the code of "no value" in every categorical field; codes of values start at 1
 ARRAYS_FILE = "item_features.npz"
 FIELDS_FILE = "item_features.json"
@@ -527,6 +529,37 @@ def resolve_item_features(
         elif part:
             paths.append(part)
     return read_all_item_features(paths, dataset, **options)
+
+
+def check_matched(features: ItemFeatures, dataset_name: str) -> None:
+    """Say how many of the dataset's items each file describes (in the run's log); refuse a file that matches
+    none (its ids are not the dataset's original item ids) and warn when under half match."""
+    for report in features.report.get("files", []):
+        matched, catalogue = report["matched_items"], report["catalogue_items"]
+        missing = {name: n for name, n in report["items_without_value"].items() if n}
+        log.info(
+            "item features %s: %d of %d items of %s matched, %d rows for unknown items%s",
+            report["file"],
+            matched,
+            catalogue,
+            dataset_name,
+            report["rows_for_unknown_items"],
+            f"; items without a value: {missing}" if missing else "",
+        )
+        if matched == 0:
+            raise DataError(
+                f"{report['file']}: no row names an item of {dataset_name} "
+                f"({report['rows_for_unknown_items']} rows for unknown items); its ids must be the original "
+                "item ids of the interaction log"
+            )
+        if matched < catalogue / 2:
+            log.warning(
+                "item features %s describe only %d of %d items (%.1f%%); the others have missing values",
+                report["file"],
+                matched,
+                catalogue,
+                100 * matched / catalogue,
+            )
 
 
 # -- items that arrive after training ---------------------------------------------------------------------------
