@@ -88,9 +88,9 @@ def _print_metrics(title: str, metrics: dict[str, float]) -> None:
 
 @app.command()
 def train(
-    model: str = typer.Option("bsarec", help=", ".join(MODELS)),
+    model: str = typer.Option("bsarec", "--model", "-m", help=", ".join(MODELS)),
     dataset: str = typer.Option(
-        "synthetic", help="a dataset name (LastFM, Beauty, ...), a file, or a directory"
+        "synthetic", "--dataset", "-d", help="a dataset name (LastFM, Beauty, ...), a file, or a directory"
     ),
     data_dir: Path | None = typer.Option(
         None, help="directory holding the benchmark files [env BSAREC_DATA_DIR]"
@@ -339,8 +339,10 @@ def export(
 
 @app.command()
 def tune(
-    model: str = typer.Option("bsarec", help="any model of `bsarec train --model`"),
-    dataset: str = typer.Option("synthetic", help="a dataset name, a file, or a directory"),
+    model: str = typer.Option("bsarec", "--model", "-m", help="any model of `bsarec train --model`"),
+    dataset: str = typer.Option(
+        "synthetic", "--dataset", "-d", help="a dataset name, a file, or a directory"
+    ),
     data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
     output: Path = typer.Option(Path("runs/tune"), help="study, trial runs, table, figures and best preset"),
     trials: int = typer.Option(20, min=1, help="run until the study holds this many finished trials"),
@@ -422,9 +424,9 @@ def demo(
 
 @app.command()
 def speed(
-    dataset: str = typer.Option("LastFM", help="dataset name or path"),
+    dataset: str = typer.Option("LastFM", "--dataset", "-d", help="dataset name or path"),
     data_dir: Path | None = typer.Option(None, help="directory holding the benchmark files"),
-    model: str = typer.Option("bsarec", help="any model of `bsarec train --model`"),
+    model: str = typer.Option("bsarec", "--model", "-m", help="any model of `bsarec train --model`"),
     preset: str | None = typer.Option("paper", help="settings preset"),
     steps: int = typer.Option(30, help="timed training steps per repeat"),
     repeats: int = typer.Option(3, help="repeats (the median is reported)"),
