@@ -57,8 +57,8 @@ def main() -> None:
         "",
         f"`python benchmarks/compare_runs.py {shlex.join(sys.argv[1:])}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",
-        "Test metrics, mean ± std over the seeds both finished; difference of the means; paired t-test p (two-sided,"
-        " from 2 seeds).",
+        "Test metrics, mean ± std over the seeds both finished; difference of the means; paired t-test p (two-sided;"
+        " – where fewer than 2 seeds).",
     ]
     for pair in args.pair:
         label, specs = pair.split("=", 1)
