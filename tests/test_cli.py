@@ -155,7 +155,8 @@ def test_every_model_trains_through_the_cli_and_recommends(tmp_path, model):
     data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=1)
     data.save(tmp_path / "prepared")
     out = tmp_path / "run"
-    args = ["train", "-m", model, "-d", str(tmp_path / "prepared"), "--preset", "paper", *FAST]  # as benchmark
+    # the short options, as benchmark has them
+    args = ["train", "-m", model, "-d", str(tmp_path / "prepared"), "--preset", "paper", *FAST]
     result = runner.invoke(app, [*args, "--output", str(out)])
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
