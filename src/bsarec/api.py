@@ -50,7 +50,7 @@ from bsarec.models.item_features import FeatureItemEmbedding, attach_item_featur
 from bsarec.run_dir import RunDir
 from bsarec.training.history import HistoryLog
 from bsarec.training.numerics import cpu_denormal_mode, cuda_matmul_precision
-from bsarec.training.packed import CURRENT_RUN, RunLogFilter, check_packable, resumable, train_packed
+from bsarec.training.packed import RunLogFilter, about_run, check_packable, resumable, train_packed
 from bsarec.training.trainer import TrainResult, train
 
 log = logging.getLogger("bsarec")
@@ -590,19 +590,18 @@ def fit_packed(
             recs.append(rec)
             records = saved[index][1]["history"] if saved is not None else []
             histories.append(HistoryLog(run.history_file if run is not None else None, records))
-            about_run = CURRENT_RUN.set(index)
-            log.info(
-                "training %s on %s as run %d of a pack of %d (seed %d): %d users, %d items, %d training samples",
-                config.model,
-                dataset.name,
-                index,
-                len(configs),
-                config.seed,
-                dataset.num_users,
-                dataset.n_items - 1,
-                len(split.train_targets),
-            )
-            CURRENT_RUN.reset(about_run)
+            with about_run(index):
+                log.info(
+                    "training %s on %s as run %d of a pack of %d (seed %d): %d users, %d items, %d training samples",
+                    config.model,
+                    dataset.name,
+                    index,
+                    len(configs),
+                    config.seed,
+                    dataset.num_users,
+                    dataset.n_items - 1,
+                    len(split.train_targets),
+                )
         with cuda_matmul_precision(configs[0].precision):
             results = train_packed(
                 [r.model for r in recs],

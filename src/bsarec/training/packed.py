@@ -25,7 +25,8 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -69,6 +70,16 @@ class RunLogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return CURRENT_RUN.get() in (None, self.run)
+
+
+@contextmanager
+def about_run(run: int) -> Iterator[None]:
+    """The log lines inside the block are about run `run` of the pack (RunLogFilter)."""
+    token = CURRENT_RUN.set(run)
+    try:
+        yield
+    finally:
+        CURRENT_RUN.reset(token)
 
 
 PACKABLE = (
@@ -320,8 +331,7 @@ def train_packed(
             state, config = states[run], configs[run]
             if not bool(active[run]):
                 continue
-            about_run = CURRENT_RUN.set(run)
-            try:
+            with about_run(run):
                 loss = float(totals[run]) / n_samples
                 if not math.isfinite(loss):
                     raise NonFiniteError(
@@ -354,8 +364,6 @@ def train_packed(
                 if told_to_stop or stopped(state.stopper, state.epoch, config):
                     active[run] = False
                     log.info("packed run %d (seed %d) stops after epoch %d", run, config.seed, epoch)
-            finally:
-                CURRENT_RUN.reset(about_run)
     step.release()
     results = []
     for model, state in zip(models, states, strict=True):
