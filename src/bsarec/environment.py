@@ -19,14 +19,13 @@ def cpu() -> dict[str, Any]:
     """The CPU's model name and whether it computes bf16 in hardware: bf16 autocast speeds a CPU step up only
     where it does, and slows it down elsewhere (docs/scaling.md)."""
     model, flags = platform.processor() or platform.machine(), set()
-    if CPUINFO.is_file():  # Linux
+    if CPUINFO.is_file():  # Linux: the first processor's block names the model before its flags
         for line in CPUINFO.read_text(errors="replace").splitlines():
             key, _, value = line.partition(":")
             if key.strip() == "model name" and value.strip():
                 model = value.strip()
             elif key.strip() == "flags":
                 flags = set(value.split())
-            if flags and model:
                 break
     return {"model": model, "bf16": any(flag in flags for flag in BF16_FLAGS)}
 

@@ -43,12 +43,15 @@ def warn_if_slow_precision(precision: str, device: str) -> bool:
     """Warn (and return True) when bf16 is asked of a CPU without bf16 instructions: torch then emulates the
     bf16 matrix products, and a BSARec step takes about 7 times as long as in fp32
     (benchmarks/results/step_cost_bf16_avx2.md), where a CPU with them takes 0.64 times as long."""
-    if precision != "bf16" or device.split(":")[0] != "cpu" or cpu()["bf16"]:
+    if precision != "bf16" or device.split(":")[0] != "cpu":
+        return False
+    this_cpu = cpu()
+    if this_cpu["bf16"]:
         return False
     log.warning(
         "precision bf16 on a CPU without bf16 instructions (%s): each training step is several times slower"
         " than fp32 here; leave precision at fp32 on this machine",
-        cpu()["model"],
+        this_cpu["model"],
     )
     return True
 
