@@ -91,3 +91,15 @@ def test_a_grid_of_some_seeds_keeps_the_other_seeds_results(tmp_path):
     grid = run_benchmark(**settings | {"seeds": [2]})
     assert [r["seed"] for r in grid.results["per_seed"]] == [1, 2]
     assert "over seeds 1, 2" in (grid.output / "table.md").read_text()
+
+
+def test_the_published_numbers_stand_only_beside_grids_of_the_papers_task(tmp_path):
+    settings = {"models": ["bsarec"], "datasets": ["LastFM"], "seeds": [1], "runs": tmp_path / "runs"}
+    assert "bsarec" in BenchmarkGrid(**settings).published["full"]
+    for overrides, reason in [
+        ({"cold_items": 0.1}, "cold_items=0.1"),
+        ({"candidates": "sampled-popularity"}, "sampled"),
+    ]:
+        grid = BenchmarkGrid(**settings, overrides=overrides)
+        assert grid.published == {}
+        assert "Published numbers left out: " in grid.caption([1]) and reason in grid.caption([1])

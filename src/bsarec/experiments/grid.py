@@ -35,7 +35,13 @@ from bsarec.data.registry import resolve_dataset
 from bsarec.environment import machine_line
 from bsarec.errors import ConfigError
 from bsarec.experiments.cells import Cell, cell_config, cell_key, comparable, protocol_tag, run_dir_of
-from bsarec.experiments.tables import caption_for, load_published, read_recorded, write_results
+from bsarec.experiments.tables import (
+    caption_for,
+    load_published,
+    published_left_out,
+    read_recorded,
+    write_results,
+)
 from bsarec.models import MODELS
 from bsarec.run_dir import RunDir
 from bsarec.training.packed import PACKABLE, check_packable
@@ -89,7 +95,7 @@ class BenchmarkGrid:
             "machine": machine_line() + f", device {first.torch_device()}",
         }
         self.caption = functools.partial(caption_for, overrides, preset, config=first)  # of the rows' seeds
-        self.published = load_published(reference)
+        self.published = {} if published_left_out(first) else load_published(reference)
         self.results: dict[str, Any] = {}
 
     def plan_line(self) -> str:

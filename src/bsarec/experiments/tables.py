@@ -229,6 +229,16 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
+def published_left_out(config: RunConfig) -> str | None:
+    """Why the paper's published numbers do not belong beside a grid run with `config`, or None when they do:
+    they were measured on every item's training data and ranked against all items."""
+    if config.cold_items:
+        return f"cold_items={config.cold_items:g} withholds items from training"
+    if config.candidates != "full":
+        return "they rank all items, this grid sampled candidates"
+    return None
+
+
 def caption_for(overrides: dict[str, Any], preset: str | None, seeds: list[int], config: RunConfig) -> str:
     candidates = (
         "full ranking" if config.candidates == "full" else f"{config.candidates} ({config.eval_negatives})"
@@ -239,6 +249,7 @@ def caption_for(overrides: dict[str, Any], preset: str | None, seeds: list[int],
         f"early stopping on validation {config.monitor} (patience {config.patience})"
         + (f"; overrides {protocol_tag(overrides)}" if overrides else "")
         + ". Best mean per metric in bold."
+        + (f" Published numbers left out: {reason}." if (reason := published_left_out(config)) else "")
     )
 
 
