@@ -113,7 +113,7 @@ def test_bad_item_tables_are_named(tmp_path, catalogue):
         read_item_features(path, catalogue)
     path = tmp_path / "noid.csv"
     path.write_text("sku,category\na,x\n")
-    with pytest.raises(DataError, match="no item id column .*columns: sku, category"):
+    with pytest.raises(DataError, match="no item id column; columns: sku, category"):
         read_item_features(path, catalogue)
     assert read_item_features(path, catalogue, id_column="sku").report["files"][0]["matched_items"] == 1
     path = tmp_path / "ragged.parquet"
@@ -138,6 +138,25 @@ def test_bad_item_tables_are_named(tmp_path, catalogue):
         ) else None
     with pytest.raises(DataError, match="no such item features file"):
         read_item_features(tmp_path / "absent.csv", catalogue)
+    path = tmp_path / "repeated.csv"
+    path.write_text("item,category,category\na,x,y\n")
+    with pytest.raises(DataError, match="repeated.csv: column 'category' appears more than once"):
+        read_item_features(path, catalogue)
+    path = tmp_path / "typo.csv"
+    path.write_text("item,price\na,10\nb,12 EUR\nc,\n")
+    with pytest.raises(
+        DataError, match=r"typo.csv:line 3: 'price' value '12 EUR' is not a number, though 1 of"
+    ):
+        read_item_features(path, catalogue)
+    assert read_item_features(path, catalogue, categorical=("price",)).categorical[0].values_of(2) == [
+        "12 EUR"
+    ]
+    path = tmp_path / "empty_vectors.parquet"
+    pl.DataFrame(
+        {"item": ["a"], "v": [[]]}, schema={"item": pl.String, "v": pl.List(pl.Float64)}
+    ).write_parquet(path)
+    with pytest.raises(DataError, match="'v' holds empty vectors"):
+        read_item_features(path, catalogue)
 
 
 def test_numpy_vectors_with_their_id_file(tmp_path, catalogue):
@@ -147,6 +166,10 @@ def test_numpy_vectors_with_their_id_file(tmp_path, catalogue):
     (tmp_path / "emb.ids.txt").write_text("b\na\n")
     with pytest.raises(DataError, match="2 ids for the 3 rows"):
         read_item_features(tmp_path / "emb.npy", catalogue)
+    (tmp_path / "flat.ids.txt").write_text("a\nb\n")
+    np.save(tmp_path / "flat.npy", np.ones((2, 0)))
+    with pytest.raises(DataError, match=r"flat.npy: expected a 2-d numeric array .* \(2, 0\)"):
+        read_item_features(tmp_path / "flat.npy", catalogue)
     (tmp_path / "emb.ids.txt").write_text("b\na\nq\n")
     features = read_item_features(tmp_path / "emb.npy", catalogue)
     assert features.dense[0].name == "emb" and np.allclose(features.dense[0].vectors[2], [0, 1])

@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import math
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,10 +331,14 @@ def _item_table(
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
         raise DataError(f"{path}: cannot read as an item table: {str(error).splitlines()[0]}") from None
     frame = frame.rename({c: c.lstrip("\ufeff") for c in frame.columns})
+    for column in frame.columns:  # Polars renames a repeated header name to NAME_duplicated_K
+        repeated = re.fullmatch(r"(.+)_duplicated_\d+", column)
+        if repeated and repeated.group(1) in frame.columns:
+            raise DataError(f"{path}: column {repeated.group(1)!r} appears more than once in the header")
     ids = id_column or next((c for c in frame.columns if c.lower() in ID_COLUMNS), None)
     if ids is None or ids not in frame.columns:
         raise DataError(
-            f"{path}: no item id column {'named ' + repr(id_column) if id_column else ''}; columns: "
+            f"{path}: no item id column{' named ' + repr(id_column) if id_column else ''}; columns: "
             f"{', '.join(frame.columns)} (name it one of {', '.join(ID_COLUMNS)}, or pass --item-id-col)"
         )
     return frame, first, ids
@@ -386,6 +391,8 @@ def read_item_table(
                 vectors[item] = vector
             if dim is None:
                 raise DataError(f"{path}: vector column {column!r} has no value for any catalogue item")
+            if dim == 0:
+                raise DataError(f"{path}: vector column {column!r} holds empty vectors")
             features.dense.append(dense_field(column, vectors, dataset.n_items, dim, standardise=False))
             without[column] = dataset.n_items - 1 - len(vectors)
         elif kind == "number":
@@ -408,6 +415,8 @@ def read_item_table(
             features.dense.append(dense_field(column, numbers, dataset.n_items, 1, standardise=True))
             without[column] = dataset.n_items - 1 - len(numbers)
         else:
+            if column not in categorical:
+                _refuse_numbers_mixed_with_text(series, column, path, where, first)
             values: dict[int, list[str]] = {}
             for item, cell in zip(rows, cells, strict=True):
                 if item is None or cell is None:
@@ -420,6 +429,9 @@ def read_item_table(
             without[column] = dataset.n_items - 1 - len(values)
     features.report = {"files": [match.report(without)]}
     return features
+
+
+NUMBER = r"^[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|(?i:inf|infinity|nan))$"  # non-finite: refused later
 
 
 def _column_kind(series: pl.Series, forced_categorical: bool) -> str:
@@ -436,12 +448,29 @@ def _column_kind(series: pl.Series, forced_categorical: bool) -> str:
     if dtype == pl.String:
         text = series.drop_nulls().str.strip_chars()
         text = text.filter(text != "")
-        number = (
-            r"^[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|(?i:inf|infinity|nan))$"  # non-finite: refused later
-        )
-        if len(text) and text.str.contains(number).all() and text.str.contains(r"\d").any():
+        if len(text) and text.str.contains(NUMBER).all() and text.str.contains(r"\d").any():
             return "number"
     return "categorical"
+
+
+def _refuse_numbers_mixed_with_text(
+    series: pl.Series, column: str, path: Path, where: str, first: int
+) -> None:
+    """A text column of which at least half the values are numbers is most likely a numeric column with a typo
+    (or a unit) in some rows: reading it as categories would turn every price into a category of its own."""
+    if series.dtype != pl.String:
+        return
+    text = series.str.strip_chars()
+    given = text.is_not_null() & (text != "")
+    numeric = given & text.str.contains(NUMBER)
+    if numeric.sum() * 2 < given.sum() or numeric.sum() == 0:
+        return
+    row = int((given & ~numeric).arg_max())
+    raise DataError(
+        f"{path}:{where} {row + first}: {column!r} value {series[row]!r} is not a number, though "
+        f"{numeric.sum()} of the column's {given.sum()} values are; fix it, or pass --categorical {column} to "
+        "read the column as categories"
+    )
 
 
 def _vector_ids(path: Path) -> tuple[Path, list[str]]:
@@ -460,7 +489,7 @@ def read_item_vectors(path: str | Path, dataset: SequenceDataset) -> ItemFeature
         vectors = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: not a NumPy array file ({error})") from None
-    if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.number):
+    if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.number) or vectors.shape[1] == 0:
         raise DataError(
             f"{path}: expected a 2-d numeric array (items x dimension), got {vectors.dtype} {vectors.shape}"
         )

@@ -38,7 +38,7 @@ def generate_synthetic(
     pop_order = np.stack([rng.permutation(items_per_cluster) for _ in range(n_clusters)])
     sequences = []
     for _ in range(n_users):
-        n_fav = rng.integers(2, 4)
+        n_fav = min(int(rng.integers(2, 4)), n_clusters)  # the same draws as before for 3+ clusters
         favourites = rng.choice(n_clusters, size=n_fav, replace=False, p=cluster_pop)
         length = int(np.clip(rng.geometric(1.0 / 25.0) + min_length, min_length, max_length))
         clock = rng.integers(0, items_per_cluster)  # when this user is active: the trend position
