@@ -19,3 +19,8 @@ def test_users_keep_to_few_clusters_and_popularity_is_skewed():
     assert max(clusters_per_user) <= 3
     counts = np.sort(data.item_counts()[1:])[::-1]
     assert counts[: len(counts) // 10].sum() > 0.3 * counts.sum()  # top 10% of items: >30% of events
+
+
+def test_two_clusters_are_enough():
+    data = generate_synthetic(n_users=10, n_clusters=2, items_per_cluster=4, max_length=8, seed=3)
+    assert data.n_items == 2 * 4 + 1 and len(data.sequences) == 10
