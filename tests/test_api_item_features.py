@@ -89,6 +89,26 @@ def test_items_added_after_training_are_recommended_from_their_features(run, fil
         rec.recommend(items=["c00-i00"], where={"cluster": ["nothing"]})
 
 
+def test_a_new_item_of_a_category_the_model_never_saw_can_be_selected_by_it(run, files, tmp_path):
+    rec = SequentialRecommender.load(run)
+    before = rec.model.item_embeddings.detach().clone()
+    pl.DataFrame(
+        {"item_id": ["new-9", "new-8"], "cluster": ["c99", "c99|c01"], "price": [1.0, 2.0]}
+    ).write_csv(tmp_path / "brand_new.csv")
+    assert rec.add_items(tmp_path / "brand_new.csv")["unseen_values"] == {"cluster": 2}
+    only_c99 = rec.recommend(items=["c00-i00"], k=5, where={"cluster": ["c99"]})
+    assert sorted(only_c99.items) == ["new-8", "new-9"]
+    # scored from what the model knows: new-9 as an item with no cluster, new-8 as one of cluster c01 only
+    table = rec.model.item_embeddings.detach()
+    assert torch.equal(table[: len(before)], before)
+    fresh = SequentialRecommender.load(run)
+    pl.DataFrame({"item_id": ["new-9", "new-8"], "cluster": [None, "c01"], "price": [1.0, 2.0]}).write_csv(
+        tmp_path / "known_only.csv"
+    )
+    fresh.add_items(tmp_path / "known_only.csv")
+    assert torch.allclose(table[len(before) :], fresh.model.item_embeddings.detach()[len(before) :])
+
+
 def test_runs_without_features_or_with_a_mask_token_cannot_add_items(data, files, tmp_path):
     plain = SequentialRecommender("sasrec", **SMALL).fit(data, run_dir=tmp_path / "plain", progress=False)
     with pytest.raises(ConfigError, match="trained without item features"):

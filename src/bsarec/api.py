@@ -460,7 +460,8 @@ class SequentialRecommender:
             return report
         arrivals = SequenceDataset([], [], [None, *new_ids], name=f"new items of {path}")
         raw = read_item_features(path, arrivals, id_column, categorical, multi_separator)
-        conformed, unusable = conform(raw, self.item_features, str(path))
+        learned = [bag.num_embeddings - 1 for bag in table.categorical]
+        conformed, unusable = conform(raw, self.item_features, str(path), learned)
         self.item_features = appended(self.item_features, conformed)
         table.extend(self.item_features)
         dataset.item_ids.extend(new_ids)

@@ -204,14 +204,19 @@ def test_new_items_take_the_trained_layout(tmp_path, catalogue):
     (tmp_path / "new.csv").write_text("item,category,price,extra\nn1,y,5,q\nn2,unseen,,q\n")
     new, report = conform(read_item_features(tmp_path / "new.csv", arrivals), trained, "new.csv")
     assert report == {"unseen_values": {"category": 1}, "ignored_fields": ["extra"]}
-    assert new.categorical[0].vocabulary == trained.categorical[0].vocabulary
-    assert new.categorical[0].values_of(1) == ["y"] and new.categorical[0].values_of(2) == []
+    # a value the model never saw is listed after the trained ones: selection finds it, the model has no vector
+    assert new.categorical[0].vocabulary == [*trained.categorical[0].vocabulary, "unseen"]
+    assert new.categorical[0].values_of(1) == ["y"] and new.categorical[0].values_of(2) == ["unseen"]
     price = trained.dense[0]
     assert np.isclose(new.dense[0].vectors[1, 0], (5 - price.shift) / price.scale)  # the training scaling
     together = appended(trained, new)
     assert together.n_items == 7 and together.categorical[0].values_of(5) == ["y"]
     assert together.dense[0].present.tolist() == [False, True, True, False, False, True, False]
     assert together.matching({"category": ["y"]}).tolist() == [False, False, True, False, False, True, False]
+    assert together.matching({"category": ["unseen"]}).tolist() == [False] * 6 + [True]
+    again, report = conform(read_item_features(tmp_path / "new.csv", arrivals), together, "new.csv", [2])
+    assert report["unseen_values"] == {"category": 1}  # still unseen by the model, though listed now
+    assert again.categorical[0].vocabulary == together.categorical[0].vocabulary
     with pytest.raises(ConfigError, match="'colour' is not a categorical item feature"):
         together.matching({"colour": ["red"]})
     (tmp_path / "wide.parquet").write_bytes(b"")

@@ -607,10 +607,14 @@ def file_item_ids(path: str | Path, id_column: str | None = None) -> list[str]:
     return [str(v).strip() for v in frame[ids].to_list() if v is not None]
 
 
-def conform(new: ItemFeatures, trained: ItemFeatures, source: str) -> tuple[ItemFeatures, dict[str, Any]]:
+def conform(
+    new: ItemFeatures, trained: ItemFeatures, source: str, learned: list[int] | None = None
+) -> tuple[ItemFeatures, dict[str, Any]]:
     """`new` items' features in the layout of a trained model's `trained` features: the same fields in the
-    same order, categorical values coded with the trained vocabularies (values the model never saw are
-    dropped and counted), numbers standardised as in training. A field of `new` the model does not know is
+    same order, categorical values coded with the trained vocabularies, numbers standardised as in training.
+    A value the model never saw (beyond the first `learned[k]` values of field k's vocabulary, all of them by
+    default) is counted and appended to the vocabulary: selection by attribute finds it, the model has no
+    vector for it (models/item_features.py leaves it out). A field of `new` the model does not know is
     ignored (named in the report); a trained field that `new` lacks is missing for every new item."""
     report: dict[str, Any] = {
         "unseen_values": {},
@@ -619,22 +623,22 @@ def conform(new: ItemFeatures, trained: ItemFeatures, source: str) -> tuple[Item
     by_name_cat = {f.name: f for f in new.categorical}
     by_name_dense = {f.name: f for f in new.dense}
     categorical = []
-    for f in trained.categorical:
-        known = set(f.vocabulary)
+    for k, f in enumerate(trained.categorical):
+        known = set(f.vocabulary[: learned[k]] if learned is not None else f.vocabulary)
+        vocabulary = list(f.vocabulary)
         values: dict[int, list[str]] = {}
         if f.name in by_name_cat:
             given, unseen = by_name_cat[f.name], 0
+            listed = set(vocabulary)
             for item in range(1, new.n_items):
-                kept = []
-                for value in given.values_of(item):
-                    if value in known:
-                        kept.append(value)
-                    else:
-                        unseen += 1
-                if kept:
-                    values[item] = kept
+                values[item] = given.values_of(item)
+                for value in values[item]:
+                    unseen += value not in known
+                    if value not in listed:
+                        vocabulary.append(value)
+                        listed.add(value)
             report["unseen_values"][f.name] = unseen
-        categorical.append(categorical_field(f.name, values, new.n_items, f.vocabulary))
+        categorical.append(categorical_field(f.name, values, new.n_items, vocabulary))
     dense = []
     for f in trained.dense:
         dim = f.vectors.shape[1]
@@ -655,12 +659,15 @@ def conform(new: ItemFeatures, trained: ItemFeatures, source: str) -> tuple[Item
 
 
 def appended(trained: ItemFeatures, new: ItemFeatures) -> ItemFeatures:
-    """`trained` followed by the rows 1.. of `new` (which has the same layout, see `conform`)."""
+    """`trained` followed by the rows 1.. of `new` (which has the same layout, see `conform`: its vocabularies
+    start with `trained`'s)."""
     categorical = []
     for a, b in zip(trained.categorical, new.categorical, strict=True):
+        if b.vocabulary[: len(a.vocabulary)] != a.vocabulary:
+            raise ValueError(f"appended: field {a.name!r} of the new items is not coded like the trained one")
         tail = b.codes[b.offsets[1] :]
         offsets = np.concatenate([a.offsets, a.offsets[-1] + b.offsets[2:] - b.offsets[1]])
-        categorical.append(CategoricalField(a.name, a.vocabulary, offsets, np.concatenate([a.codes, tail])))
+        categorical.append(CategoricalField(a.name, b.vocabulary, offsets, np.concatenate([a.codes, tail])))
     dense = [
         DenseField(
             a.name,

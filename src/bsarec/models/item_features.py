@@ -15,11 +15,12 @@ or a backward pass has consumed it.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bsarec.data.item_features import ItemFeatures
+from bsarec.data.item_features import MISSING, ItemFeatures
 from bsarec.models.base import SequentialModel
 
 
@@ -82,8 +83,9 @@ class FeatureItemEmbedding(nn.Module):
         self.n_rows = max(self.ids.num_embeddings, self.n_featured)
         device = self.ids.weight.device
         for i, f in enumerate(features.categorical):
-            self.register_buffer(f"codes{i}", torch.from_numpy(f.codes).long().to(device), persistent=False)
-            starts = torch.from_numpy(f.offsets[:-1]).long().to(device)
+            codes, offsets = learned_codes(f.codes, f.offsets, self.categorical[i].num_embeddings)
+            self.register_buffer(f"codes{i}", torch.from_numpy(codes).long().to(device), persistent=False)
+            starts = torch.from_numpy(offsets[:-1]).long().to(device)
             self.register_buffer(f"offsets{i}", starts, persistent=False)
         for i, f in enumerate(features.dense):
             vectors = torch.from_numpy(f.vectors).float().to(device)
@@ -167,6 +169,24 @@ class FeatureItemEmbedding(nn.Module):
         frozen = nn.Embedding(self.n_rows, self.embedding_dim, padding_idx=self.padding_idx)
         frozen.weight.data.copy_(table)
         return frozen
+
+
+def learned_codes(codes: np.ndarray, offsets: np.ndarray, n_vectors: int) -> tuple[np.ndarray, np.ndarray]:
+    """A categorical field's CSR lists without the codes the model has no vector for (values that only added
+    items carry, data/item_features.py's `conform`); an item left with none gets the missing code."""
+    keep = codes < n_vectors
+    if keep.all():
+        return codes, offsets
+    n_items = len(offsets) - 1
+    owner = np.repeat(np.arange(n_items), np.diff(offsets))
+    emptied = np.flatnonzero(
+        (np.bincount(owner, minlength=n_items) > 0) & (np.bincount(owner[keep], minlength=n_items) == 0)
+    )
+    owner = np.concatenate([owner[keep], emptied])
+    codes = np.concatenate([codes[keep], np.full(len(emptied), MISSING, dtype=codes.dtype)])
+    order = np.argsort(owner, kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=n_items))]).astype(offsets.dtype)
+    return codes[order], offsets
 
 
 def _parent_and_name(model: nn.Module, path: str) -> tuple[nn.Module, str]:
