@@ -434,6 +434,13 @@ def read_item_table(
 NUMBER = r"^[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|(?i:inf|infinity|nan))$"  # non-finite: refused later
 
 
+def _numbers_in_text(series: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """Of a text column: which cells hold a value (not null or blank), and which of those read as a number."""
+    text = series.str.strip_chars()
+    given = text.is_not_null() & (text != "")
+    return given, given & text.str.contains(NUMBER)
+
+
 def _column_kind(series: pl.Series, forced_categorical: bool) -> str:
     """ "vector" (a list of numbers), "number" or "categorical"."""
     dtype = series.dtype
@@ -446,9 +453,8 @@ def _column_kind(series: pl.Series, forced_categorical: bool) -> str:
     if dtype.is_numeric():
         return "number"
     if dtype == pl.String:
-        text = series.drop_nulls().str.strip_chars()
-        text = text.filter(text != "")
-        if len(text) and text.str.contains(NUMBER).all() and text.str.contains(r"\d").any():
+        given, numeric = _numbers_in_text(series)
+        if given.any() and numeric.sum() == given.sum() and series.str.contains(r"\d").any():
             return "number"
     return "categorical"
 
@@ -460,9 +466,7 @@ def _refuse_numbers_mixed_with_text(
     (or a unit) in some rows: reading it as categories would turn every price into a category of its own."""
     if series.dtype != pl.String:
         return
-    text = series.str.strip_chars()
-    given = text.is_not_null() & (text != "")
-    numeric = given & text.str.contains(NUMBER)
+    given, numeric = _numbers_in_text(series)
     if numeric.sum() * 2 < given.sum() or numeric.sum() == 0:
         return
     row = int((given & ~numeric).arg_max())
