@@ -503,7 +503,7 @@ def benchmark(
         pack=pack,
     )
     if summary_only:
-        grid.write()
+        grid.rebuild()
     else:
         typer.echo(grid.plan_line())
         outcome = grid.run()

@@ -93,6 +93,19 @@ def test_a_grid_of_some_seeds_keeps_the_other_seeds_results(tmp_path):
     assert "over seeds 1, 2" in (grid.output / "table.md").read_text()
 
 
+def test_rebuilding_the_tables_keeps_the_command_that_trained_the_cells(tmp_path):
+    settings = tiny_grid(tmp_path, epochs=1)
+    trained = run_benchmark(**settings, command="bsarec benchmark --train").results["meta"]
+    for run in (tmp_path / "runs").rglob("seed1"):
+        shutil.rmtree(run)  # the cell survives in results.json only
+    grid = run_benchmark(**settings, command="bsarec benchmark --summary-only", summary_only=True)
+    assert {k: grid.results["meta"][k] for k in trained} == trained
+    header = (grid.output / "table.md").read_text().splitlines()[0]
+    assert header.startswith("`bsarec benchmark --train`")
+    assert "tables rebuilt from the recorded results by `bsarec benchmark --summary-only`" in header
+    assert [r["seed"] for r in grid.results["per_seed"]] == [1]
+
+
 def test_the_published_numbers_stand_only_beside_grids_of_the_papers_task(tmp_path):
     settings = {"models": ["bsarec"], "datasets": ["LastFM"], "seeds": [1], "runs": tmp_path / "runs"}
     assert "bsarec" in BenchmarkGrid(**settings).published["full"]

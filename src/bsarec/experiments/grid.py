@@ -39,6 +39,7 @@ from bsarec.experiments.tables import (
     caption_for,
     load_published,
     published_left_out,
+    read_meta,
     read_recorded,
     write_results,
 )
@@ -109,6 +110,13 @@ class BenchmarkGrid:
         )
         return self.results
 
+    def rebuild(self) -> dict[str, Any]:
+        """write() without training anything: the header keeps the command, date and machine that trained the
+        cells (the earlier results.json's) and names this rebuild beside them."""
+        if earlier := read_meta(self.output):
+            self.meta = earlier | {"rebuilt": f"`{self.meta['command']}`, {self.meta['date']}"}
+        return self.write()
+
     def run(self) -> GridOutcome:
         outcome = run_cells(self.pending, self.jobs, self.write, self.pack)
         self.write()
@@ -124,7 +132,7 @@ def run_benchmark(
     cell raises in this process (several jobs: see BenchmarkGrid.run)."""
     grid = BenchmarkGrid(models, datasets, seeds, **settings)
     if summary_only:
-        grid.write()
+        grid.rebuild()
     else:
         log.info(grid.plan_line())
         outcome = grid.run()

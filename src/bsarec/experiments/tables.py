@@ -40,6 +40,14 @@ def load_published(path: str | Path | None = None) -> dict[str, Any]:
     return json.loads(resources.files("bsarec").joinpath("presets/published.json").read_text())
 
 
+def read_meta(output: Path) -> dict[str, Any] | None:
+    """The command, date and machine recorded in OUTPUT/results.json by an earlier write, or None."""
+    path = Path(output) / RESULTS_FILE
+    result = json.loads(path.read_text()) if path.is_file() else None
+    meta = result.get("meta") if isinstance(result, dict) else None
+    return meta if isinstance(meta, dict) and {"command", "date", "machine"} <= meta.keys() else None
+
+
 def read_recorded(output: Path) -> dict[str, dict[str, Any]]:
     """The finished cells recorded in OUTPUT/results.json by an earlier write, by cell_key: {"row": per-seed
     row, "config": its settings, or None in a file written before the settings were recorded}."""
@@ -281,7 +289,12 @@ def write_results(
         writer.writeheader()
         writer.writerows(rows)
     atomic_write_text(output / "results.csv", buffer.getvalue())
-    header = f"`{meta['command']}` — {meta['date']} — {meta['machine']}\n\n"
+    header = f"`{meta['command']}` — {meta['date']} — {meta['machine']}"
+    header += (
+        f" (tables rebuilt from the recorded results by {meta['rebuilt']})\n\n"
+        if "rebuilt" in meta
+        else "\n\n"
+    )
     atomic_write_text(
         output / "table.md", header + markdown_table(summary, tests, published, caption, models)
     )
