@@ -40,27 +40,38 @@ def load_published(path: str | Path | None = None) -> dict[str, Any]:
     return json.loads(resources.files("bsarec").joinpath("presets/published.json").read_text())
 
 
+def _read_results_file(output: Path) -> tuple[Path, dict[str, Any]] | None:
+    """(path, content) of OUTPUT/results.json as write_results writes it, or None when there is none."""
+    path = Path(output) / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+        problem = None if isinstance(result, dict) and "per_seed" in result else "no per_seed list"
+    except ValueError as error:
+        problem = repr(error)
+    if problem:
+        raise DataError(
+            f"{path}: not a results file of bsarec benchmark ({problem}); move it or choose another --output"
+        )
+    return path, result
+
+
 def read_meta(output: Path) -> dict[str, Any] | None:
     """The command, date and machine recorded in OUTPUT/results.json by an earlier write, or None."""
-    path = Path(output) / RESULTS_FILE
-    result = json.loads(path.read_text()) if path.is_file() else None
-    meta = result.get("meta") if isinstance(result, dict) else None
+    found = _read_results_file(output)
+    meta = found[1].get("meta") if found else None
     return meta if isinstance(meta, dict) and {"command", "date", "machine"} <= meta.keys() else None
 
 
 def read_recorded(output: Path) -> dict[str, dict[str, Any]]:
     """The finished cells recorded in OUTPUT/results.json by an earlier write, by cell_key: {"row": per-seed
     row, "config": its settings, or None in a file written before the settings were recorded}."""
-    path = Path(output) / RESULTS_FILE
-    if not path.is_file():
+    found = _read_results_file(output)
+    if found is None:
         return {}
-    try:
-        result = json.loads(path.read_text())
-        rows, configs = result["per_seed"], result.get("configs", {})
-    except (ValueError, KeyError, TypeError) as error:
-        raise DataError(
-            f"{path}: not a results file of bsarec benchmark ({error!r}); move it or choose another --output"
-        ) from None
+    path, result = found
+    rows, configs = result["per_seed"], result.get("configs", {})
     recorded = {}
     for number, row in enumerate(rows):
         missing = [k for k in ("dataset", "model", "seed", "run_dir", *METRICS, "MRR") if k not in row]
@@ -289,12 +300,8 @@ def write_results(
         writer.writeheader()
         writer.writerows(rows)
     atomic_write_text(output / "results.csv", buffer.getvalue())
-    header = f"`{meta['command']}` — {meta['date']} — {meta['machine']}"
-    header += (
-        f" (tables rebuilt from the recorded results by {meta['rebuilt']})\n\n"
-        if "rebuilt" in meta
-        else "\n\n"
-    )
+    rebuilt = f" (tables rebuilt from the recorded results by {meta['rebuilt']})" if "rebuilt" in meta else ""
+    header = f"`{meta['command']}` — {meta['date']} — {meta['machine']}{rebuilt}\n\n"
     atomic_write_text(
         output / "table.md", header + markdown_table(summary, tests, published, caption, models)
     )
