@@ -49,9 +49,11 @@ case "${1:-}" in
       grid -d LastFM -m bsarec,sasrec --set max_len=$len --seeds 42 --runs benchmarks/runs/studies \
         --output $RESULTS/studies/max_len$len
     done ;;
-  studies-padding)  # BSARec with cyclic padding on LastFM, seed 42: its validation score for --preset best
+  studies-padding)  # BSARec with cyclic padding on LastFM and Beauty, seed 42: validation scores for --preset best
     grid -d LastFM -m bsarec --set padding=cyclic --seeds 42 --runs benchmarks/runs/studies \
-      --output $RESULTS/studies/padding_cyclic ;;
+      --output $RESULTS/studies/padding_cyclic
+    grid -d Beauty -m bsarec --set padding=cyclic --seeds 42 --set checkpoint_steps=100 \
+      --runs benchmarks/runs/studies --output $RESULTS/studies/beauty_padding_cyclic ;;
   frontier-sports-yelp)  # BSARec, TV-Rec and WEARec on the paper's other datasets, SASRec (CE) as reference
     grid -d Sports_and_Outdoors,Yelp -m bsarec,tvrec,wearec --seeds 42 --set checkpoint_steps=100 \
       $paper_runs --output $RESULTS/baselines/Sports_Yelp
