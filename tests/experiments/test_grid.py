@@ -93,6 +93,18 @@ def test_a_grid_of_some_seeds_keeps_the_other_seeds_results(tmp_path):
     assert "over seeds 1, 2" in (grid.output / "table.md").read_text()
 
 
+def test_two_grids_writing_into_one_output_side_by_side_keep_each_others_cells(tmp_path):
+    settings = tiny_grid(tmp_path, epochs=1)
+    first = BenchmarkGrid(**settings | {"seeds": [1]}, output=tmp_path / "results")
+    # planned before the first one ran: it has not seen seed 1 in results.json
+    second = BenchmarkGrid(**settings | {"seeds": [2]}, output=tmp_path / "results")
+    first.run()
+    second.run()
+    assert [r["seed"] for r in second.results["per_seed"]] == [1, 2]
+    recorded = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert [r["seed"] for r in recorded["per_seed"]] == [1, 2]
+
+
 def test_rebuilding_the_tables_keeps_the_command_that_trained_the_cells(tmp_path):
     settings = tiny_grid(tmp_path, epochs=1)
     trained = run_benchmark(**settings, command="bsarec benchmark --train").results["meta"]

@@ -7,8 +7,9 @@ beside its run directory, released by the OS if the process dies), so several gr
 directory: each skips the cells another is training. The output's results.json is the record of the finished
 cells: a cell it holds (with its settings) stays finished when its run directory is gone (a wiped scratch
 disk, a grid finished on another machine) and is not trained again, and stays in the results when a later
-grid into the same output plans only some of the cells (`--seeds 42` first, the other seeds later). After each
-finished cell the results are rewritten from every finished cell (experiments/tables.py).
+grid into the same output plans only some of the cells (`--seeds 42` first, the other seeds later) or runs
+beside this one (other models or datasets). After each finished cell the results are rewritten from every
+finished cell (experiments/tables.py), the recorded ones read again under a lock.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from bsarec.environment import machine_line
 from bsarec.errors import ConfigError
 from bsarec.experiments.cells import Cell, cell_config, cell_key, comparable, protocol_tag, run_dir_of
 from bsarec.experiments.tables import (
+    RESULTS_LOCK,
     caption_for,
     load_published,
     published_left_out,
@@ -104,10 +106,15 @@ class BenchmarkGrid:
         return f"{len(self.cells)} cells, {finished} finished, {len(self.pending)} to run"
 
     def write(self) -> dict[str, Any]:
-        """results.json, results.csv and table.md in `output`, from every finished cell."""
-        self.results = write_results(
-            self.cells, self.output, self.caption, self.models, self.published, self.meta, self.recorded
-        )
+        """results.json, results.csv and table.md in `output`, from every finished cell. The recorded cells are
+        read again under a lock, so two grids writing into one output (other models or datasets, started side
+        by side) keep each other's cells."""
+        self.output.mkdir(parents=True, exist_ok=True)
+        with FileLock(self.output / RESULTS_LOCK):
+            self.recorded = self.recorded | read_recorded(self.output)
+            self.results = write_results(
+                self.cells, self.output, self.caption, self.models, self.published, self.meta, self.recorded
+            )
         return self.results
 
     def rebuild(self) -> dict[str, Any]:

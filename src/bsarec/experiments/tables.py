@@ -32,6 +32,7 @@ from bsarec.run_dir import RunDir
 log = logging.getLogger("bsarec")
 METRICS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20")
 RESULTS_FILE = "results.json"
+RESULTS_LOCK = "results.json.lock"  # held while results.json is read and rewritten (experiments/grid.py)
 
 
 def load_published(path: str | Path | None = None) -> dict[str, Any]:
