@@ -54,6 +54,9 @@ case "${1:-}" in
       --output $RESULTS/studies/padding_cyclic
     grid -d Beauty -m bsarec --set padding=cyclic --seeds 42 --set checkpoint_steps=100 \
       --runs benchmarks/runs/studies --output $RESULTS/studies/beauty_padding_cyclic ;;
+  studies-patience)  # BSARec with patience 20 instead of 10 on LastFM, seed 42: a validation score for --preset best
+    grid -d LastFM -m bsarec --set patience=20 --seeds 42 --runs benchmarks/runs/studies \
+      --output $RESULTS/studies/patience20 ;;
   frontier-sports-yelp)  # BSARec, TV-Rec and WEARec on the paper's other datasets, SASRec (CE) as reference
     grid -d Sports_and_Outdoors,Yelp -m bsarec,tvrec,wearec --seeds 42 --set checkpoint_steps=100 \
       $paper_runs --output $RESULTS/baselines/Sports_Yelp
@@ -89,7 +92,8 @@ case "${1:-}" in
       --output $RESULTS/best/LastFM ;;
   *)
     echo "usage: bash benchmarks/grids.sh baselines-lastfm|baselines-beauty|sasrec-ce-lastfm|padding-lastfm|" \
-      "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|studies-padding|frontier-sports-yelp|best-lastfm|" \
+      "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|studies-padding|studies-patience|" \
+      "frontier-sports-yelp|best-lastfm|" \
       "item-features-lastfm|item-features-beauty|cold-start-lastfm|cold-start-beauty|precision-lastfm" >&2
     exit 2 ;;
 esac
