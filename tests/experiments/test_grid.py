@@ -93,6 +93,21 @@ def test_a_grid_of_some_seeds_keeps_the_other_seeds_results(tmp_path):
     assert "over seeds 1, 2" in (grid.output / "table.md").read_text()
 
 
+def test_a_grid_of_some_models_keeps_the_tables_model_order(tmp_path):
+    settings = tiny_grid(tmp_path, epochs=1) | {"models": ["sasrec", "gru4rec"]}
+    run_benchmark(**settings)
+    grid = run_benchmark(**settings | {"models": ["gru4rec"], "seeds": [2]})  # a later seed of one model
+    assert [(r["model"], r["seed"]) for r in grid.results["per_seed"]] == [
+        ("sasrec", 1),
+        ("gru4rec", 1),
+        ("gru4rec", 2),
+    ]
+    header = next(
+        line for line in (grid.output / "table.md").read_text().splitlines() if line.startswith("| metric")
+    )
+    assert header.index("SASRec") < header.index("GRU4Rec")
+
+
 def test_two_grids_writing_into_one_output_side_by_side_keep_each_others_cells(tmp_path):
     settings = tiny_grid(tmp_path, epochs=1)
     first = BenchmarkGrid(**settings | {"seeds": [1]}, output=tmp_path / "results")

@@ -126,7 +126,9 @@ def collect(
         if key not in planned:
             rows.append(entry["row"])
             configs[key] = entry["config"]
-    groups = list(dict.fromkeys((r["dataset"], r["model"]) for r in rows))  # in the grid's order
+    # in the order of the recorded file, then of this grid: a grid of some of the models keeps the table's order
+    recorded_rows = [entry["row"] for entry in (recorded or {}).values()]
+    groups = list(dict.fromkeys((r["dataset"], r["model"]) for r in [*recorded_rows, *rows]))
     rows.sort(key=lambda r: (groups.index((r["dataset"], r["model"])), r["seed"]))
     return rows, configs
 
@@ -286,7 +288,7 @@ def write_results(
     results.csv and table.md, from the finished cells (run directories first, then `recorded`, collect);
     `caption(seeds)` describes the table of the rows' seeds."""
     rows, configs = collect(cells, recorded)
-    models = list(dict.fromkeys([*models, *(r["model"] for r in rows)]))
+    models = list(dict.fromkeys([*(r["model"] for r in rows), *models]))  # the rows' order (collect)
     caption = caption(sorted({r["seed"] for r in rows}))
     summary = summarise(rows)
     tests = significance(rows) if any(r["model"] == "bsarec" for r in rows) else {}
