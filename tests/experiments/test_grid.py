@@ -7,6 +7,7 @@ import shutil
 
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.experiments import BenchmarkGrid, run_benchmark
+from bsarec.experiments.tables import model_order
 
 
 def tiny_grid(tmp_path, epochs: int = 3) -> dict:
@@ -93,19 +94,29 @@ def test_a_grid_of_some_seeds_keeps_the_other_seeds_results(tmp_path):
     assert "over seeds 1, 2" in (grid.output / "table.md").read_text()
 
 
-def test_a_grid_of_some_models_keeps_the_tables_model_order(tmp_path):
-    settings = tiny_grid(tmp_path, epochs=1) | {"models": ["sasrec", "gru4rec"]}
+def test_a_table_lists_its_models_in_one_order_whichever_grid_filled_it(tmp_path):
+    settings = tiny_grid(tmp_path, epochs=1) | {"models": ["sasrec"]}
     run_benchmark(**settings)
-    grid = run_benchmark(**settings | {"models": ["gru4rec"], "seeds": [2]})  # a later seed of one model
+    grid = run_benchmark(**settings | {"models": ["gru4rec"], "seeds": [1, 2]})  # later, and listed first
     assert [(r["model"], r["seed"]) for r in grid.results["per_seed"]] == [
-        ("sasrec", 1),
         ("gru4rec", 1),
         ("gru4rec", 2),
+        ("sasrec", 1),
     ]
     header = next(
         line for line in (grid.output / "table.md").read_text().splitlines() if line.startswith("| metric")
     )
-    assert header.index("SASRec") < header.index("GRU4Rec")
+    assert header.index("GRU4Rec") < header.index("SASRec")  # the registry's order, as in the paper's table
+
+
+def test_model_order_puts_bsarec_first_and_unknown_names_last_in_their_order():
+    assert model_order(["wearec", "tvrec", "custom_b", "bsarec", "custom_a", "tvrec"]) == [
+        "bsarec",
+        "tvrec",
+        "wearec",
+        "custom_b",
+        "custom_a",
+    ]
 
 
 def test_two_grids_writing_into_one_output_side_by_side_keep_each_others_cells(tmp_path):

@@ -26,7 +26,7 @@ from bsarec.data.registry import dataset_name
 from bsarec.errors import DataError
 from bsarec.experiments.cells import Cell, cell_key, comparable, protocol_tag
 from bsarec.io import atomic_write_json, atomic_write_text
-from bsarec.models import DISPLAY_NAMES
+from bsarec.models import DISPLAY_NAMES, MODELS
 from bsarec.run_dir import RunDir
 
 log = logging.getLogger("bsarec")
@@ -126,11 +126,23 @@ def collect(
         if key not in planned:
             rows.append(entry["row"])
             configs[key] = entry["config"]
-    # in the order of the recorded file, then of this grid: a grid of some of the models keeps the table's order
+    # datasets in the order of the recorded file, then of this grid; models in one order (model_order), so a
+    # table reads the same whichever grids filled it and in what order
     recorded_rows = [entry["row"] for entry in (recorded or {}).values()]
-    groups = list(dict.fromkeys((r["dataset"], r["model"]) for r in [*recorded_rows, *rows]))
-    rows.sort(key=lambda r: (groups.index((r["dataset"], r["model"])), r["seed"]))
+    datasets = list(dict.fromkeys(r["dataset"] for r in [*recorded_rows, *rows]))
+    models = model_order([r["model"] for r in [*recorded_rows, *rows]])
+    rows.sort(key=lambda r: (datasets.index(r["dataset"]), models.index(r["model"]), r["seed"]))
     return rows, configs
+
+
+def model_order(names: list[str]) -> list[str]:
+    """The distinct `names` in the order every table lists models: BSARec, the paper's baselines in its
+    table's order, the frontier (the registry's order, bsarec.models.MODELS), then any other in `names`' order."""
+    known = list(MODELS)
+    distinct = list(dict.fromkeys(names))
+    return sorted(
+        distinct, key=lambda n: (known.index(n), 0) if n in known else (len(known), distinct.index(n))
+    )
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
@@ -288,7 +300,7 @@ def write_results(
     results.csv and table.md, from the finished cells (run directories first, then `recorded`, collect);
     `caption(seeds)` describes the table of the rows' seeds."""
     rows, configs = collect(cells, recorded)
-    models = list(dict.fromkeys([*(r["model"] for r in rows), *models]))  # the rows' order (collect)
+    models = model_order([*(r["model"] for r in rows), *models])
     caption = caption(sorted({r["seed"] for r in rows}))
     summary = summarise(rows)
     tests = significance(rows) if any(r["model"] == "bsarec" for r in rows) else {}
