@@ -40,6 +40,15 @@ def test_paired_t_test_over_shared_seeds():
     assert tests["caser"]["seeds"] == [1, 2]  # only the seeds both finished are paired
 
 
+def test_a_dataset_without_bsarec_gets_no_comparison_with_it():
+    other = [{**r, "dataset": "E"} for r in ROWS if r["model"] != "bsarec"]
+    tests = significance(ROWS + other)
+    assert list(tests) == ["D"]
+    table = markdown_table(summarise(ROWS + other), tests, {}, "caption", ["caser", "sasrec", "bsarec"])
+    assert "BSARec vs each baseline on D" in table and "on E" not in table
+    assert "### E" in table  # the baselines' own numbers still stand
+
+
 def test_table_bolds_the_best_and_shows_published_and_improvement():
     summary = summarise(ROWS)
     published = {"full": {"bsarec": {"D": {"HR@10": 0.5}}}}

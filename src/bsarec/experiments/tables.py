@@ -165,12 +165,13 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[
 
 
 def significance(rows: list[dict[str, Any]], target: str = "bsarec") -> dict[str, Any]:
-    """BSARec against each baseline: paired t-test over shared seeds, wins, relative improvement of means."""
+    """BSARec against each baseline: paired t-test over shared seeds, wins, relative improvement of means, on
+    every dataset where BSARec has results (elsewhere there is nothing to compare)."""
     from scipy import stats  # 0.7 s to import: loaded when a table needs its t-tests, not by every command
 
     by_key = {(r["dataset"], r["model"], r["seed"]): r for r in rows}
     out: dict = {}
-    for dataset in sorted({r["dataset"] for r in rows}):
+    for dataset in sorted({r["dataset"] for r in rows if r["model"] == target}):
         out[dataset] = {}
         for model in sorted({r["model"] for r in rows if r["dataset"] == dataset} - {target}):
             seeds = sorted(
