@@ -54,9 +54,12 @@ case "${1:-}" in
       --output $RESULTS/studies/padding_cyclic
     grid -d Beauty -m bsarec --set padding=cyclic --seeds 42 --set checkpoint_steps=100 \
       --runs benchmarks/runs/studies --output $RESULTS/studies/beauty_padding_cyclic ;;
-  studies-patience)  # BSARec with patience 20 instead of 10 on LastFM, seed 42: a validation score for --preset best
+  studies-patience)  # BSARec with patience 20 instead of 10 on LastFM, seed 42: a validation score for --preset best;
+    # TV-Rec with patience 20 on Sports_and_Outdoors: does its published run's later stop explain its gap
     grid -d LastFM -m bsarec --set patience=20 --seeds 42 --runs benchmarks/runs/studies \
-      --output $RESULTS/studies/patience20 ;;
+      --output $RESULTS/studies/patience20
+    grid -d Sports_and_Outdoors -m tvrec --set patience=20 --seeds 42 --set checkpoint_steps=100 \
+      --runs benchmarks/runs/studies --output $RESULTS/studies/sports_tvrec_patience20 ;;
   frontier-sports-yelp)  # BSARec, TV-Rec and WEARec on the paper's other datasets, SASRec (CE) as reference
     grid -d Sports_and_Outdoors,Yelp -m bsarec,tvrec,wearec --seeds 42 --set checkpoint_steps=100 \
       $paper_runs --output $RESULTS/baselines/Sports_Yelp
