@@ -35,6 +35,11 @@ def test_best_preset_is_a_validation_choice_per_dataset():
         preset_values("best", "bsarec", "Yelp")
 
 
+def test_unknown_preset_names_the_built_in_ones(tmp_path):
+    with pytest.raises(ConfigError, match=r"expected a built-in preset \(paper, best\) or a JSON file"):
+        preset_values(str(tmp_path / "missing.json"), "bsarec", "LastFM")
+
+
 def test_precedence_defaults_preset_set_flags(tmp_path):
     config = resolve_config(
         "bsarec",

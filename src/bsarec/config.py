@@ -354,7 +354,9 @@ def preset_values(preset: str, model: str, dataset_name: str) -> dict[str, Any]:
         )
     path = Path(preset)
     if not path.is_file():
-        raise ConfigError(f"--preset {preset}: expected 'paper' or a JSON file of settings")
+        raise ConfigError(
+            f"--preset {preset}: expected a built-in preset ({', '.join(BUILT_IN_PRESETS)}) or a JSON file of settings"
+        )
     try:
         values = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
