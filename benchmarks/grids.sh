@@ -54,12 +54,17 @@ case "${1:-}" in
       --output $RESULTS/studies/padding_cyclic
     grid -d Beauty -m bsarec --set padding=cyclic --seeds 42 --set checkpoint_steps=100 \
       --runs benchmarks/runs/studies --output $RESULTS/studies/beauty_padding_cyclic ;;
-  studies-patience)  # BSARec with patience 20 instead of 10 on LastFM, seed 42: a validation score for --preset best;
-    # TV-Rec with patience 20 on Sports_and_Outdoors: does its published run's later stop explain its gap
+  studies-patience)  # BSARec with patience 20 instead of 10 on LastFM and Beauty, seed 42: validation scores for
+    # --preset best; TV-Rec with patience 20 on Sports_and_Outdoors: does its published run's later stop explain its gap
     grid -d LastFM -m bsarec --set patience=20 --seeds 42 --runs benchmarks/runs/studies \
       --output $RESULTS/studies/patience20
+    grid -d Beauty -m bsarec --set patience=20 --seeds 42 --set checkpoint_steps=100 \
+      --runs benchmarks/runs/studies --output $RESULTS/studies/beauty_patience20
     grid -d Sports_and_Outdoors -m tvrec --set patience=20 --seeds 42 --set checkpoint_steps=100 \
       --runs benchmarks/runs/studies --output $RESULTS/studies/sports_tvrec_patience20 ;;
+  studies-lr)  # BSARec with lr 1e-3 instead of the paper's 5e-4 on Beauty, seed 42: a validation score for --preset best
+    grid -d Beauty -m bsarec --set lr=0.001 --seeds 42 --set checkpoint_steps=100 \
+      --runs benchmarks/runs/studies --output $RESULTS/studies/beauty_lr0.001 ;;
   frontier-sports-yelp)  # BSARec, TV-Rec and WEARec on the paper's other datasets, SASRec (CE) as reference
     grid -d Sports_and_Outdoors,Yelp -m bsarec,tvrec,wearec --seeds 42 --set checkpoint_steps=100 \
       $paper_runs --output $RESULTS/baselines/Sports_Yelp
@@ -95,7 +100,7 @@ case "${1:-}" in
       --output $RESULTS/best/LastFM ;;
   *)
     echo "usage: bash benchmarks/grids.sh baselines-lastfm|baselines-beauty|sasrec-ce-lastfm|padding-lastfm|" \
-      "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|studies-padding|studies-patience|" \
+      "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|studies-padding|studies-patience|studies-lr|" \
       "frontier-sports-yelp|best-lastfm|" \
       "item-features-lastfm|item-features-beauty|cold-start-lastfm|cold-start-beauty|precision-lastfm" >&2
     exit 2 ;;
