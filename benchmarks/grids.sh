@@ -35,7 +35,7 @@ case "${1:-}" in
     for c in 1 5 7 9; do
       grid -d LastFM -m bsarec --set c=$c --seeds 42 --runs benchmarks/runs/studies --output $RESULTS/studies/c$c
     done
-    for c in 1 9; do
+    for c in 1 3 9; do
       grid -d Beauty -m bsarec --set c=$c --seeds 42 --runs benchmarks/runs/studies \
         --output $RESULTS/studies/beauty_c$c
     done ;;
