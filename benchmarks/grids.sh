@@ -36,7 +36,7 @@ case "${1:-}" in
       grid -d LastFM -m bsarec --set c=$c --seeds 42 --runs benchmarks/runs/studies --output $RESULTS/studies/c$c
     done
     for c in 1 3 9; do
-      grid -d Beauty -m bsarec --set c=$c --seeds 42 --runs benchmarks/runs/studies \
+      grid -d Beauty -m bsarec --set c=$c --seeds 42 --set checkpoint_steps=100 --runs benchmarks/runs/studies \
         --output $RESULTS/studies/beauty_c$c
     done ;;
   studies-alpha)  # BSARec's alpha on LastFM (c 3), seed 42

@@ -89,8 +89,18 @@ def row(label: str, m: dict | None) -> str:
 
 
 def sweep(model: str, setting: str, values: tuple, paper: float | int, dataset: str = "LastFM") -> list:
-    """[(value, metrics or None)] of one setting; the paper's value is the baselines grid's paper-preset cell."""
-    return [(v, metrics(model, "paper" if v == paper else f"{setting}={v}", dataset)) for v in values]
+    """[(value, metrics or None)] of one setting; the paper's value is the baselines grid's paper-preset cell.
+
+    A BSARec cell neither in its run directory nor recorded is read from its committed benchmark result
+    (benchmarks/results/studies/[beauty_]SETTINGVALUE, e.g. beauty_c3), as `benchmarks/grids.sh` writes it."""
+    prefix = "" if dataset == "LastFM" else f"{dataset.lower()}_"
+    found = []
+    for v in values:
+        m = metrics(model, "paper" if v == paper else f"{setting}={v}", dataset)
+        if m is None and model == "bsarec" and v != paper:
+            m = committed(f"{prefix}{setting}{v}")
+        found.append((v, m))
+    return found
 
 
 def main() -> None:
