@@ -65,6 +65,12 @@ case "${1:-}" in
   studies-lr)  # BSARec with lr 1e-3 instead of the paper's 5e-4 on Beauty, seed 42: a validation score for --preset best
     grid -d Beauty -m bsarec --set lr=0.001 --seeds 42 --set checkpoint_steps=100 \
       --runs benchmarks/runs/studies --output $RESULTS/studies/beauty_lr0.001 ;;
+  studies-dropout)  # BSARec with less dropout (hidden and attention) on Yelp (0.1, TV-Rec's Yelp setting) and
+    # Sports_and_Outdoors (0.3), seed 42: validation scores for --preset best beside the reproduction's 0.5
+    grid -d Yelp -m bsarec --set hidden_dropout=0.1 --set attn_dropout=0.1 --seeds 42 --set checkpoint_steps=100 \
+      --runs benchmarks/runs/studies --output $RESULTS/studies/yelp_dropout0.1
+    grid -d Sports_and_Outdoors -m bsarec --set hidden_dropout=0.3 --set attn_dropout=0.3 --seeds 42 \
+      --set checkpoint_steps=100 --runs benchmarks/runs/studies --output $RESULTS/studies/sports_dropout0.3 ;;
   frontier-sports-yelp)  # BSARec, TV-Rec and WEARec on the paper's other datasets, SASRec (CE) as reference
     grid -d Sports_and_Outdoors,Yelp -m bsarec,tvrec,wearec --seeds 42 --set checkpoint_steps=100 \
       $paper_runs --output $RESULTS/baselines/Sports_Yelp
@@ -101,6 +107,7 @@ case "${1:-}" in
   *)
     echo "usage: bash benchmarks/grids.sh baselines-lastfm|baselines-beauty|sasrec-ce-lastfm|padding-lastfm|" \
       "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|studies-padding|studies-patience|studies-lr|" \
+      "studies-dropout|" \
       "frontier-sports-yelp|best-lastfm|" \
       "item-features-lastfm|item-features-beauty|cold-start-lastfm|cold-start-beauty|precision-lastfm" >&2
     exit 2 ;;
