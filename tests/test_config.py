@@ -28,7 +28,15 @@ def test_best_preset_is_a_validation_choice_per_dataset():
         model, dataset = key.split("/")
         chosen = max(selection["candidates"], key=selection["candidates"].get)
         assert chosen == selection["chosen"]  # the argmax of the validation scores, nothing else
-        assert dataset in best[model] and "validation" in selection["criterion"]
+        assert "validation" in selection["criterion"]
+        # every candidate is the paper preset changed by its label's --set pairs; the chosen one is what ships
+        paper = preset_values("paper", model, dataset)
+        named = {
+            label: paper | parse_overrides(label.removesuffix(" (paper)").split(","))
+            for label in selection["candidates"]
+        }
+        assert all(named[label] == paper for label in selection["candidates"] if label.endswith(" (paper)"))
+        assert preset_values("best", model, dataset) == named[chosen]
     with pytest.raises(ConfigError, match="no best settings for sasrec"):
         preset_values("best", "sasrec", "LastFM")
     with pytest.raises(ConfigError, match="no best settings for bsarec on 'Yelp'"):
