@@ -20,6 +20,12 @@ def test_paper_presets_per_dataset():
         preset_values("paper", "bsarec", "MyShop")
 
 
+def _settings(model: str, dataset: str, preset: str, label: str = "") -> dict:
+    """The resolved run settings of PRESET changed by a candidate label's --set pairs ("c=3", "a=1,b=2")."""
+    overrides = parse_overrides(label.removesuffix(" (paper)").split(",")) if label else {}
+    return resolve_config(model, dataset, dataset, preset, overrides).to_dict() | {"preset": None}
+
+
 def test_best_preset_is_a_validation_choice_per_dataset():
     assert preset_values("best", "bsarec", "lastfm")["max_len"] == 200
     assert preset_values("best", "bsarec", "Beauty") == preset_values("paper", "bsarec", "Beauty")
@@ -30,17 +36,14 @@ def test_best_preset_is_a_validation_choice_per_dataset():
         assert chosen == selection["chosen"]  # the argmax of the validation scores, nothing else
         assert "validation" in selection["criterion"]
         # every candidate is the paper preset changed by its label's --set pairs; the chosen one is what ships
-        paper = preset_values("paper", model, dataset)
-        named = {
-            label: paper | parse_overrides(label.removesuffix(" (paper)").split(","))
-            for label in selection["candidates"]
-        }
-        assert all(named[label] == paper for label in selection["candidates"] if label.endswith(" (paper)"))
-        assert preset_values("best", model, dataset) == named[chosen]
+        named = {label: _settings(model, dataset, "paper", label) for label in selection["candidates"]}
+        paper = _settings(model, dataset, "paper")
+        assert all(named[label] == paper for label in named if label.endswith(" (paper)"))
+        assert _settings(model, dataset, "best") == named[chosen]
     with pytest.raises(ConfigError, match="no best settings for sasrec"):
         preset_values("best", "sasrec", "LastFM")
-    with pytest.raises(ConfigError, match="no best settings for bsarec on 'Yelp'"):
-        preset_values("best", "bsarec", "Yelp")
+    with pytest.raises(ConfigError, match="no best settings for bsarec on 'ML-1M'"):
+        preset_values("best", "bsarec", "ML-1M")
 
 
 def test_unknown_preset_names_the_built_in_ones(tmp_path):
