@@ -101,6 +101,10 @@ case "${1:-}" in
   precision-lastfm)  # BSARec with bf16 autocast against fp32 (the paper grid's BSARec cells), 3 seeds
     grid -d LastFM -m bsarec --set precision=bf16 --seeds 42,43,44 --runs benchmarks/runs/precision \
       --output $RESULTS/precision/LastFM_bf16 ;;
+  frontier-max-len-lastfm)  # TV-Rec and WEARec at max_len 200 (--preset best's window for BSARec on LastFM), their
+    # released settings otherwise: the successors at the window BSARec was given
+    grid -d LastFM -m tvrec,wearec --set max_len=200 --seeds $(seeds 42,43,44) --runs benchmarks/runs/frontier_max_len \
+      --output $RESULTS/frontier_max_len200/LastFM ;;
   best-lastfm)  # BSARec with --preset best (chosen on validation, src/bsarec/presets/best.json), 3 seeds
     grid -d LastFM -m bsarec --preset best --seeds 42,43,44 --runs benchmarks/runs/best \
       --output $RESULTS/best/LastFM ;;
@@ -108,7 +112,7 @@ case "${1:-}" in
     echo "usage: bash benchmarks/grids.sh baselines-lastfm|baselines-beauty|sasrec-ce-lastfm|padding-lastfm|" \
       "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|studies-padding|studies-patience|studies-lr|" \
       "studies-dropout|" \
-      "frontier-sports-yelp|best-lastfm|" \
+      "frontier-sports-yelp|frontier-max-len-lastfm|best-lastfm|" \
       "item-features-lastfm|item-features-beauty|cold-start-lastfm|cold-start-beauty|precision-lastfm" >&2
     exit 2 ;;
 esac
