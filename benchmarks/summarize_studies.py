@@ -1,6 +1,6 @@
 """The BSARec sensitivity studies in one file: on LastFM the c and alpha sweeps of BSARec and max_len 50/100/200 for BSARec
 and SASRec; on Beauty BSARec's c (1, 3, 5, 9 at alpha 0.7); on both, the levers beyond the paper's grid (cyclic padding,
-patience 20, and on Beauty lr 1e-3); on Yelp and Sports_and_Outdoors, less dropout. Seed 42, paper preset otherwise;
+patience 20; on LastFM max_len 200 with c 9, on Beauty lr 1e-3); on Yelp and Sports_and_Outdoors, less dropout. Seed 42, paper preset otherwise;
 finished runs only.
 
     python benchmarks/summarize_studies.py
@@ -73,7 +73,11 @@ def committed(name: str, dataset: str | None = None) -> dict | None:
 # (on Yelp and Sports_and_Outdoors read from the committed frontier grid, whose run directories are not recorded)
 PAPER_CELL = {"Yelp": "../baselines/Sports_Yelp", "Sports_and_Outdoors": "../baselines/Sports_Yelp"}
 LEVERS = {
-    "LastFM": [("cyclic padding", "padding_cyclic"), ("patience 20", "patience20")],
+    "LastFM": [
+        ("cyclic padding", "padding_cyclic"),
+        ("patience 20", "patience20"),
+        ("max_len 200 with c 9", "max_len200_c9"),
+    ],
     "Beauty": [
         ("cyclic padding", "beauty_padding_cyclic"),
         ("patience 20", "beauty_patience20"),
