@@ -278,6 +278,7 @@ def published_left_out(config: RunConfig) -> str | None:
 
 
 def caption_for(overrides: dict[str, Any], preset: str | None, seeds: list[int], config: RunConfig) -> str:
+    shown = overrides and not published_left_out(config)  # published columns beside a changed setting
     candidates = (
         "full ranking" if config.candidates == "full" else f"{config.candidates} ({config.eval_negatives})"
     )
@@ -288,6 +289,7 @@ def caption_for(overrides: dict[str, Any], preset: str | None, seeds: list[int],
         + (f"; overrides {protocol_tag(overrides)}" if overrides else "")
         + ". Best mean per metric in bold."
         + (f" Published numbers left out: {reason}." if (reason := published_left_out(config)) else "")
+        + (" Published numbers: each paper's run at its own settings, not these overrides." if shown else "")
     )
 
 
