@@ -1,7 +1,7 @@
 """The BSARec sensitivity studies in one file: on LastFM the c and alpha sweeps of BSARec and max_len 50/100/200 for BSARec
 and SASRec; on Beauty BSARec's c (1, 3, 5, 9 at alpha 0.7); on both, the levers beyond the paper's grid (cyclic padding,
-patience 20; on LastFM max_len 200 with c 9, on Beauty lr 1e-3); on Yelp and Sports_and_Outdoors, less dropout. Seed 42, paper preset otherwise;
-finished runs only.
+patience 20; on LastFM max_len 200 with c 9, on Beauty lr 1e-3); on Yelp and Sports_and_Outdoors, less dropout.
+Seed 42, paper preset otherwise; finished runs only.
 
     python benchmarks/summarize_studies.py
 
