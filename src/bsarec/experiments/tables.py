@@ -278,7 +278,12 @@ def published_left_out(config: RunConfig) -> str | None:
 
 
 def caption_for(overrides: dict[str, Any], preset: str | None, seeds: list[int], config: RunConfig) -> str:
-    shown = overrides and not published_left_out(config)  # published columns beside a changed setting
+    if reason := published_left_out(config):
+        published = f" Published numbers left out: {reason}."
+    elif overrides:  # the published columns stand beside a changed setting
+        published = " Published numbers: each paper's run at its own settings, not these overrides."
+    else:
+        published = ""
     candidates = (
         "full ranking" if config.candidates == "full" else f"{config.candidates} ({config.eval_negatives})"
     )
@@ -288,8 +293,7 @@ def caption_for(overrides: dict[str, Any], preset: str | None, seeds: list[int],
         f"early stopping on validation {config.monitor} (patience {config.patience})"
         + (f"; overrides {protocol_tag(overrides)}" if overrides else "")
         + ". Best mean per metric in bold."
-        + (f" Published numbers left out: {reason}." if (reason := published_left_out(config)) else "")
-        + (" Published numbers: each paper's run at its own settings, not these overrides." if shown else "")
+        + published
     )
 
 
