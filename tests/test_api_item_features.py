@@ -211,10 +211,11 @@ def test_cli_trains_with_features_recommends_new_items_and_prepares_them(data, f
             str(prepared),
             "--item-features",
             str(files / "items.csv"),
+            "--json",
         ],
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["item_features"]["files"][0]["matched_items"] == data.n_items - 1
+    assert json.loads(result.stdout)["item_features"]["files"][0]["matched_items"] == data.n_items - 1
     assert read_item_features(prepared / "item_features", data).names == ["cluster", "price"]
 
 

@@ -121,7 +121,7 @@ def test_data_info_and_prepare(tmp_path):
         app, ["data", "prepare", str(log), "--output", str(tmp_path / "prep"), "--kcore", "2"]
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["users"] == 6
+    assert "users            6" in result.stdout and "prepared in" in result.stdout  # a readable summary
     result = runner.invoke(app, ["data", "info", str(tmp_path / "prep")])
     assert result.exit_code == 0 and "interactions     30" in result.output and "sparsity" in result.output
 
@@ -383,7 +383,7 @@ def test_data_prepare_reads_a_tab_separated_file_named_csv(tmp_path):
     rows = ["user_id\titem_id\ttime"] + [f"u{u}\ti{(u + t) % 7}\t{t}" for u in range(12) for t in range(6)]
     (tmp_path / "events.csv").write_text("\n".join(rows) + "\n")
     result = runner.invoke(
-        app, ["data", "prepare", str(tmp_path / "events.csv"), "--output", str(tmp_path / "p")]
+        app, ["data", "prepare", str(tmp_path / "events.csv"), "--output", str(tmp_path / "p"), "--json"]
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["users"] == 12
@@ -396,7 +396,7 @@ def test_data_prepare_reads_a_tab_separated_file_named_csv(tmp_path):
         "--separator",
     ]
     assert runner.invoke(app, [*explicit, "tab"]).exit_code == 0
-    wrong = runner.invoke(app, [*explicit, ";"])
+    wrong = runner.invoke(app, [*explicit[:-2], str(tmp_path / "r"), "--separator", ";"])
     assert isinstance(wrong.exception, DataError) and "cannot find the user column" in str(wrong.exception)
 
 

@@ -13,6 +13,7 @@ Example (not run as a doctest):
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -441,8 +442,11 @@ class SequentialRecommender:
     ) -> dict[str, Any]:
         """Add the items of a features file that the catalogue does not hold yet, without retraining: they are
         represented by their features alone (the model's fields, vocabularies and scaling) and can be
-        recommended and appear in histories. Items already in the catalogue are left as they are. Returns what
-        was added and what of the file could not be used (values or fields the model never saw)."""
+        recommended and appear in histories. Items already in the catalogue are left as they are. The file's
+        fields must be the model's, by name (`FIELD=FILE` names the field of a .json or .npy file), and are
+        read as the model read them: anything else is refused with the file, row and field named. In a
+        catalogue of integer ids, new ids written as integers are integers. Returns what was added and what of
+        the file the model cannot use (values it never saw, its fields the file does not give)."""
         model, dataset = self._require_model(), self._require_dataset()
         table = item_table_of(model)
         if self.item_features is None or not isinstance(table, FeatureItemEmbedding):
@@ -451,6 +455,8 @@ class SequentialRecommender:
             raise ConfigError(f"add_items: {type(model).__name__} keeps its mask token after the items")
         ids = file_item_ids(path, id_column)
         new_ids = list(dict.fromkeys(i for i in ids if dataset.item_index(i) is None))
+        if all(isinstance(i, int) for i in dataset.item_ids[1:]):
+            new_ids = [int(i) if re.fullmatch(r"-?\d+", i) else i for i in new_ids]
         report: dict[str, Any] = {
             "file": str(path),
             "added": len(new_ids),
@@ -459,7 +465,8 @@ class SequentialRecommender:
         if not new_ids:
             return report
         arrivals = SequenceDataset([], [], [None, *new_ids], name=f"new items of {path}")
-        raw = read_item_features(path, arrivals, id_column, categorical, multi_separator)
+        layout = self.item_features
+        raw = read_item_features(path, arrivals, id_column, categorical, multi_separator, layout=layout)
         learned = [bag.num_embeddings - 1 for bag in table.categorical]
         conformed, unusable = conform(raw, self.item_features, str(path), learned)
         self.item_features = appended(self.item_features, conformed)

@@ -17,7 +17,8 @@ import typer
 from bsarec.analysis.report import analyze as run_analysis
 from bsarec.api import SequentialRecommender
 from bsarec.config import parse_overrides, resolve_config
-from bsarec.data.item_features import resolve_item_features
+from bsarec.data.item_features import reading_table, resolve_item_features
+from bsarec.data.prepared import FEATURES_DIR, check_output, save_prepared
 from bsarec.data.registry import dataset_name, resolve_dataset
 from bsarec.distributed import leave_process_group
 from bsarec.errors import ConfigError, DataError, MissingExtra, NonFiniteError
@@ -534,8 +535,11 @@ def data_info(
     columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col}
     columns |= {"separator": separator, "time_format": time_format}
     data = resolve_dataset(dataset, str(data_dir) if data_dir else None, kcore=kcore, **columns)
-    stats = data.stats()
-    for key, value in stats.items():
+    _echo_stats(data)
+
+
+def _echo_stats(data) -> None:
+    for key, value in data.stats().items():
         typer.echo(f"{key:16s} {value:.6g}" if isinstance(value, float) else f"{key:16s} {value}")
     if data.report:
         typer.echo("report           " + json.dumps(data.report))
@@ -565,10 +569,16 @@ def data_prepare(
         [], help="read this numeric column of an item table as categories (repeatable)"
     ),
     multi_separator: str = typer.Option("|", help="separator of several values in one text cell"),
+    overwrite: bool = typer.Option(False, help="replace the prepared dataset already in --output"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Preprocess once (order, k-core, id maps) and save; pass the directory as --dataset afterwards, and its
-    item_features directory (with --item-features) as --item-features."""
+    item_features directory (with --item-features) as --item-features. An existing prepared dataset is
+    replaced only with --overwrite; a directory holding anything else is refused."""
     started = time.perf_counter()
+    check_output(output, overwrite)  # before any work
+    if kcore is not None and kcore < 1:
+        raise ConfigError(f"--kcore: must be >= 1 (1 turns the filter off), got {kcore}")
     data = resolve_dataset(
         source,
         str(data_dir) if data_dir else None,
@@ -579,15 +589,23 @@ def data_prepare(
         separator=separator,
         time_format=time_format,
     )
-    data.save(output)
-    summary = {"output": str(output), **data.stats(), "report": data.report}
+    features = None
     if item_features:
         options = _feature_options(item_id_col, categorical, multi_separator)
         features = resolve_item_features(",".join(item_features), data, data_dir, **options)
-        features.save(output / "item_features")
-        summary["item_features"] = {"output": str(output / "item_features"), **features.report}
+    save_prepared(data, features, output, overwrite)
+    summary = {"output": str(output), **data.stats(), "report": data.report}
+    if features is not None:
+        summary["item_features"] = {"output": str(output / FEATURES_DIR), **features.report}
     summary["seconds"] = round(time.perf_counter() - started, 2)
-    typer.echo(json.dumps(summary, indent=1))
+    if as_json:
+        typer.echo(json.dumps(summary, indent=1))
+        return
+    _echo_stats(data)
+    if features is not None:
+        typer.echo(f"item features    {output / FEATURES_DIR}")
+        typer.echo(reading_table(features.report))
+    typer.echo(f"prepared in {summary['seconds']} s: {output}")
 
 
 def main() -> None:

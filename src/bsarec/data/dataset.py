@@ -7,6 +7,7 @@ which hold the original ids (ints or strings) in internal-id order.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -68,6 +69,17 @@ class SequenceDataset:
     def forget_item_index(self) -> None:
         """Call after changing `item_ids` (items added after training)."""
         self._item_index = None
+
+    def item_ids_fingerprint(self) -> str:
+        """A digest of the item id map: features saved for this catalogue carry it."""
+        return hashlib.sha256(json.dumps(self.item_ids, default=str).encode()).hexdigest()
+
+    def fingerprint(self) -> str:
+        """A digest of the id maps and the sequences: a run records it and refuses another dataset."""
+        digest = hashlib.sha256(json.dumps([self.user_ids, self.item_ids], default=str).encode())
+        for sequence in self.sequences:
+            digest.update(np.asarray(sequence, dtype=np.int64).tobytes() + b"|")
+        return digest.hexdigest()
 
     def stats(self) -> dict[str, Any]:
         lengths = np.array([len(s) for s in self.sequences], dtype=np.int64)

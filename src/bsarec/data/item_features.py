@@ -1,12 +1,18 @@
 """Item side information: categorical fields (single- or multi-valued) and dense vectors, aligned to a dataset's
 internal item ids, read from three kinds of file (docs/item_features.md):
 
-- the S3-Rec attribute format, a JSON object {"item id": [attribute ids, ...]} (repeats allowed);
+- the S3-Rec attribute format, a JSON object {"item id": [attribute ids, ...]} (repeats allowed): one
+  categorical field, `attributes` unless named (`FIELD=FILE`);
 - an item table (CSV, TSV, Parquet) keyed by original item id: text columns are categorical fields (a Parquet
-  list column, or text joined by `multi_separator`, is multi-valued), numeric columns are one-number dense
-  fields (standardised over the catalogue), list-of-number columns are dense vectors;
-- dense vectors from NumPy: `NAME.npy` (items x dimension) with the ids, one per line, in `NAME.ids.txt`;
+  list column, text joined by `multi_separator`, or text written as a list `[a, b]`, is multi-valued), numeric
+  columns are one-number dense fields (standardised over the catalogue), list-of-float columns are dense vectors;
+  each field is named after its column;
+- dense vectors from NumPy: `NAME.npy` (items x dimension) with the ids, one per line, in `NAME.ids.txt`: one
+  dense field, `NAME` unless named (`FIELD=FILE`);
 - a directory of features saved by `bsarec data prepare --item-features` (or a run's `item_features`).
+
+A field's name is its identity: a run saves its fields by name, and a file of new items must give the same
+fields (matched by name, read as the run read them) or be refused.
 
 Items are matched through the dataset's id map. Rows for ids outside the catalogue are counted in the report (a
 file may describe more items than were interacted with). An item without a value gets the field's explicit
@@ -16,6 +22,7 @@ Row 0 (padding) has no features at all.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -41,6 +48,24 @@ ARRAYS_FILE = "item_features.npz"
 FIELDS_FILE = "item_features.json"
 ID_COLUMNS = ("item_id", "item", "itemid", "item_idx", "id")
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": None, ".parquet": None}
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+# the largest magnitude of a dense vector's entry and of a new item's standardised number: beyond it the model's
+# float32 arithmetic (squares in layer norms, dot products of scores) is no longer safe, and no real measurement
+# lies a million standard deviations from the others
+VALUE_LIMIT = 1e6
+FEW_CODES = (
+    50  # an integer column with at most this many distinct values is probably codes (a warning says so)
+)
+
+
+def split_field_name(spec: str | Path) -> tuple[str | None, Path]:
+    """`FIELD=FILE` names the field of a one-field file (.json, .npy); anything else is a path (a path that
+    exists is never split, whatever it holds)."""
+    text = str(spec)
+    name, sep, rest = text.partition("=")
+    if sep and rest and FIELD_NAME.fullmatch(name) and not Path(text).exists():
+        return name, Path(rest)
+    return None, Path(text)
 
 
 @dataclass
@@ -68,6 +93,7 @@ class DenseField:
     present: np.ndarray
     shift: float = 0.0
     scale: float = 1.0
+    standardised: bool = False  # a numeric column's number (True) or a vector used as it is (False)
 
 
 @dataclass
@@ -76,6 +102,8 @@ class ItemFeatures:
     categorical: list[CategoricalField] = field(default_factory=list)
     dense: list[DenseField] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
+    # the fingerprint of the item ids the rows follow (SequenceDataset.item_ids_fingerprint); None: not known
+    catalogue: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -105,6 +133,7 @@ class ItemFeatures:
             self.categorical + other.categorical,
             self.dense + other.dense,
             {"files": self.report.get("files", []) + other.report.get("files", [])},
+            self.catalogue if self.catalogue == other.catalogue else None,
         )
 
     def matching(self, values: dict[str, list[str]]) -> np.ndarray:
@@ -142,8 +171,12 @@ class ItemFeatures:
             directory / FIELDS_FILE,
             {
                 "n_items": self.n_items,
+                "catalogue": self.catalogue,
                 "categorical": [{"name": f.name, "vocabulary": f.vocabulary} for f in self.categorical],
-                "dense": [{"name": f.name, "shift": f.shift, "scale": f.scale} for f in self.dense],
+                "dense": [
+                    {"name": f.name, "shift": f.shift, "scale": f.scale, "standardised": f.standardised}
+                    for f in self.dense
+                ],
                 "report": self.report,
             },
         )
@@ -177,6 +210,8 @@ class ItemFeatures:
                     arrays[f"dense{i}_present"],
                     d["shift"],
                     d["scale"],
+                    # saved before the kind was recorded: a one-number field is a standardised column
+                    bool(d.get("standardised", arrays[f"dense{i}_vectors"].shape[1:] == (1,))),
                 )
                 for i, d in enumerate(spec["dense"])
             ]
@@ -195,7 +230,18 @@ class ItemFeatures:
         for f in dense:
             if f.vectors.ndim != 2 or f.vectors.shape[0] != n or f.present.shape != (n,):
                 raise DataError(f"{arrays_path}: field {f.name!r} does not fit {n} items")
-        return cls(n, categorical, dense, spec.get("report", {}))
+        return cls(n, categorical, dense, spec.get("report", {}), spec.get("catalogue"))
+
+    def fingerprint(self) -> str:
+        """A digest of every field's name, values and arrays: equal fingerprints, equal features."""
+        digest = hashlib.sha256()
+        for f in self.categorical:
+            digest.update(json.dumps(["categorical", f.name, f.vocabulary]).encode())
+            digest.update(f.offsets.astype(np.int64).tobytes() + f.codes.astype(np.int64).tobytes())
+        for f in self.dense:
+            digest.update(json.dumps(["dense", f.name, f.shift, f.scale, f.standardised]).encode())
+            digest.update(f.vectors.astype(np.float32).tobytes() + f.present.astype(bool).tobytes())
+        return digest.hexdigest()
 
 
 # -- building fields from per-item values --------------------------------------------------------------------
@@ -217,22 +263,73 @@ def categorical_field(
 
 
 def dense_field(
-    name: str, vectors: dict[int, np.ndarray], n_items: int, dim: int, standardise: bool
+    name: str,
+    vectors: dict[int, np.ndarray],
+    n_items: int,
+    dim: int,
+    standardise: bool,
+    scaling: tuple[float, float] | None = None,
 ) -> DenseField:
-    table = np.zeros((n_items, dim), dtype=np.float32)
+    """A field from {internal item: vector}. With `standardise`, its numbers are standardised with `scaling`
+    (shift, scale) when given (a trained model's), else with their own mean and deviation; the arithmetic is
+    float64 and its result is checked by the readers (`_checked_numbers`) before it gets here."""
+    table = np.zeros((n_items, dim), dtype=np.float64)
     present = np.zeros(n_items, dtype=bool)
     for item, vector in vectors.items():
         table[item], present[item] = vector, True
-    shift, scale = 0.0, 1.0
-    if standardise and present.any():
+    shift, scale = scaling if scaling is not None else (0.0, 1.0)
+    if standardise and present.any() and scaling is None:
         shift = float(table[present].mean())
         scale = float(table[present].std()) or 1.0
+    if standardise:
         table[present] = (table[present] - shift) / scale
-    return DenseField(name, table, present, shift, scale)
+    return DenseField(name, table.astype(np.float32), present, shift, scale, standardise)
 
 
 def _natural_key(value: str) -> tuple[int, Any]:
     return (0, int(value)) if value.lstrip("-").isdigit() else (1, value)
+
+
+def _checked_numbers(
+    numbers: list[tuple[str, int, float]], column: str, path: Path, scaling: tuple[float, float] | None
+) -> None:
+    """Refuse numbers that would not survive standardisation: with the column's own statistics, values so large
+    that the float64 mean or deviation overflow; with a trained model's (`scaling`, new items), values further
+    than VALUE_LIMIT standard deviations from what it was trained on. `numbers` are (where, item, value)."""
+    if not numbers:
+        return
+    values = np.array([v for _, _, v in numbers], dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if scaling is None:
+            shift, scale = values.mean(), values.std()
+            standardised = (values - shift) / (scale or 1.0)
+            if np.isfinite(shift) and np.isfinite(scale) and np.isfinite(standardised).all():
+                return
+            where = numbers[int(np.abs(values).argmax())][0]
+            raise DataError(
+                f"{path}:{where}: {column!r} value {values[np.abs(values).argmax()]:g} is too large to standardise "
+                "with the column's other values; rescale the column (other units, or its logarithm)"
+            )
+        standardised = (values - scaling[0]) / scaling[1]
+    far = np.flatnonzero(~(np.abs(standardised) <= VALUE_LIMIT))
+    if len(far):
+        where, _, value = numbers[far[0]]
+        raise DataError(
+            f"{path}:{where}: {column!r} value {value:g} lies {abs(standardised[far[0]]):.3g} standard deviations "
+            f"from the values the model was trained on (at most {VALUE_LIMIT:g}); is it in other units?"
+        )
+
+
+def _checked_vector(vector: np.ndarray, column: str, path: Path, where: str) -> None:
+    if not np.isfinite(vector).all():
+        raise DataError(
+            f"{path}:{where}: {column!r} holds NaN or infinite values (leave it empty if missing)"
+        )
+    if len(vector) and np.abs(vector).max() > VALUE_LIMIT:
+        raise DataError(
+            f"{path}:{where}: {column!r} holds {np.abs(vector).max():g}; vectors are used as they are, so "
+            f"their values must lie within ±{VALUE_LIMIT:g} (scale them, e.g. to unit length)"
+        )
 
 
 class _Matcher:
@@ -247,6 +344,8 @@ class _Matcher:
         text = str(raw_id).strip()
         if text.endswith(".0") and text[:-2].lstrip("-").isdigit():
             text = text[:-2]
+        if text == "":
+            raise DataError(f"{self.path}:{where}: empty item id")
         internal = self.dataset.item_index(text)
         if internal is None:
             self.unknown += 1
@@ -258,14 +357,67 @@ class _Matcher:
         self.seen[internal] = where
         return internal
 
-    def report(self, fields: dict[str, int]) -> dict[str, Any]:
+    def report(self, fields: dict[str, int], columns: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+        """The file's report: what matched, and how each field was read (`columns`), with doubts (`warnings`)."""
         return {
             "file": str(self.path),
             "catalogue_items": self.dataset.n_items - 1,
             "matched_items": len(self.seen),
             "rows_for_unknown_items": self.unknown,
             "items_without_value": fields,
+            "fields": columns,
+            "warnings": warnings,
         }
+
+
+def _categorical_reading(f: CategoricalField) -> dict[str, Any]:
+    counts = np.bincount(f.codes, minlength=len(f.vocabulary) + 1)[1:]
+    top = np.argsort(-counts, kind="stable")[:3]
+    return {
+        "read_as": "categorical",
+        "values": int((counts > 0).sum()),
+        "top": [f.vocabulary[i] for i in top if counts[i]],
+    }
+
+
+def _dense_reading(f: DenseField) -> dict[str, Any]:
+    if not f.standardised:
+        return {"read_as": "dense", "dimension": int(f.vectors.shape[1])}
+    raw = f.vectors[f.present, 0].astype(np.float64) * f.scale + f.shift
+    low, high = (float(raw.min()), float(raw.max())) if len(raw) else (None, None)
+    return {"read_as": "number", "min": low, "max": high}
+
+
+def _layout_field(layout: ItemFeatures | None, name: str, kind: str | None, path: Path) -> Any:
+    """The trained field `name` of `layout` (new items are read as the model read its items), refusing a
+    field the model does not have or has of another kind than `kind` (if given); None without a layout."""
+    if layout is None:
+        return None
+    fields = {f.name: f for f in layout.categorical} | {f.name: f for f in layout.dense}
+    if name not in fields:
+        known = ", ".join(f"{n} ({_kind_of(f)})" for n, f in fields.items())
+        one = "FIELD=FILE (e.g. --new-items " if path.suffix.lower() in (".json", ".npy") else ""
+        hint = f"; name its field with {one}{next(iter(fields))}={path.name})" if one else ""
+        raise DataError(
+            f"{path}: field {name!r} is not one the model was trained with (its fields: {known}){hint}"
+        )
+    if kind is not None and _base_kind(fields[name]) != kind:
+        raise DataError(
+            f"{path}: field {name!r} holds {kind} values here; the model was trained on it as {_kind_of(fields[name])}"
+        )
+    return fields[name]
+
+
+def _base_kind(f: CategoricalField | DenseField) -> str:
+    """ "categorical", "number" (a standardised numeric column) or "vector"."""
+    if isinstance(f, CategoricalField):
+        return "categorical"
+    return "number" if f.standardised else "vector"
+
+
+def _kind_of(f: CategoricalField | DenseField) -> str:
+    kind = _base_kind(f)
+    return f"vectors of dimension {f.vectors.shape[1]}" if kind == "vector" else kind
 
 
 # -- the three readers ------------------------------------------------------------------------------------------
@@ -281,8 +433,8 @@ def _attribute_object(path: Path) -> dict[str, Any]:
             raise DataError(f"{path}: item {repeated!r} appears twice; each item needs one list")
         return dict(pairs)
 
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=no_repeats)
+    try:  # utf-8-sig: a byte order mark is accepted, as in text tables
+        content = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=no_repeats)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DataError(f"{path}: not a JSON file of item attributes ({error})") from None
     if not isinstance(content, dict):
@@ -290,9 +442,13 @@ def _attribute_object(path: Path) -> dict[str, Any]:
     return content
 
 
-def read_attribute_json(path: str | Path, dataset: SequenceDataset, name: str | None = None) -> ItemFeatures:
-    """The S3-Rec format: {"item id": [attribute id, ...]}; one categorical field named after the file."""
+def read_attribute_json(
+    path: str | Path, dataset: SequenceDataset, name: str | None = None, layout: ItemFeatures | None = None
+) -> ItemFeatures:
+    """The S3-Rec format: {"item id": [attribute id, ...]}; one categorical field, `name` or "attributes"."""
     path = Path(path)
+    field_name = name or "attributes"
+    _layout_field(layout, field_name, "categorical", path)
     content = _attribute_object(path)
     match = _Matcher(dataset, path)
     values: dict[int, list[str]] = {}
@@ -306,10 +462,10 @@ def read_attribute_json(path: str | Path, dataset: SequenceDataset, name: str | 
         internal = match(key, f"item {key!r}")
         if internal is not None and attributes:
             values[internal] = [str(a).strip() for a in attributes]
-    field_name = name or ("attributes" if path.stem.endswith("item2attributes") else path.stem)
     built = categorical_field(field_name, values, dataset.n_items)
     missing = dataset.n_items - 1 - len(values)
-    return ItemFeatures(dataset.n_items, [built], [], {"files": [match.report({field_name: missing})]})
+    report = match.report({field_name: missing}, {field_name: _categorical_reading(built)}, [])
+    return ItemFeatures(dataset.n_items, [built], [], {"files": [report]}, dataset.item_ids_fingerprint())
 
 
 def _item_table(
@@ -351,8 +507,10 @@ def read_item_table(
     categorical: tuple[str, ...] = (),
     multi_separator: str = "|",
     separator: str | None = None,
+    layout: ItemFeatures | None = None,
 ) -> ItemFeatures:
-    """An item table keyed by original item id; see the module docstring for what each column becomes."""
+    """An item table keyed by original item id; see the module docstring for what each column becomes. With
+    `layout` (a trained model's features), every column must be one of its fields and is read as it was."""
     path = Path(path)
     frame, first, ids = _item_table(path, id_column, separator)
     where = "line" if first else "row"
@@ -362,76 +520,127 @@ def read_item_table(
     if len(frame.columns) == 1:
         raise DataError(f"{path}: only the id column {ids!r}; no feature columns")
     match = _Matcher(dataset, path)
-    rows: list[int | None] = []
-    for number, raw in enumerate(frame[ids].to_list()):
-        if raw is None or str(raw).strip() == "":
-            raise DataError(f"{path}:{where} {number + first}: empty item id")
-        rows.append(match(raw, f"{where} {number + first}"))
-    features = ItemFeatures(dataset.n_items)
+    rows = [match(raw, f"{where} {number + first}") for number, raw in enumerate(frame[ids].to_list())]
+    features = ItemFeatures(dataset.n_items, catalogue=dataset.item_ids_fingerprint())
     without: dict[str, int] = {}
+    readings: dict[str, Any] = {}
+    warnings: list[str] = []
     for column in frame.columns:
         if column == ids:
             continue
         series = frame[column]
-        kind = _column_kind(series, column in categorical)
+        _refuse_unreadable(series, column, path)
         cells = series.to_list()
+        list_text = _is_list_text(series)
+        if list_text:
+            cells = [
+                None if cell is None else _list_of_text(cell, path, f"{where} {number + first}", column)
+                for number, cell in enumerate(cells)
+            ]
+        trained = _layout_field(layout, column, None, path)  # new items: read as the model read its items
+        if trained is not None:
+            kind = _base_kind(trained)
+        else:
+            kind = _column_kind(series, column in categorical, cells if list_text else None)
+        labels = [f"{where} {number + first}" for number in range(len(cells))]
         if kind == "vector":
-            vectors, dim = {}, None
-            for number, (item, cell) in enumerate(zip(rows, cells, strict=True)):
+            vectors, dim = {}, trained.vectors.shape[1] if trained is not None else None
+            for label, item, cell in zip(labels, rows, cells, strict=True):
                 if item is None or cell is None:
                     continue
                 vector = np.asarray(cell, dtype=np.float64)
                 if dim is None:
                     dim = len(vector)
-                if vector.ndim != 1 or len(vector) != dim or not np.isfinite(vector).all():
+                if vector.ndim != 1 or len(vector) != dim:
+                    before = "the model's" if trained is not None else "the rows before"
                     raise DataError(
-                        f"{path}:{where} {number + first}: {column!r} must be {dim} finite numbers like the rows "
-                        f"before, got {cell!r:.60}"
+                        f"{path}:{label}: {column!r} must be {dim} finite numbers like {before}, got {cell!r:.60}"
                     )
+                _checked_vector(vector, column, path, label)
                 vectors[item] = vector
             if dim is None:
                 raise DataError(f"{path}: vector column {column!r} has no value for any catalogue item")
             if dim == 0:
                 raise DataError(f"{path}: vector column {column!r} holds empty vectors")
-            features.dense.append(dense_field(column, vectors, dataset.n_items, dim, standardise=False))
+            built = dense_field(column, vectors, dataset.n_items, dim, standardise=False)
+            features.dense.append(built)
+            readings[column] = _dense_reading(built)
             without[column] = dataset.n_items - 1 - len(vectors)
         elif kind == "number":
-            numbers = {}
-            for number, (item, cell) in enumerate(zip(rows, cells, strict=True)):
+            numbers: list[tuple[str, int, float]] = []
+            for label, item, cell in zip(labels, rows, cells, strict=True):
                 if item is None or cell is None or str(cell).strip() == "":
                     continue
                 try:
                     value = float(cell)
-                except ValueError:
+                except (TypeError, ValueError):
+                    hint = (
+                        "the model was trained on it as numbers"
+                        if trained is not None
+                        else f"pass --categorical {column} to read the column as categories"
+                    )
                     raise DataError(
-                        f"{path}:{where} {number + first}: {column!r} value {cell!r} is not a number; "
-                        f"pass --categorical {column} to read the column as categories"
+                        f"{path}:{label}: {column!r} value {cell!r} is not a number; {hint}"
                     ) from None
                 if not math.isfinite(value):
-                    raise DataError(
-                        f"{path}:{where} {number + first}: {column!r} value {cell!r} is not finite"
-                    )
-                numbers[item] = np.array([value])
-            features.dense.append(dense_field(column, numbers, dataset.n_items, 1, standardise=True))
+                    raise DataError(f"{path}:{label}: {column!r} value {cell!r} is not finite")
+                numbers.append((label, item, value))
+            scaling = (trained.shift, trained.scale) if trained is not None else None
+            _checked_numbers(numbers, column, path, scaling)
+            vectors = {item: np.array([value]) for _, item, value in numbers}
+            built = dense_field(column, vectors, dataset.n_items, 1, standardise=True, scaling=scaling)
+            features.dense.append(built)
+            readings[column] = _dense_reading(built)
             without[column] = dataset.n_items - 1 - len(numbers)
+            distinct = {value for _, _, value in numbers}
+            if (
+                trained is None
+                and len(distinct) <= FEW_CODES
+                and len(numbers) > len(distinct)
+                and all(float(v).is_integer() for v in distinct)
+            ):
+                warnings.append(
+                    f"{column!r} holds only {len(distinct)} distinct integers and is read as one number; if "
+                    f"they are codes (a category), pass --categorical {column}"
+                )
         else:
-            if column not in categorical:
+            if column not in categorical and not list_text and trained is None:
                 _refuse_numbers_mixed_with_text(series, column, path, where, first)
             values: dict[int, list[str]] = {}
             for item, cell in zip(rows, cells, strict=True):
                 if item is None or cell is None:
                     continue
                 parts = cell if isinstance(cell, list) else str(cell).split(multi_separator)
-                kept = [str(p).strip() for p in parts if p is not None and str(p).strip() != ""]
+                kept = [_value_text(p) for p in parts if p is not None and str(p).strip() != ""]
                 if kept:
                     values[item] = kept
-            features.categorical.append(categorical_field(column, values, dataset.n_items))
+            built = categorical_field(column, values, dataset.n_items)
+            features.categorical.append(built)
+            readings[column] = _categorical_reading(built)
             without[column] = dataset.n_items - 1 - len(values)
-    features.report = {"files": [match.report(without)]}
+            distinct_values = readings[column]["values"]
+            if trained is None and len(values) >= 20 and distinct_values >= 0.9 * len(values):
+                warnings.append(
+                    f"{column!r}: {distinct_values} distinct values among {len(values)} items; as categories "
+                    "they share almost nothing (is it an id, a free text or a number?)"
+                )
+        if list_text:
+            readings[column]["from"] = "text written as lists"
+    features.report = {"files": [match.report(without, readings, warnings)]}
+    for warning in warnings:
+        log.warning("item features %s: %s", path, warning)
     return features
 
 
 NUMBER = r"^[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|(?i:inf|infinity|nan))$"  # non-finite: refused later
+LIST_TEXT = r"^\s*\[.*\]\s*$"
+
+
+def _value_text(value: Any) -> str:
+    """A categorical value as text: integral floats as integers (1.0 and 1 are one code)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def _numbers_in_text(series: pl.Series) -> tuple[pl.Series, pl.Series]:
@@ -441,8 +650,34 @@ def _numbers_in_text(series: pl.Series) -> tuple[pl.Series, pl.Series]:
     return given, given & text.str.contains(NUMBER)
 
 
-def _column_kind(series: pl.Series, forced_categorical: bool) -> str:
-    """ "vector" (a list of numbers), "number" or "categorical"."""
+def _is_list_text(series: pl.Series) -> bool:
+    """A text column whose every value is written as a list, `[6285, 194]` or `["a", "b"]`."""
+    if series.dtype != pl.String:
+        return False
+    given, _ = _numbers_in_text(series)
+    return bool(given.any()) and bool(series.filter(given).str.contains(LIST_TEXT, strict=False).all())
+
+
+def _list_of_text(cell: str, path: Path, where: str, column: str) -> list[Any]:
+    """A list written as text: JSON, or comma-separated values inside brackets (quotes removed)."""
+    try:
+        value = json.loads(cell)
+    except ValueError:
+        inner = cell.strip()[1:-1]
+        value = [part.strip().strip("'\"") for part in inner.split(",")] if inner.strip() else []
+    if not isinstance(value, list) or any(isinstance(v, (list, dict)) for v in value):
+        raise DataError(f"{path}:{where}: {column!r} value {cell!r:.60} is not a flat list")
+    return value
+
+
+def _column_kind(series: pl.Series, forced_categorical: bool, parsed: list[Any] | None = None) -> str:
+    """ "vector" (a list of floats), "number" or "categorical". `parsed`: the cells of a column of lists
+    written as text (a vector when every element is a number and some are not integers)."""
+    if parsed is not None:
+        elements = [v for cell in parsed if cell for v in cell]
+        numeric = elements and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in elements)
+        has_fraction = numeric and any(not float(v).is_integer() for v in elements)
+        return "vector" if has_fraction and not forced_categorical else "categorical"
     dtype = series.dtype
     if isinstance(dtype, (pl.List, pl.Array)):
         inner = dtype.inner
@@ -457,6 +692,30 @@ def _column_kind(series: pl.Series, forced_categorical: bool) -> str:
         if given.any() and numeric.sum() == given.sum() and series.str.contains(r"\d").any():
             return "number"
     return "categorical"
+
+
+def _refuse_unreadable(series: pl.Series, column: str, path: Path) -> None:
+    """Refuse a column whose values have no reading as item features (structs, bytes, nested lists, dates,
+    objects) instead of turning their Python representations into categories."""
+    dtype = series.dtype
+
+    def readable(d: pl.DataType) -> bool:
+        return d == pl.String or d == pl.Boolean or d.is_numeric() or isinstance(d, (pl.Categorical, pl.Enum))
+
+    if isinstance(dtype, (pl.List, pl.Array)):
+        if readable(dtype.inner) or dtype.inner == pl.Null:
+            return
+        detail = (
+            "a list of lists" if isinstance(dtype.inner, (pl.List, pl.Array)) else f"a list of {dtype.inner}"
+        )
+    elif readable(dtype) or dtype == pl.Null:
+        return
+    else:
+        detail = str(dtype)
+    raise DataError(
+        f"{path}: column {column!r} holds {detail}; item features are text, numbers, booleans or flat lists of "
+        "them (convert the column, e.g. a date to a number of days, or leave it out)"
+    )
 
 
 def _refuse_numbers_mixed_with_text(
@@ -482,36 +741,51 @@ def _vector_ids(path: Path) -> tuple[Path, list[str]]:
     ids_path = path.with_suffix(".ids.txt")
     if not ids_path.is_file():
         raise DataError(f"{path}: the ids of its rows go in {ids_path} (one item id per line, in row order)")
-    return ids_path, ids_path.read_text(encoding="utf-8").splitlines()
+    return ids_path, ids_path.read_text(encoding="utf-8-sig").splitlines()
 
 
-def read_item_vectors(path: str | Path, dataset: SequenceDataset) -> ItemFeatures:
-    """`NAME.npy` (items x dimension) with the item ids, one per line, in `NAME.ids.txt` beside it."""
+def read_item_vectors(
+    path: str | Path, dataset: SequenceDataset, name: str | None = None, layout: ItemFeatures | None = None
+) -> ItemFeatures:
+    """`NAME.npy` (items x dimension) with the item ids, one per line, in `NAME.ids.txt` beside it; one dense
+    field, `name` or NAME."""
     path = Path(path)
+    field_name = name or path.stem
+    trained = _layout_field(layout, field_name, "vector", path)
     ids_path, ids = _vector_ids(path)
     try:
         vectors = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: not a NumPy array file ({error})") from None
-    if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.number) or vectors.shape[1] == 0:
+    if (
+        vectors.ndim != 2
+        or not np.issubdtype(vectors.dtype, np.number)
+        or np.issubdtype(vectors.dtype, np.complexfloating)
+        or vectors.shape[1] == 0
+    ):
         raise DataError(
-            f"{path}: expected a 2-d numeric array (items x dimension), got {vectors.dtype} {vectors.shape}"
+            f"{path}: expected a 2-d real array (items x dimension), got {vectors.dtype} {vectors.shape}"
+        )
+    if trained is not None and vectors.shape[1] != trained.vectors.shape[1]:
+        raise DataError(
+            f"{path}: vectors of dimension {vectors.shape[1]}; the model was trained on {field_name!r} of "
+            f"dimension {trained.vectors.shape[1]}"
         )
     if len(ids) != len(vectors):
         raise DataError(f"{ids_path}: {len(ids)} ids for the {len(vectors)} rows of {path}")
-    bad = np.flatnonzero(~np.isfinite(vectors).all(1))
-    if len(bad):
-        raise DataError(f"{path}: row {bad[0]} (item {ids[bad[0]]!r}) holds NaN or infinite values")
     match = _Matcher(dataset, ids_path)
     table = {}
     for number, raw in enumerate(ids):
+        vector = vectors[number].astype(np.float64)
+        _checked_vector(vector, field_name, path, f"row {number} (item {raw.strip()!r})")
         item = match(raw, f"line {number + 1}")
         if item is not None:
-            table[item] = vectors[number].astype(np.float64)
-    name = path.stem
-    built = dense_field(name, table, dataset.n_items, vectors.shape[1], standardise=False)
-    report = match.report({name: dataset.n_items - 1 - len(table)})
-    return ItemFeatures(dataset.n_items, [], [built], {"files": [report]})
+            table[item] = vector
+    built = dense_field(field_name, table, dataset.n_items, vectors.shape[1], standardise=False)
+    report = match.report(
+        {field_name: dataset.n_items - 1 - len(table)}, {field_name: _dense_reading(built)}, []
+    )
+    return ItemFeatures(dataset.n_items, [], [built], {"files": [report]}, dataset.item_ids_fingerprint())
 
 
 def read_item_features(
@@ -520,24 +794,37 @@ def read_item_features(
     id_column: str | None = None,
     categorical: tuple[str, ...] = (),
     multi_separator: str = "|",
+    layout: ItemFeatures | None = None,
 ) -> ItemFeatures:
-    """One file of item side information, by its kind (the module docstring)."""
-    path = Path(path)
+    """One file of item side information, by its kind (the module docstring); `FIELD=FILE` names the field of
+    a one-field file. With `layout` (a trained model's features), read as the model read its items."""
+    name, path = split_field_name(path)
     if ItemFeatures.saved_in(path):  # a directory written by `bsarec data prepare` or a run
+        if name is not None:
+            raise DataError(f"{name}={path}: a saved features directory keeps its own field names")
         saved = ItemFeatures.load(path)
-        if saved.n_items != dataset.n_items:
+        if saved.n_items != dataset.n_items or (
+            saved.catalogue is not None and saved.catalogue != dataset.item_ids_fingerprint()
+        ):
             raise DataError(
-                f"{path}: features of {saved.n_items - 1} items; {dataset.name} has {dataset.n_items - 1}"
+                f"{path}: features of another catalogue ({saved.n_items - 1} items"
+                f"{', other item ids' if saved.n_items == dataset.n_items else ''}); {dataset.name} has "
+                f"{dataset.n_items - 1}. Prepare them again for this dataset"
             )
         return saved
     if not path.is_file():
         raise DataError(f"{path}: no such item features file")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        return read_attribute_json(path, dataset)
+        return read_attribute_json(path, dataset, name, layout)
     if suffix == ".npy":
-        return read_item_vectors(path, dataset)
-    return read_item_table(path, dataset, id_column, categorical, multi_separator)
+        return read_item_vectors(path, dataset, name, layout)
+    if name is not None:
+        raise DataError(
+            f"{name}={path}: FIELD=FILE names the one field of a .json or .npy file; a table's fields are "
+            "named after its columns"
+        )
+    return read_item_table(path, dataset, id_column, categorical, multi_separator, layout=layout)
 
 
 def read_all_item_features(paths: list[str | Path], dataset: SequenceDataset, **options: Any) -> ItemFeatures:
@@ -554,19 +841,23 @@ def resolve_item_features(
     spec: str, dataset: SequenceDataset, data_dir: str | Path | None = None, **options: Any
 ) -> ItemFeatures:
     """The `item_features` setting: files, comma-separated; "attributes" is the S3-Rec attribute file of a
-    registered dataset (found or downloaded like the dataset, checksum checked)."""
+    registered dataset (found or downloaded like the dataset, checksum checked). The result is checked as
+    training and `data prepare` need it (`check_matched`)."""
     paths: list[str | Path] = []
     for part in (p.strip() for p in spec.split(",")):
         if part == "attributes":
             paths.append(locate_attributes(dataset.name, data_dir))
         elif part:
             paths.append(part)
-    return read_all_item_features(paths, dataset, **options)
+    features = read_all_item_features(paths, dataset, **options)
+    check_matched(features, dataset.name)
+    return features
 
 
 def check_matched(features: ItemFeatures, dataset_name: str) -> None:
-    """Say how many of the dataset's items each file describes (in the run's log); refuse a file that matches
-    none (its ids are not the dataset's original item ids) and warn when under half match."""
+    """The one rule for features a dataset is trained or prepared with: say how many of its items each file
+    describes (in the run's log); refuse a file that matches none (its ids are not the dataset's original item
+    ids) and a field with no value for any item; warn when a file describes under half of the items."""
     for report in features.report.get("files", []):
         matched, catalogue = report["matched_items"], report["catalogue_items"]
         missing = {name: n for name, n in report["items_without_value"].items() if n}
@@ -585,6 +876,12 @@ def check_matched(features: ItemFeatures, dataset_name: str) -> None:
                 f"({report['rows_for_unknown_items']} rows for unknown items); its ids must be the original "
                 "item ids of the interaction log"
             )
+        empty = [name for name, n in report["items_without_value"].items() if n >= catalogue]
+        if empty:
+            raise DataError(
+                f"{report['file']}: field {empty[0]!r} has no value for any item of {dataset_name} "
+                f"({matched} items matched); leave the column out or fill it"
+            )
         if matched < catalogue / 2:
             log.warning(
                 "item features %s describe only %d of %d items (%.1f%%); the others have missing values",
@@ -599,30 +896,44 @@ def check_matched(features: ItemFeatures, dataset_name: str) -> None:
 
 
 def file_item_ids(path: str | Path, id_column: str | None = None) -> list[str]:
-    """The item ids a features file describes, as text, in file order."""
-    path = Path(path)
+    """The item ids a features file describes, as text, in file order (`FIELD=FILE` accepted); an empty id
+    is refused with its place."""
+    _, path = split_field_name(path)
     if not path.is_file():
         raise DataError(f"{path}: no such item features file")
     if path.suffix.lower() == ".json":
-        return [str(k).strip() for k in _attribute_object(path)]
-    if path.suffix.lower() == ".npy":
-        return [line.strip() for line in _vector_ids(path)[1]]
-    frame, _, ids = _item_table(path, id_column)
-    return [str(v).strip() for v in frame[ids].to_list() if v is not None]
+        ids = [str(k).strip() for k in _attribute_object(path)]
+        places = [f"{path}: item {number} of the object" for number in range(len(ids))]
+    elif path.suffix.lower() == ".npy":
+        ids_path, lines = _vector_ids(path)
+        ids = [line.strip() for line in lines]
+        places = [f"{ids_path}:line {number + 1}" for number in range(len(ids))]
+    else:
+        frame, first, column = _item_table(path, id_column)
+        ids = ["" if v is None else str(v).strip() for v in frame[column].to_list()]
+        places = [f"{path}:{'line' if first else 'row'} {number + first}" for number in range(len(ids))]
+    for item, place in zip(ids, places, strict=True):
+        if item == "":
+            raise DataError(f"{place}: empty item id")
+    return ids
 
 
 def conform(
     new: ItemFeatures, trained: ItemFeatures, source: str, learned: list[int] | None = None
 ) -> tuple[ItemFeatures, dict[str, Any]]:
-    """`new` items' features in the layout of a trained model's `trained` features: the same fields in the
-    same order, categorical values coded with the trained vocabularies, numbers standardised as in training.
-    A value the model never saw (beyond the first `learned[k]` values of field k's vocabulary, all of them by
-    default) is counted and appended to the vocabulary: selection by attribute finds it, the model has no
-    vector for it (models/item_features.py leaves it out). A field of `new` the model does not know is
-    ignored (named in the report); a trained field that `new` lacks is missing for every new item."""
+    """`new` items' features (read with the trained `layout`, see `read_item_features`) in the layout of a
+    trained model's `trained` features: the same fields in the same order, categorical values coded with the
+    trained vocabularies, numbers standardised as in training. A value the model never saw (beyond the first
+    `learned[k]` values of field k's vocabulary, all of them by default) is counted and appended to the
+    vocabulary: selection by attribute finds it, the model has no vector for it (models/item_features.py
+    leaves it out). A field of `new` the model does not know is refused; a trained field that `new` lacks is
+    missing for every new item (named in the report)."""
+    unknown = sorted(set(new.names) - set(trained.names))
+    if unknown:
+        raise DataError(f"{source}: field {unknown[0]!r} is not one the model was trained with")
     report: dict[str, Any] = {
         "unseen_values": {},
-        "ignored_fields": sorted(set(new.names) - set(trained.names)),
+        "fields_not_given": [name for name in trained.names if name not in new.names],
     }
     by_name_cat = {f.name: f for f in new.categorical}
     by_name_dense = {f.name: f for f in new.dense}
@@ -648,18 +959,26 @@ def conform(
         dim = f.vectors.shape[1]
         if f.name not in by_name_dense:
             dense.append(
-                DenseField(f.name, np.zeros((new.n_items, dim), np.float32), np.zeros(new.n_items, bool))
+                DenseField(
+                    f.name,
+                    np.zeros((new.n_items, dim), np.float32),
+                    np.zeros(new.n_items, bool),
+                    f.shift,
+                    f.scale,
+                    f.standardised,
+                )
             )
             continue
         given = by_name_dense[f.name]
-        if given.vectors.shape[1] != dim:
+        if given.vectors.shape[1] != dim or given.standardised != f.standardised:
             raise DataError(
-                f"{source}: {f.name!r} has dimension {given.vectors.shape[1]}; the model was trained on {dim}"
+                f"{source}: {f.name!r} holds {_kind_of(given)}; the model was trained on {_kind_of(f)}"
             )
-        raw = given.vectors * given.scale + given.shift  # undo the new file's own standardisation
+        raw = given.vectors.astype(np.float64) * given.scale + given.shift  # undo the file's own scaling
         vectors = np.where(given.present[:, None], (raw - f.shift) / f.scale, 0.0).astype(np.float32)
-        dense.append(DenseField(f.name, vectors, given.present.copy(), f.shift, f.scale))
-    return ItemFeatures(new.n_items, categorical, dense, {"files": new.report.get("files", [])}), report
+        dense.append(DenseField(f.name, vectors, given.present.copy(), f.shift, f.scale, f.standardised))
+    features = ItemFeatures(new.n_items, categorical, dense, {"files": new.report.get("files", [])})
+    return features, report
 
 
 def appended(trained: ItemFeatures, new: ItemFeatures) -> ItemFeatures:
@@ -679,7 +998,41 @@ def appended(trained: ItemFeatures, new: ItemFeatures) -> ItemFeatures:
             np.concatenate([a.present, b.present[1:]]),
             a.shift,
             a.scale,
+            a.standardised,
         )
         for a, b in zip(trained.dense, new.dense, strict=True)
     ]
     return ItemFeatures(trained.n_items + new.n_items - 1, categorical, dense, trained.report)
+
+
+def reading_table(report: dict[str, Any]) -> str:
+    """How each file's fields were read, as a plain-text table (what `bsarec data prepare` prints), with the
+    readings that may be wrong underneath."""
+    lines = []
+    for file in report.get("files", []):
+        lines.append(
+            f"{file['file']}: {file['matched_items']} of {file['catalogue_items']} items matched, "
+            f"{file['rows_for_unknown_items']} rows for unknown items"
+        )
+        rows = [("field", "read as", "", "items without a value")]
+        for name, reading in file.get("fields", {}).items():
+            kind = reading["read_as"]
+            if kind == "categorical":
+                detail = f"{reading['values']} values; most common: {', '.join(map(str, reading['top']))}"
+            elif kind == "number":
+                detail = (
+                    f"range {reading['min']:g} .. {reading['max']:g}" if reading["min"] is not None else ""
+                )
+                detail += ", standardised"
+            else:
+                detail = f"dimension {reading['dimension']}"
+            if reading.get("from"):
+                detail += f" ({reading['from']})"
+            rows.append((name, kind, detail, str(file["items_without_value"].get(name, ""))))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines += [
+            "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            for row in rows
+        ]
+        lines += [f"  warning: {warning}" for warning in file.get("warnings", [])]
+    return "\n".join(line.rstrip() for line in lines)

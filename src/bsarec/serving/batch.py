@@ -105,9 +105,9 @@ def score_file(
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.is_file():
         raise DataError(f"{input_path}: no such file")
-    item_type = (
-        pa.int64() if all(isinstance(i, int) for i in recommender.dataset.item_ids[1:]) else pa.string()
-    )
+    # integer ids stay integers; a catalogue of text ids, or of both (items added after training), is text
+    as_text = not all(isinstance(i, int) for i in recommender.dataset.item_ids[1:])
+    item_type = pa.string() if as_text else pa.int64()
     temporary = output_path.with_name(f".{output_path.name}.tmp-{os.getpid()}")
     writer = None
     counts = {"histories": 0, "empty_histories": 0, "unknown_items": 0}
@@ -133,7 +133,10 @@ def score_file(
             table = pa.table(
                 {
                     "id": pa.array(ids, pa.string()),
-                    "items": pa.array([r.items for r in results], pa.list_(item_type)),
+                    "items": pa.array(
+                        [[str(i) for i in r.items] if as_text else r.items for r in results],
+                        pa.list_(item_type),
+                    ),
                     "scores": pa.array([r.scores for r in results], pa.list_(pa.float32())),
                     "unknown": pa.array(
                         [[str(u) for u in r.unknown] for r in results], pa.list_(pa.string())
