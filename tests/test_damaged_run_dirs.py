@@ -36,6 +36,15 @@ def other_dataset(run):
     data.save(run / "dataset")
 
 
+def swapped_sequences(run):
+    """The same users, items and lengths, but another user's items in each sequence: only a fingerprint
+    tells it from the run's own dataset."""
+    path = run / "dataset" / "sequences.npz"
+    with np.load(path) as npz:
+        items, offsets = npz["items"].copy(), npz["offsets"]
+    np.savez_compressed(path, items=items[::-1].copy(), offsets=offsets)
+
+
 def out_of_range_items(run):
     path = run / "dataset" / "sequences.npz"
     with np.load(path) as npz:
@@ -53,8 +62,11 @@ DAMAGES = {
     "config a list": (write_bytes("config.json", b"[1, 2]"), "config.json"),
     "config wrong type": (edit_json("config.json", lambda c: {**c, "hidden_size": "big"}), "config.json"),
     "config unknown key": (edit_json("config.json", lambda c: {**c, "colour": 1}), "config.json"),
-    "config other shape": (edit_json("config.json", lambda c: {**c, "hidden_size": 32}), "model.safetensors"),
-    "dataset of another run": (other_dataset, "model.safetensors"),
+    "config other shape": (edit_json("config.json", lambda c: {**c, "hidden_size": 32}), "hidden_size is 32"),
+    "config lr edited": (edit_json("config.json", lambda c: {**c, "lr": 0.5}), "lr is 0.5, trained with 0.001"),
+    "dataset of another run": (other_dataset, "dataset: not the dataset this run was trained on"),
+    "dataset same size, sequences swapped": (swapped_sequences, "dataset: not the dataset this run"),
+    "identity not JSON": (write_bytes("identity.json", b"{"), "identity.json"),
     "dataset missing": (lambda run: shutil.rmtree(run / "dataset"), "dataset"),
     "sequences random": (write_bytes("dataset/sequences.npz", b"PK\x03\x04garbage"), "sequences.npz"),
     "sequences out of range": (out_of_range_items, "sequences.npz"),

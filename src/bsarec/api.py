@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,24 @@ class SequentialRecommender:
         group = self._group = process_group_from_env(config.torch_device())
         run = RunDir(run_dir) if run_dir is not None else None
         writes = run is not None and group.is_main
+        with run.owned() if writes else nullcontext():  # no other process writes the run meanwhile
+            return self._fit_owned(
+                dataset,
+                run,
+                group,
+                writes,
+                progress,
+                resume,
+                evaluate_test,
+                on_epoch,
+                overwrite,
+                item_features,
+            )
+
+    def _fit_owned(
+        self, dataset, run, group, writes, progress, resume, evaluate_test, on_epoch, overwrite, item_features
+    ):
+        config = self.config
         if writes and not resume:
             run.prepare_new(overwrite)
         handler = _attach_log_file(run) if group.is_main else None
@@ -152,11 +171,19 @@ class SequentialRecommender:
             if item_features is not None:
                 check_matched(item_features, dataset.name)
             self.item_features = item_features
+            if resume and run is not None:
+                features_id = item_features.fingerprint() if item_features is not None else None
+                run.check_identity(dataset.fingerprint(), features_id, config.to_dict())
             self._split = self._make_split(dataset)
             if len(self._split.train_targets) == 0:
                 raise DataError(
                     f"{dataset.name}: no user has 3 or more items, so there is nothing to train on "
                     "(the last two items of each user are the validation and test targets)"
+                )
+            if len(self._split.valid.targets) == 0:
+                raise DataError(
+                    f"{dataset.name}: no user is left to validate on (cold_items {config.cold_items} withholds "
+                    "every validation target), so no epoch could be chosen; withhold fewer items"
                 )
             self._candidates = {}
             self.model = build_run_model(config, dataset, item_features, self._split).to(
@@ -165,10 +192,7 @@ class SequentialRecommender:
             if group.rank > 0:  # the same initial weights everywhere, but each process its own dropout
                 torch.manual_seed(config.seed + group.rank)
             if writes and not resume:
-                run.write_config(config.to_dict())
-                dataset.save(run.dataset_dir)
-                if item_features is not None:
-                    item_features.save(run.item_features_dir)
+                _write_run_data(run, config, dataset, item_features)
             log.info(
                 "training %s on %s: %d users, %d items, %d training samples",
                 config.model,
@@ -201,6 +225,8 @@ class SequentialRecommender:
         config, result, dataset = self.config, self.result, self._require_dataset()
         started = time.perf_counter()
         metrics: dict[str, Any] = {"valid": result.best_valid}
+        if result.best_epoch < 0:  # stopped before any epoch was validated: nothing trained to evaluate
+            evaluate_test = False
         if evaluate_test:
             metrics["test"] = test = self.evaluate("test")
             log.info("test %s", " ".join(f"{k} {v:.4f}" for k, v in test.items()))
@@ -368,6 +394,8 @@ class SequentialRecommender:
     def _candidate_mask(
         self, allow: list[Any] | None, deny: list[Any] | None, where: dict[str, list[Any]] | None = None
     ) -> torch.Tensor | None:
+        """The items an answer may hold (None: all), refusing, with the reason, conditions that leave none:
+        an empty answer would give none."""
         if where is not None:
             if self.item_features is None:
                 raise ConfigError("where: this run has no item features to select by")
@@ -375,15 +403,20 @@ class SequentialRecommender:
             if not matching.any():
                 raise ConfigError(f"where: no item holds {where}")
             rest = self._candidate_mask(allow, deny)
-            return matching if rest is None else matching & rest
+            if rest is None:
+                return matching
+            if allow is not None and not (matching & rest).any():
+                raise ConfigError(f"where: none of the allowed items holds {where}")
+            return matching & rest
         if allow is None and deny is None:
             return None
         dataset = self._require_dataset()
-        indices = (dataset.item_index(i) for i in allow) if allow is not None else None
         mask = torch.ones(dataset.n_items, dtype=torch.bool)
-        if indices is not None:
-            known = [i for i in indices if i is not None]
-            if allow and not known:  # an empty answer would give no reason
+        if allow is not None:
+            if not allow:
+                raise ConfigError("allow: an empty list allows no item; leave it out to allow every item")
+            known = [i for i in (dataset.item_index(i) for i in allow) if i is not None]
+            if not known:
                 raise ConfigError(
                     f"allow: none of its {len(allow)} ids is in the catalogue (first: {allow[0]!r})"
                 )
@@ -481,13 +514,11 @@ class SequentialRecommender:
         if self.added_items:
             raise ConfigError("save: items were added after training; save the run before adding them")
         run = RunDir(directory)
-        run.write_config(self.config.to_dict())
-        save_weights(self._require_model(), run.weights_file)
-        self._require_dataset().save(run.dataset_dir)
-        if self.item_features is not None:
-            self.item_features.save(run.item_features_dir)
-        if self.metrics:
-            run.write_metrics(self.metrics)
+        with run.owned():
+            _write_run_data(run, self.config, self._require_dataset(), self.item_features)
+            save_weights(self._require_model(), run.weights_file)
+            if self.metrics:
+                run.write_metrics(self.metrics)
         return run.path
 
     @classmethod
@@ -513,7 +544,15 @@ class SequentialRecommender:
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> SequentialRecommender:
         """A saved run, on `device` (default cpu, whatever device it was trained on)."""
-        run = RunDir(directory).require(RunDir.CONFIG, RunDir.WEIGHTS)
+        run = RunDir(directory).require(RunDir.CONFIG)
+        metrics = run.read_metrics() or {}
+        if metrics.get("best_epoch", 0) < 0:
+            raise ConfigError(
+                f"{run}: no epoch of this run finished training"
+                f"{' (it was interrupted)' if metrics.get('interrupted') else ''}, so it has no trained weights to "
+                "use; continue it with `bsarec train --resume` or train it again"
+            )
+        run.require(RunDir.WEIGHTS)
         config = run.read_run_config(device=device)
         rec = cls(config=config)
         rec.dataset = SequenceDataset.load(run.dataset_dir)
@@ -521,6 +560,8 @@ class SequentialRecommender:
             rec.item_features = ItemFeatures.load(run.item_features_dir)
         elif config.item_features:
             raise DataError(f"{run.item_features_dir}: missing; this run was trained with item features")
+        features_id = rec.item_features.fingerprint() if rec.item_features is not None else None
+        run.check_identity(rec.dataset.fingerprint(), features_id, config.to_dict())
         torch.manual_seed(config.seed)
         rec.model = build_run_model(config, rec.dataset, rec.item_features)
         load_weights(rec.model, run.weights_file)  # names the file when it does not fit the model
@@ -529,7 +570,7 @@ class SequentialRecommender:
             raise NonFiniteError(f"{run.weights_file}: {', '.join(damaged)} hold NaN or infinite values")
         rec.model.to(config.torch_device())
         rec.model.eval()
-        rec.metrics = run.read_metrics() or {}
+        rec.metrics = metrics
         return rec
 
     def _require_model(self) -> SequentialModel:
@@ -581,14 +622,16 @@ def fit_packed(
         return on_epoch(index, record) if on_epoch is not None else None
 
     split = None
+    owners = ExitStack()  # each run is this process's until the pack ends
     try:
         for index, (config, run) in enumerate(zip(configs, runs, strict=True)):
             rec = SequentialRecommender(config=config)
             rec.dataset = dataset
+            if run is not None:
+                owners.enter_context(run.owned())
             if run is not None and saved is None:
                 run.prepare_new(overwrite or resume)
-                run.write_config(config.to_dict())
-                dataset.save(run.dataset_dir)
+                _write_run_data(run, config, dataset, None)
             handlers.append(_attach_log_file(run, RunLogFilter(index)))  # its own lines and the pack's
             torch.manual_seed(config.seed)  # each run's weights are drawn as its unpacked run draws them
             if split is None:  # the same for every run of a pack
@@ -629,6 +672,7 @@ def fit_packed(
     finally:
         for handler in handlers:
             _detach_log_file(handler)
+        owners.close()
     return recs
 
 
@@ -651,6 +695,18 @@ def build_run_model(
         trained[split.train_inputs.unique()] = True
         trained[split.train_targets] = True
     return attach_item_features(model, item_features, trained, config.features_only, config.id_dropout)
+
+
+def _write_run_data(
+    run: RunDir, config: RunConfig, dataset: SequenceDataset, item_features: ItemFeatures | None
+) -> None:
+    """What a run is trained on, written once at its start: config, dataset, item features, identity."""
+    run.write_config(config.to_dict())
+    dataset.save(run.dataset_dir)
+    if item_features is not None:
+        item_features.save(run.item_features_dir)
+    features_id = item_features.fingerprint() if item_features is not None else None
+    run.write_identity(dataset.fingerprint(), features_id, config.to_dict())
 
 
 def _log_resumption(run: RunDir, config: RunConfig) -> None:

@@ -157,13 +157,8 @@ def train(
             resume, progress=progress and main_process, **{**overrides, **given_runtime}
         )
         leave_process_group()
-        if not main_process:
-            return
-        _print_metrics("valid", rec.metrics["valid"])
-        _print_metrics("test ", rec.metrics["test"])
-        typer.echo(
-            f"best epoch {rec.metrics['best_epoch']} of {rec.metrics['epochs']}; run saved in {resume}"
-        )
+        if main_process:
+            _report_training(rec, resume)
         return
     if item_features:
         overrides["item_features"] = ",".join(item_features)
@@ -190,11 +185,25 @@ def train(
         data, run_dir=output, progress=progress and main_process, overwrite=overwrite, item_features=features
     )
     leave_process_group()
-    if not main_process:
-        return
-    _print_metrics("valid", rec.metrics["valid"])
-    _print_metrics("test ", rec.metrics["test"])
-    typer.echo(f"best epoch {rec.metrics['best_epoch']} of {rec.metrics['epochs']}; run saved in {output}")
+    if main_process:
+        _report_training(rec, output)
+
+
+def _report_training(rec: SequentialRecommender, output: Path) -> None:
+    """The end of `train`: metrics and where the run is; exit 1 for a run stopped before any trained epoch."""
+    metrics = rec.metrics
+    if metrics["best_epoch"] < 0:
+        typer.echo(
+            f"stopped before any epoch was validated: {output} holds no trained model "
+            f"(bsarec train --resume {output} continues it)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    _print_metrics("valid", metrics["valid"])
+    if "test" in metrics:
+        _print_metrics("test ", metrics["test"])
+    stopped = " (interrupted; --resume continues it)" if metrics.get("interrupted") else ""
+    typer.echo(f"best epoch {metrics['best_epoch']} of {metrics['epochs']}; run saved in {output}{stopped}")
 
 
 @app.command()

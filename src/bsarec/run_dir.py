@@ -4,22 +4,31 @@
             metrics.json       valid/test metrics, written at the end (or on Ctrl-C, marked "interrupted")
             history.jsonl      one line per epoch: the learning curves
             model.safetensors  the best weights so far
+            identity.json      fingerprints of the dataset and item features, and the settings trained with
             train.log          the run's log
             dataset/           the sequences and id maps
             checkpoints/       the newest training checkpoints (training/checkpoint.py)
 
 A run's status: "new" (no config.json), "running" (started, no metrics yet: training or killed),
 "interrupted" (stopped by Ctrl-C; its metrics describe the best weights so far) or "finished".
+
+A process that writes a run owns it (`owned`: a lock file beside the directory) so that a second one cannot
+delete or mix into it; whoever loads or resumes a run checks that its dataset, item features and settings are
+the ones it was trained with (`check_identity`), naming what changed.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from bsarec.config import RunConfig
+from filelock import FileLock, Timeout
+
+from bsarec.config import RUNTIME_SETTINGS, RunConfig
 from bsarec.errors import ConfigError, DataError
 from bsarec.io import atomic_write_json, is_partial_write
 from bsarec.training.checkpoint import Checkpointer
@@ -36,6 +45,7 @@ class RunDir:
     DATASET = "dataset"
     ITEM_FEATURES = "item_features"  # the run's item side information, when it has some
     CHECKPOINTS = "checkpoints"
+    IDENTITY = "identity.json"
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -51,6 +61,7 @@ class RunDir:
             cls.DATASET,
             cls.CHECKPOINTS,
             cls.ITEM_FEATURES,
+            cls.IDENTITY,
         }
 
     def __repr__(self) -> str:
@@ -67,6 +78,28 @@ class RunDir:
     dataset_dir = property(lambda self: self.path / self.DATASET)
     item_features_dir = property(lambda self: self.path / self.ITEM_FEATURES)
     checkpoint_dir = property(lambda self: self.path / self.CHECKPOINTS)
+    identity_file = property(lambda self: self.path / self.IDENTITY)
+    lock_file = property(lambda self: self.path.parent / f".{self.path.name}.owner.lock")
+
+    @contextmanager
+    def owned(self) -> Iterator[RunDir]:
+        """Hold the run for this process while it writes it: another process that tries to write it (a second
+        `train --overwrite`, a resume) is refused while this one lives (the lock goes with the process)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{self.path}: a file, not a directory; --output takes a directory for the run")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.lock_file, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise ConfigError(
+                f"{self.path}: another process is writing this run now (training or saving it); wait for it "
+                "to end, or choose another directory"
+            ) from None
+        try:
+            yield self
+        finally:
+            lock.release()
 
     def prepare_new(self, overwrite: bool = False) -> None:
         """Make this the directory of a new run. A directory that holds a run (or what is left of one) is
@@ -94,8 +127,8 @@ class RunDir:
                 f"{self.path}: holds {what[status]}; --overwrite (overwrite=True) replaces"
                 " it" + ("" if status in ("new", "finished") else ", --resume continues it")
             )
-        for entry in entries:
-            if entry.is_dir():
+        for entry in entries:  # a symbolic link is removed itself, never what it points to
+            if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
@@ -120,6 +153,49 @@ class RunDir:
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_json(self.config_file, config)
+
+    def write_identity(self, dataset: str, item_features: str | None, config: dict[str, Any]) -> None:
+        """Record the fingerprints of the dataset and item features and the settings that shape the run (all
+        but config.RUNTIME_SETTINGS)."""
+        settings = {k: v for k, v in config.items() if k not in RUNTIME_SETTINGS}
+        atomic_write_json(
+            self.identity_file, {"dataset": dataset, "item_features": item_features, "settings": settings}
+        )
+
+    def check_identity(self, dataset: str, item_features: str | None, config: dict[str, Any]) -> None:
+        """Refuse a run whose dataset, item features or settings are not those it was trained with, naming
+        what changed. A run written before identities were recorded has nothing to check."""
+        if not self.identity_file.is_file():
+            return
+        recorded = self._read_json(self.identity_file)
+        if recorded.get("dataset") != dataset:
+            raise DataError(
+                f"{self.dataset_dir}: not the dataset this run was trained on (its id maps or sequences differ "
+                "from the ones recorded in identity.json); restore it, or train a new run on this dataset"
+            )
+        if recorded.get("item_features") != item_features:
+            what = "has none" if item_features is None else "are not the ones it was trained with"
+            raise DataError(
+                f"{self.item_features_dir}: the run's item features {what} (identity.json records "
+                f"{'none' if recorded.get('item_features') is None else 'others'}); restore them"
+            )
+        settings = recorded.get("settings", {})
+        changed = [
+            f"{name} is {config.get(name)!r}, trained with {settings[name]!r}"
+            for name in settings
+            if config.get(name) != settings[name]
+        ]
+        changed += [
+            f"{name} is new" for name in config if name not in settings and name not in RUNTIME_SETTINGS
+        ]
+        if changed:
+            raise ConfigError(
+                f"{self.config_file}: the settings differ from those the run was trained with ("
+                + "; ".join(changed)
+                + "); only "
+                + ", ".join(RUNTIME_SETTINGS)
+                + " may change. Train a new run for other settings"
+            )
 
     def read_metrics(self) -> dict[str, Any] | None:
         """metrics.json, finished or interrupted; None when there is none yet."""

@@ -113,6 +113,9 @@ def test_resume_changes_runtime_settings_only(dataset, tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["checkpoint_steps"] is None
     (run / "config.json").write_text(json.dumps({**config, "epochs": 2}))
+    identity = json.loads((run / "identity.json").read_text())  # as a 2-epoch run records it
+    identity["settings"]["epochs"] = 2
+    (run / "identity.json").write_text(json.dumps(identity))
 
     with pytest.raises(ConfigError, match="keeps its own lr, seed"):
         SequentialRecommender.resume(run, seed=1, lr=0.1, threads=1)

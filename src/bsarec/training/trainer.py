@@ -176,13 +176,20 @@ def train(
                 break
     except KeyboardInterrupt:
         interrupted = True
-        log.warning(
-            "interrupted during epoch %d; restoring the best weights (epoch %d)",
-            state.epoch,
-            state.stopper.best_epoch,
-        )
+        if state.stopper.best_epoch < 0:
+            log.warning(
+                "interrupted during epoch %d, before any epoch was validated: the run has no trained weights "
+                "(--resume continues it)",
+                state.epoch,
+            )
+        else:
+            log.warning(
+                "interrupted during epoch %d; restoring the best weights (epoch %d)",
+                state.epoch,
+                state.stopper.best_epoch,
+            )
     model.load_state_dict(state.best_weights)
-    if run_dir is not None and group.is_main and (state.stopper.best_epoch < 0 or resumed):
+    if run_dir is not None and group.is_main and state.stopper.best_epoch >= 0 and resumed:
         save_weights(model, run_dir.weights_file)  # the best weights on disk, whatever happened before
     return TrainResult(
         best_epoch=state.stopper.best_epoch,
