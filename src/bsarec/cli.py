@@ -26,7 +26,7 @@ from bsarec.experiments import BenchmarkGrid, demo_report, run_demo, run_speed_b
 from bsarec.extras import require, require_extra
 from bsarec.io import atomic_write_json
 from bsarec.models import MODELS
-from bsarec.serving.batch import score_file
+from bsarec.serving.batch import check_output_file, score_file
 from bsarec.serving.export import export_run
 from bsarec.tuning.search import tune as run_tune
 
@@ -89,7 +89,9 @@ def _print_metrics(title: str, metrics: dict[str, float]) -> None:
 
 @app.command()
 def train(
-    model: str = typer.Option("bsarec", "--model", "-m", help=", ".join(MODELS)),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help=", ".join(MODELS) + " (default: a preset file's model, else bsarec)"
+    ),
     dataset: str = typer.Option(
         "synthetic", "--dataset", "-d", help="a dataset name (LastFM, Beauty, ...), a file, or a directory"
     ),
@@ -136,7 +138,7 @@ def train(
 ) -> None:
     """Train a model with early stopping on validation NDCG@20, then evaluate on test once."""
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        raise typer.Exit(_launch_torchrun(nproc, threads, output, resume, model, dataset))
+        raise typer.Exit(_launch_torchrun(nproc, threads, output, resume, model or "bsarec", dataset))
     main_process = os.environ.get("RANK", "0") == "0"
     _setup_logging(quiet=not main_process)
     overrides = parse_overrides(set_)
@@ -161,6 +163,10 @@ def train(
             _report_training(rec, resume)
         return
     if item_features:
+        if "item_features" in overrides:
+            raise ConfigError(
+                "item features are given twice (--item-features and --set item_features); give them one way"
+            )
         overrides["item_features"] = ",".join(item_features)
     config = resolve_config(
         model,
@@ -248,13 +254,17 @@ def recommend(
     """Top-k original item ids with scores (seen items excluded), for a user, a history, or a file of histories."""
     if sum(x is not None for x in (user, items, input_file)) != 1:
         raise typer.BadParameter("give exactly one of --user, --items or --input")
+    if output is not None and input_file is None:
+        raise typer.BadParameter("--output goes with --input (batch scoring); --user and --items print")
+    if input_file is not None:
+        if output is None:
+            raise typer.BadParameter("--input needs --output (a .parquet file)")
+        check_output_file(output, input_file)  # before the model is loaded
     rec = SequentialRecommender.load(run_dir)
     if new_items is not None:
         typer.echo(json.dumps(rec.add_items(new_items)), err=True)
     conditions = _parse_where(where)
     if input_file is not None:
-        if output is None:
-            raise typer.BadParameter("--input needs --output (a .parquet file)")
         counts = score_file(
             rec,
             input_file,
@@ -586,8 +596,6 @@ def data_prepare(
     replaced only with --overwrite; a directory holding anything else is refused."""
     started = time.perf_counter()
     check_output(output, overwrite)  # before any work
-    if kcore is not None and kcore < 1:
-        raise ConfigError(f"--kcore: must be >= 1 (1 turns the filter off), got {kcore}")
     data = resolve_dataset(
         source,
         str(data_dir) if data_dir else None,

@@ -31,6 +31,9 @@ SOFTMAX_SAMPLERS = ("uniform", "popularity")
 PADDINGS = ("zeros", "cyclic", "reflect", "symmetric")
 PRECISIONS = ("fp32", "bf16", "tf32")
 DEVICES = ("cpu", "cuda", "auto")
+MAX_LEN_LIMIT = 2048
+# the hyperparameters some model's constructor takes: given to another model, they are refused
+MODEL_SETTINGS = {name for model in MODELS for name in model_parameters(model)} - {"loss"}
 MONITORS = tuple(f"{m}@{k}" for k in (5, 10, 20) for m in ("HR", "NDCG")) + ("MRR",)
 
 
@@ -146,6 +149,11 @@ class RunConfig:
         for name in ("eval_batch_size", "keep_checkpoints", "kcore", "threads", "checkpoint_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.max_len > MAX_LEN_LIMIT:
+            raise ConfigError(
+                f"max_len: at most {MAX_LEN_LIMIT} (a batch's attention maps grow with its square), got {self.max_len}"
+            )
+        self._check_model_settings()
         if not 0 <= self.seed < 2**63:
             raise ConfigError(f"seed: must lie in [0, 2**63), got {self.seed}")
         if not self.lr > 0:
@@ -199,6 +207,18 @@ class RunConfig:
                 f"softmax_negatives: sampled softmax replaces the 'ce' loss; {self.model} trains with"
                 f" {self.resolved_loss!r}"
             )
+
+    def _check_model_settings(self) -> None:
+        """A model hyperparameter that the chosen model does not take must keep its default: a value given
+        for it would be recorded in config.json without changing anything."""
+        own = set(model_parameters(self.model))
+        defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+        for name in sorted(MODEL_SETTINGS - own):
+            if getattr(self, name) != defaults[name]:
+                raise ConfigError(
+                    f"{name}: {self.model} does not use it (its settings: {', '.join(sorted(own - {'loss'}))}); "
+                    f"leave it out"
+                )
 
     def _check_types(self) -> None:
         for name, (base, optional) in _field_kinds().items():
@@ -358,8 +378,8 @@ def preset_values(preset: str, model: str, dataset_name: str) -> dict[str, Any]:
             f"--preset {preset}: expected a built-in preset ({', '.join(BUILT_IN_PRESETS)}) or a JSON file of settings"
         )
     try:
-        values = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        values = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a JSON object of settings")
@@ -375,16 +395,25 @@ def preset_values(preset: str, model: str, dataset_name: str) -> dict[str, Any]:
 
 
 def resolve_config(
-    model: str,
+    model: str | None,
     dataset: str,
     dataset_name: str,
     preset: str | None = None,
     overrides: dict[str, Any] | None = None,
     **explicit: Any,
 ) -> RunConfig:
-    values: dict[str, Any] = {"model": model, "dataset": dataset, "preset": preset}
+    """The run config of `model` (None: a preset file's model, else bsarec) with the precedence of the module
+    docstring. A preset file written for another model than the one named is refused."""
+    from_preset: dict[str, Any] = {}
     if preset:
-        values.update(preset_values(preset, model, dataset_name))
+        from_preset = preset_values(preset, model or "bsarec", dataset_name)
+        if model is not None and from_preset.get("model", model) != model:
+            raise ConfigError(
+                f"--preset {preset}: its settings are for {from_preset['model']!r}, not {model!r}; "
+                f"pass --model {from_preset['model']} or another preset"
+            )
+    values: dict[str, Any] = {"dataset": dataset, "preset": preset, **from_preset}
+    values["model"] = model or from_preset.get("model") or "bsarec"
     values.update(overrides or {})
     values.update({k: v for k, v in explicit.items() if v is not None})
     return RunConfig.from_dict(values)

@@ -46,6 +46,7 @@ class RunDir:
     ITEM_FEATURES = "item_features"  # the run's item side information, when it has some
     CHECKPOINTS = "checkpoints"
     IDENTITY = "identity.json"
+    LOCK = ".owner.lock"  # held by the process that writes the run (`owned`)
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -62,6 +63,7 @@ class RunDir:
             cls.CHECKPOINTS,
             cls.ITEM_FEATURES,
             cls.IDENTITY,
+            cls.LOCK,
         }
 
     def __repr__(self) -> str:
@@ -79,15 +81,14 @@ class RunDir:
     item_features_dir = property(lambda self: self.path / self.ITEM_FEATURES)
     checkpoint_dir = property(lambda self: self.path / self.CHECKPOINTS)
     identity_file = property(lambda self: self.path / self.IDENTITY)
-    lock_file = property(lambda self: self.path.parent / f".{self.path.name}.owner.lock")
+    lock_file = property(lambda self: self.path / self.LOCK)
 
     @contextmanager
     def owned(self) -> Iterator[RunDir]:
         """Hold the run for this process while it writes it: another process that tries to write it (a second
         `train --overwrite`, a resume) is refused while this one lives (the lock goes with the process)."""
-        if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"{self.path}: a file, not a directory; --output takes a directory for the run")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._refuse_foreign()
+        self.path.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.lock_file, timeout=0)
         try:
             lock.acquire()
@@ -105,16 +106,8 @@ class RunDir:
         """Make this the directory of a new run. A directory that holds a run (or what is left of one) is
         refused unless `overwrite`, which deletes that run's files first: a new run never mixes with an old one
         or takes over its checkpoints. A directory holding anything else is never written into."""
-        if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"{self.path}: a file, not a directory; --output takes a directory for the run")
-        entries = sorted(self.path.iterdir()) if self.path.is_dir() else []
-        ours = self.own_names()
-        foreign = [e.name for e in entries if e.name not in ours and not is_partial_write(e.name)]
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-            raise ConfigError(
-                f"{self.path}: not empty and not a run directory (it holds {shown}); choose a new or empty directory"
-            )
+        self._refuse_foreign()
+        entries = [e for e in self._entries() if e.name != self.LOCK]  # the lock is the owner's
         if entries and not overwrite:
             status = self.status
             what = {
@@ -132,6 +125,21 @@ class RunDir:
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
+
+    def _entries(self) -> list[Path]:
+        return sorted(self.path.iterdir()) if self.path.is_dir() else []
+
+    def _refuse_foreign(self) -> None:
+        """A run is never written into a file's place or among files that are not a run's."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{self.path}: a file, not a directory; --output takes a directory for the run")
+        ours = self.own_names()
+        foreign = [e.name for e in self._entries() if e.name not in ours and not is_partial_write(e.name)]
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise ConfigError(
+                f"{self.path}: not empty and not a run directory (it holds {shown}); choose a new or empty directory"
+            )
 
     # -- what the run directory says -------------------------------------------------------------------------
     def require(self, *files: str) -> RunDir:

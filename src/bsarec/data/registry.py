@@ -24,7 +24,7 @@ from bsarec.data.benchmark_format import read_benchmark_file, write_benchmark_fi
 from bsarec.data.dataset import SequenceDataset
 from bsarec.data.interaction_log import is_interaction_log, read_interaction_log
 from bsarec.data.synthetic import generate_synthetic
-from bsarec.errors import DataError
+from bsarec.errors import ConfigError, DataError
 from bsarec.io import atomic_write_bytes
 
 S3REC_DATA = "https://raw.githubusercontent.com/RUCAIBox/CIKM2020-S3Rec/master/data"
@@ -180,6 +180,8 @@ def resolve_dataset(
     **log_columns,
 ) -> SequenceDataset:
     """Turn `--dataset NAME|PATH` into a dataset, following the documented resolution order."""
+    if kcore is not None and (isinstance(kcore, bool) or not isinstance(kcore, int) or kcore < 1):
+        raise ConfigError(f"kcore: must be an integer >= 1 (1 turns the filter off), got {kcore!r}")
     path = Path(spec)
     if path.exists():
         return load_path(path, kcore=kcore, **log_columns)

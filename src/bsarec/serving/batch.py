@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from bsarec.errors import DataError
+from bsarec.errors import ConfigError, DataError
 
 ID_COLUMNS = ("id", "user", "user_id", "request_id")
 
@@ -88,6 +88,21 @@ def _item_id(value: Any, where: str) -> Any:
     return value
 
 
+def check_output_file(output: Path, source: Path | None = None) -> None:
+    """Refuse an output that would replace the input, is not a Parquet file by name, is a directory, or lies
+    in a directory that does not exist: each would lose data or leave a file no one can find by its name."""
+    if output.suffix.lower() not in (".parquet", ".pq"):
+        raise ConfigError(
+            f"--output {output}: recommendations are written as Parquet; name the file *.parquet"
+        )
+    if output.is_dir():
+        raise ConfigError(f"--output {output}: a directory; give the path of a .parquet file")
+    if not output.parent.is_dir():
+        raise ConfigError(f"--output {output}: its directory {output.parent} does not exist")
+    if source is not None and output.resolve() == source.resolve():
+        raise ConfigError(f"--output {output}: the same file as --input; it would replace the histories")
+
+
 def score_file(
     recommender: Any,
     input_path: str | Path,
@@ -105,6 +120,7 @@ def score_file(
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.is_file():
         raise DataError(f"{input_path}: no such file")
+    check_output_file(output_path, input_path)
     # integer ids stay integers; a catalogue of text ids, or of both (items added after training), is text
     as_text = not all(isinstance(i, int) for i in recommender.dataset.item_ids[1:])
     item_type = pa.string() if as_text else pa.int64()

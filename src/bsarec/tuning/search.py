@@ -84,9 +84,11 @@ def load_space(model: str, path: str | Path | None) -> dict[str, dict[str, Any]]
     if path is None:
         return SPACES[model]
     try:
-        space = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        space = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the search space ({exc})") from None
+    if not isinstance(space, dict) or not space:
+        raise ConfigError(f'{path}: expected a JSON object of settings to search, e.g. {{"lr": {LR}}}')
     known = {f for f in RunConfig.__dataclass_fields__}
     for name, spec in space.items():
         if name not in known:
@@ -94,6 +96,38 @@ def load_space(model: str, path: str | Path | None) -> dict[str, dict[str, Any]]
         if not isinstance(spec, dict) or not ("choices" in spec or {"low", "high"} <= set(spec)):
             raise ConfigError(f"{path}: {name!r} needs {{'choices': [...]}} or {{'low': .., 'high': ..}}")
     return space
+
+
+def check_space(space: dict[str, dict[str, Any]], base: RunConfig, source: str) -> None:
+    """The whole search space, before any trial: each range well formed (low < high, a log range above 0, a
+    step that fits), each list of choices non-empty, and every value it can take (choices, both ends of a
+    range) a valid setting of the run it is tried in."""
+    for name, spec in space.items():
+        where = f"{source}: {name!r}"
+        if "choices" in spec:
+            if not isinstance(spec["choices"], list) or not spec["choices"]:
+                raise ConfigError(f"{where}: 'choices' must be a non-empty list")
+            values = spec["choices"]
+        else:
+            low, high = spec["low"], spec["high"]
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+            if not numbers or not low < high:
+                raise ConfigError(f"{where}: a range needs numbers with low < high, got {low!r} .. {high!r}")
+            if spec.get("log") and low <= 0:
+                raise ConfigError(f"{where}: a log range must start above 0, got low {low!r}")
+            step = spec.get("step")
+            if step is not None and (
+                spec.get("log") or not isinstance(step, (int, float)) or not 0 < step <= high - low
+            ):
+                raise ConfigError(
+                    f"{where}: step {step!r} must be a number in (0, high - low] and not with log"
+                )
+            values = [low, high]
+        for value in values:
+            try:
+                base.updated(**{name: value})
+            except ConfigError as error:
+                raise ConfigError(f"{where}: the value {value!r} is not a valid setting ({error})") from None
 
 
 def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -131,6 +165,7 @@ def tune(
     name = dataset_name(dataset)
     base = resolve_config(model, dataset, name, preset, overrides, seed=seed, data_dir=data_dir)
     space = load_space(model, space_file)
+    check_space(space, base, space_file or f"the default space of {model}")
     if pack > 1 and not set(space) <= set(PACKABLE):
         raise ConfigError(
             f"--pack: trials train together only when they differ in {', '.join(PACKABLE)}; the space also "
