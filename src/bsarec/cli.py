@@ -3,6 +3,7 @@ analysis/). Commands that need an optional extra say which one to install."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -630,6 +631,13 @@ def main() -> None:
         app()
     except (DataError, ConfigError, MissingExtra, NonFiniteError) as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # a full disk, a read-only directory, a file gone: what and where, no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            reason += " (free some space; files written atomically were left as they were)"
+        typer.echo(f"error: {reason}{where}", err=True)
         sys.exit(2)
 
 

@@ -4,6 +4,7 @@ and model weights as safetensors."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -59,7 +60,22 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, default=_json_default) + "\n")
+    """Standard JSON: a NaN or infinite number (an undefined statistic) is written as null, which every JSON
+    reader accepts, never as the bare NaN that strict readers refuse."""
+    text = json.dumps(_finite_or_null(obj), indent=1, default=_json_default, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    if hasattr(value, "item") and not hasattr(value, "__len__"):  # a NumPy or torch scalar
+        return _finite_or_null(value.item())
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -22,8 +22,8 @@ def data():
 def test_short_training_beats_popularity(data):
     split = leave_one_out(data, max_len=20)
     popularity = evaluate(Popularity(split), split.test)
-    for model, loss in (("bsarec", "ce"), ("sasrec", "bce")):
-        rec = SequentialRecommender(model, epochs=6, alpha=0.7, c=5, loss=loss, **SMALL).fit(
+    for model, loss, own in (("bsarec", "ce", {"alpha": 0.7, "c": 5}), ("sasrec", "bce", {})):
+        rec = SequentialRecommender(model, epochs=6, loss=loss, **own, **SMALL).fit(
             data, progress=False
         )
         test = rec.metrics["test"]

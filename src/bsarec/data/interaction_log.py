@@ -252,11 +252,13 @@ def _parse_dates(column: pl.Series, name: str, path: Path, time_format: str | No
         first, second = (parts.struct.field(g).cast(pl.Int32) for g in ("1", "3"))
         day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
         if day_first == month_first:
+            sep = parts.struct.field("2")[0]  # the advice writes the file's own separator: 1.2.2024, 1/2/2024
+            day_month, month_day = f"%d{sep}%m{sep}%Y", f"%m{sep}%d{sep}%Y"
             raise DataError(
                 f"{path}: {name!r} values such as {column[0]!r} can be read day-first or month-first"
                 + (" and the file has both" if day_first else "")
-                + "; say which with --time-format '%d/%m/%Y' or '%m/%d/%Y' (with the time part if there is one,"
-                " e.g. '%d/%m/%Y %H:%M')"
+                + f"; say which with --time-format '{day_month}' or '{month_day}' (with the time part if there"
+                f" is one, e.g. '{day_month} %H:%M')"
             )
         day, month = ("1", "3") if day_first else ("3", "1")
         iso = pl.concat_str(

@@ -9,7 +9,8 @@ Endpoints
 `where` ({"category": ["shoes", "boots"]}) keeps the items that hold one of the values of each named item
 feature (a run trained with item features). `bsarec serve --new-items FILE` adds items that arrived after
 training, represented by their features (docs/item_features.md).
-- GET  /health           {"status": "ok"}
+- GET  /health           {"status": "ok"}, or 503 {"status": "not ready", "reason": ...} when the model cannot
+                         score (its item table holds NaN or infinite values); /recommend then answers 503
 - GET  /model            model, dataset, settings, item and user counts, the run's metrics and protocol
 OpenAPI docs at /docs. Every limit has a default and a flag: k, history length, batch size, request body
 bytes. Invalid input gets a 4xx naming the field (422 from the schemas, 413 for an oversize body, 411 for a
@@ -29,7 +30,7 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from bsarec.api import SequentialRecommender
 from bsarec.errors import ConfigError
@@ -46,6 +47,7 @@ class ServiceLimits:
 
 
 class RecommendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelled field ("wher") is an error, not ignored
     items: list[ItemId] = Field(description="the history, original item ids, oldest first")
     k: StrictInt = Field(10, ge=1, description="how many items to return")
     exclude_seen: StrictBool = Field(True, description="never return items of the history")
@@ -66,6 +68,7 @@ class Recommendation(BaseModel):
 
 
 class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     histories: list[list[ItemId]]
     k: StrictInt = Field(10, ge=1)
     exclude_seen: StrictBool = True
@@ -116,6 +119,7 @@ def create_app(
         rec.add_items(new_items)
     # as in training (a decayed Caser scores 9x faster); set for the whole process, which a worker owns
     torch.set_flush_denormal(rec.config.flush_denormal)
+    unready = _cannot_score(rec)
     # Scoring one history takes about a millisecond: the endpoints score on the event loop itself, one request
     # at a time per worker, instead of handing each request to a thread pool whose threads would fight over
     # the GIL and the cores. More throughput comes from more workers (processes).
@@ -164,8 +168,13 @@ def create_app(
         return None
 
     @app.get("/health")
-    def health() -> dict[str, str]:
+    def health():
+        if unready:
+            return JSONResponse(status_code=503, content={"status": "not ready", "reason": unready})
         return {"status": "ok"}
+
+    def not_ready() -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": f"the model cannot score: {unready}"})
 
     @app.get("/model")
     def model_info() -> dict[str, Any]:
@@ -173,6 +182,8 @@ def create_app(
 
     @app.post("/recommend", response_model=Recommendation)
     async def recommend(request: RecommendRequest):
+        if unready:
+            return not_ready()
         error = check(request.k, [request.items], batch=False)
         if error:
             return error
@@ -191,6 +202,8 @@ def create_app(
 
     @app.post("/recommend/batch", response_model=BatchResponse)
     async def recommend_batch(request: BatchRequest):
+        if unready:
+            return not_ready()
         if len(request.histories) > limits.max_batch:
             return _limit_error(
                 "histories", f"at most {limits.max_batch} histories, got {len(request.histories)}"
@@ -212,6 +225,22 @@ def create_app(
         return BatchResponse(results=[Recommendation(**asdict(r)) for r in results])
 
     return app
+
+
+def _cannot_score(rec: SequentialRecommender) -> str | None:
+    """Why the loaded model cannot score (None when it can): every item's vector and the scores of an empty
+    history must be finite, or every answer would be NaN."""
+    with torch.no_grad():
+        table = rec.model.item_embeddings
+        bad = (~torch.isfinite(table).all(dim=1)).nonzero().flatten().tolist()
+        if bad:
+            ids = [rec.dataset.item_ids[i] for i in bad[:3]]
+            return f"{len(bad)} items have NaN or infinite vectors (first: {', '.join(map(str, ids))})"
+        empty = torch.zeros(1, rec.config.max_len, dtype=torch.long)
+        scores = rec.model.encode(empty) @ table.T
+        if not bool(torch.isfinite(scores[:, 1:]).all()):
+            return "the scores of an empty history are NaN or infinite"
+    return None
 
 
 def app_from_environment() -> FastAPI:

@@ -12,6 +12,8 @@ and PyTorch must agree within `tolerance` on a batch of another size than the tr
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,13 @@ def export_run(
     )
     trace, check = _examples(n_items, max_len)
     names = ["ids", "scores"] if top_k else ["scores"]
+    _check_room(output, model)
+    # written into a hidden staging directory (with any external data file beside it) and moved into place
+    # once checked: an export that fails leaves nothing half-written
+    final = output
+    staging = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    staging.mkdir(exist_ok=True)
+    output = staging / final.name
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -107,15 +116,28 @@ def export_run(
                 scripted = torch.jit.trace(graph, (trace,), check_trace=False)
                 scripted.save(str(output))
                 got = _outputs(torch.jit.load(str(output))(check))
+        pairs = list(zip(got, expected, strict=True))
+        error = max(
+            float(np.max(np.abs(g[np.isfinite(e)] - e[np.isfinite(e)]), initial=0.0)) for g, e in pairs
+        )
+        same_inf = all(np.array_equal(np.isinf(g), np.isinf(e)) for g, e in pairs)
+        if error > tolerance or not same_inf:
+            raise ConfigError(
+                f"{final}: the exported graph differs from PyTorch by {error:.2e} (> {tolerance})"
+            )
+        for produced in staging.iterdir():
+            os.replace(produced, final.parent / produced.name)
+    except OSError:  # a full disk: the caller says so; nothing half-written is left
+        raise
+    except ConfigError:
+        raise
     except Exception as exc:  # an exporter that cannot handle the model says so, with its reason
         raise ConfigError(
             f"{rec.config.model} cannot be exported to {fmt}: {type(exc).__name__}: {exc}"
         ) from exc
-    pairs = list(zip(got, expected, strict=True))
-    error = max(float(np.max(np.abs(g[np.isfinite(e)] - e[np.isfinite(e)]), initial=0.0)) for g, e in pairs)
-    same_inf = all(np.array_equal(np.isinf(g), np.isinf(e)) for g, e in pairs)
-    if error > tolerance or not same_inf:
-        raise ConfigError(f"{output}: the exported graph differs from PyTorch by {error:.2e} (> {tolerance})")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    output = final
     meta = {
         "format": fmt,
         "file": output.name,
@@ -134,6 +156,19 @@ def export_run(
     }
     atomic_write_json(output.with_name(output.name + ".json"), meta)
     return {k: v for k, v in meta.items() if k != "item_ids"} | {"output": str(output)}
+
+
+def _check_room(output: Path, model: nn.Module) -> None:
+    """Refuse an export that cannot fit the disk before writing it: a writer that runs out of space can abort
+    the process (a C++ abort) instead of raising an error."""
+    if not output.parent.is_dir():
+        raise ConfigError(f"--output {output}: its directory {output.parent} does not exist")
+    needed = 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values()) + (1 << 20)
+    free = shutil.disk_usage(output.parent).free
+    if free < needed:
+        raise ConfigError(
+            f"{output}: {free / 2**20:.1f} MiB free on its disk, the export needs about {needed / 2**20:.1f} MiB"
+        )
 
 
 def load_metadata(path: str | Path) -> dict[str, Any]:

@@ -4,18 +4,24 @@ train state, every random generator the loop uses)."""
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from bsarec.distributed import ProcessGroup
+from bsarec.errors import DataError
 from bsarec.io import atomic_write_bytes, is_partial_write
 
 if TYPE_CHECKING:  # state.py imports this module
     from bsarec.training.state import TrainState
+
+log = logging.getLogger("bsarec")
 
 
 def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -61,8 +67,14 @@ class Checkpointer:
         )
 
     def latest(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-        """The newest complete checkpoint (tensors, state), or None. Temporary files and incomplete
-        checkpoints left by a process killed mid-write are removed (one trainer owns a run directory)."""
+        """The newest readable checkpoint (tensors, state), or None (see `newest`)."""
+        newest = self.newest()
+        return None if newest is None else newest[1:]
+
+    def newest(self) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The newest readable checkpoint (its JSON file, tensors, state), or None. A damaged one is named in
+        a warning and the one before it is used. Temporary files and incomplete checkpoints left by a process
+        killed mid-write are removed (one trainer owns a run directory)."""
         complete = self.complete()
         if self.directory.is_dir():
             for stale in self.directory.iterdir():
@@ -73,9 +85,12 @@ class Checkpointer:
             try:
                 state = json.loads(path.read_text())
                 tensors = load_safetensors(path.with_suffix(".safetensors").read_bytes())
-            except (ValueError, OSError):  # a damaged file: fall back to the one before
+                if not isinstance(state, dict):
+                    raise ValueError("not a JSON object")
+            except (ValueError, OSError, SafetensorError) as error:  # fall back to the one before
+                log.warning("checkpoint %s is damaged (%s); trying the one before it", path, error)
                 continue
-            return tensors, state
+            return path, tensors, state
         return None
 
 
@@ -167,13 +182,43 @@ class TrainingCheckpoints:
         )
 
     def restore_newest(self, device: str) -> bool:
-        """Load the newest complete checkpoint into model, optimizer, state and generators; False if none."""
-        saved = self.checkpointer.latest()
+        """Load the newest complete checkpoint into model, optimizer, state and generators; False if none.
+        A checkpoint that does not fit this run (another model's, or a position its history contradicts)
+        raises DataError naming it."""
+        saved = self.checkpointer.newest()
         if saved is None:
             return False
-        tensors, values = saved
-        self.model.load_state_dict(unprefixed("model.", tensors))
-        restore_optimizer(self.optimizer, tensors, values["optimizer_groups"])
-        restore_rng(tensors, self.generator, self.group)
-        self.state.load_state_dict(tensors, values, device, self.group)
+        path, tensors, values = saved
+        check_position(path, values)
+        try:
+            self.model.load_state_dict(unprefixed("model.", tensors))
+            restore_optimizer(self.optimizer, tensors, values["optimizer_groups"])
+            restore_rng(tensors, self.generator, self.group)
+            self.state.load_state_dict(tensors, values, device, self.group)
+        except (KeyError, ValueError, RuntimeError, TypeError) as error:
+            detail = " ".join(str(error).split())[:300]
+            raise DataError(
+                f"{path}: not a checkpoint of this run ({type(error).__name__}: {detail}); delete the "
+                "checkpoints directory to train the run from the start"
+            ) from None
         return True
+
+
+def check_position(path: Path, values: dict[str, Any]) -> None:
+    """A checkpoint's recorded position must be the one its file name gives, with one history record per
+    finished epoch: anything else was edited or belongs elsewhere."""
+    named = re.fullmatch(r"epoch(\d+)-batch(\d+)", path.stem)
+    history = values.get("history")
+    consistent = (
+        named is not None
+        and values.get("epoch") == int(named.group(1))
+        and values.get("batch") == int(named.group(2))
+        and isinstance(history, list)
+        and len(history) == values["epoch"]
+    )
+    if not consistent:
+        raise DataError(
+            f"{path}: its position (epoch {values.get('epoch')!r}, batch {values.get('batch')!r}, "
+            f"{len(history) if isinstance(history, list) else 'no'} epochs of history) does not match its name; "
+            "the checkpoint was edited or is damaged (delete it to resume from the one before)"
+        )
