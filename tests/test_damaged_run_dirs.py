@@ -63,7 +63,10 @@ DAMAGES = {
     "config wrong type": (edit_json("config.json", lambda c: {**c, "hidden_size": "big"}), "config.json"),
     "config unknown key": (edit_json("config.json", lambda c: {**c, "colour": 1}), "config.json"),
     "config other shape": (edit_json("config.json", lambda c: {**c, "hidden_size": 32}), "hidden_size is 32"),
-    "config lr edited": (edit_json("config.json", lambda c: {**c, "lr": 0.5}), "lr is 0.5, trained with 0.001"),
+    "config lr edited": (
+        edit_json("config.json", lambda c: {**c, "lr": 0.5}),
+        "lr is 0.5, trained with 0.001",
+    ),
     "dataset of another run": (other_dataset, "dataset: not the dataset this run was trained on"),
     "dataset same size, sequences swapped": (swapped_sequences, "dataset: not the dataset this run"),
     "identity not JSON": (write_bytes("identity.json", b"{"), "identity.json"),

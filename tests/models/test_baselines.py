@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from bsarec.config import RunConfig
-from bsarec.models import MODELS, build_model
+from bsarec.models import MODELS, build_model, model_parameters
 from bsarec.models.bert4rec import BERT4Rec
 from bsarec.models.caser import Caser
 from bsarec.models.fearec import FEARec, HybridAttention, band_projection, frequency_band
@@ -19,6 +19,7 @@ N_ITEMS, N_USERS, MAX_LEN = 40, 12, 10
 
 
 def small_model(name: str, **changes) -> torch.nn.Module:
+    changes = {k: v for k, v in changes.items() if k in model_parameters(name)}  # the model's own settings
     config = RunConfig(model=name, max_len=MAX_LEN, hidden_size=16, **changes)
     return build_model(name, N_ITEMS, config.model_settings(), n_users=N_USERS)
 

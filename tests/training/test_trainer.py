@@ -23,9 +23,7 @@ def test_short_training_beats_popularity(data):
     split = leave_one_out(data, max_len=20)
     popularity = evaluate(Popularity(split), split.test)
     for model, loss, own in (("bsarec", "ce", {"alpha": 0.7, "c": 5}), ("sasrec", "bce", {})):
-        rec = SequentialRecommender(model, epochs=6, loss=loss, **own, **SMALL).fit(
-            data, progress=False
-        )
+        rec = SequentialRecommender(model, epochs=6, loss=loss, **own, **SMALL).fit(data, progress=False)
         test = rec.metrics["test"]
         assert test["NDCG@10"] > 1.5 * popularity["NDCG@10"], (model, test, popularity)
         assert test["HR@10"] > popularity["HR@10"], model

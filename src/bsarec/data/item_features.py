@@ -381,11 +381,7 @@ def _categorical_reading(f: CategoricalField) -> dict[str, Any]:
 
 
 def _dense_reading(f: DenseField) -> dict[str, Any]:
-    if not f.standardised:
-        return {"read_as": "dense", "dimension": int(f.vectors.shape[1])}
-    raw = f.vectors[f.present, 0].astype(np.float64) * f.scale + f.shift
-    low, high = (float(raw.min()), float(raw.max())) if len(raw) else (None, None)
-    return {"read_as": "number", "min": low, "max": high}
+    return {"read_as": "dense", "dimension": int(f.vectors.shape[1])}
 
 
 def _layout_field(layout: ItemFeatures | None, name: str, kind: str | None, path: Path) -> Any:
@@ -397,7 +393,8 @@ def _layout_field(layout: ItemFeatures | None, name: str, kind: str | None, path
     if name not in fields:
         known = ", ".join(f"{n} ({_kind_of(f)})" for n, f in fields.items())
         one = "FIELD=FILE (e.g. --new-items " if path.suffix.lower() in (".json", ".npy") else ""
-        hint = f"; name its field with {one}{next(iter(fields))}={path.name})" if one else ""
+        fitting = [n for n, f in fields.items() if kind is None or _base_kind(f) == kind] or list(fields)
+        hint = f"; name its field with {one}{fitting[0]}={path.name})" if one else ""
         raise DataError(
             f"{path}: field {name!r} is not one the model was trained with (its fields: {known}){hint}"
         )
@@ -590,7 +587,12 @@ def read_item_table(
             vectors = {item: np.array([value]) for _, item, value in numbers}
             built = dense_field(column, vectors, dataset.n_items, 1, standardise=True, scaling=scaling)
             features.dense.append(built)
-            readings[column] = _dense_reading(built)
+            raw = [value for _, _, value in numbers]  # the range as written, not as float32 gives it back
+            readings[column] = {
+                "read_as": "number",
+                "min": min(raw, default=None),
+                "max": max(raw, default=None),
+            }
             without[column] = dataset.n_items - 1 - len(numbers)
             distinct = {value for _, _, value in numbers}
             if (
