@@ -168,3 +168,37 @@ def test_a_settings_file_with_unknown_names_is_named(tmp_path):
         ),
     ):
         resolve_config("bsarec", "synthetic", "synthetic", str(tmp_path / "preset.json"))
+
+
+@pytest.mark.parametrize(
+    ("model", "setting"),
+    [
+        ("tvrec", {"c": 9}),
+        ("tvrec", {"alpha": 0.5}),
+        ("tvrec", {"num_heads": 4}),
+        ("caser", {"num_layers": 3}),
+        ("sasrec", {"mask_ratio": 0.4}),
+        ("gru4rec", {"attn_dropout": 0.3}),
+    ],
+)
+def test_a_setting_the_model_does_not_use_is_refused(model, setting):
+    name = next(iter(setting))
+    with pytest.raises(ConfigError, match=rf"{name}: {model} does not use it"):
+        RunConfig(model=model, **setting)
+    assert RunConfig(model="wearec", alpha=0.5, num_heads=4).alpha == 0.5  # WEARec's own settings
+
+
+def test_max_len_has_an_upper_bound():
+    with pytest.raises(ConfigError, match="max_len: at most 2048"):
+        RunConfig(max_len=100_000)
+
+
+def test_a_preset_file_for_another_model_is_refused_and_names_the_default(tmp_path):
+    preset = tmp_path / "mine.json"
+    preset.write_text('{"settings": {"model": "sasrec", "lr": 0.002}}')
+    with pytest.raises(ConfigError, match="its settings are for 'sasrec', not 'bsarec'"):
+        resolve_config("bsarec", "LastFM", "LastFM", str(preset))
+    assert resolve_config(None, "LastFM", "LastFM", str(preset)).model == "sasrec"  # no -m: the file's model
+    assert resolve_config("sasrec", "LastFM", "LastFM", str(preset)).lr == 0.002
+    preset.write_bytes("\ufeff".encode() + b'{"lr": 0.003}')  # a byte order mark, as editors write it
+    assert resolve_config(None, "LastFM", "LastFM", str(preset)).lr == 0.003

@@ -125,3 +125,23 @@ def test_tune_packs_trials_and_never_evaluates_test(prepared, tmp_path, never_te
     assert len(list((out / "trials").iterdir())) == 5
     refused = runner.invoke(app, [*tune_args(prepared, tmp_path / "mixed", 2), "--pack", "2"])
     assert isinstance(refused.exception, ConfigError) and "num_heads" in str(refused.exception)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"lr": {"low": 0.01, "high": 0.001}}, "low < high"),
+        ({"lr": {"low": 0.0, "high": 0.01, "log": True}}, "a log range must start above 0"),
+        ({"c": {"choices": []}}, "'choices' must be a non-empty list"),
+        ({"alpha": {"low": 0.1, "high": 1.5}}, "the value 1.5 is not a valid setting"),
+        ({"num_basis": {"choices": [8]}}, "num_basis: bsarec does not use it"),
+        ({"alpha": {"low": 0.1, "high": 0.9, "step": 2}}, "step 2 must be"),
+        ({}, "expected a JSON object of settings"),
+    ],
+)
+def test_a_search_space_is_checked_whole_before_any_trial(prepared, tmp_path, spec, message):
+    (tmp_path / "space.json").write_text(json.dumps(spec))
+    out = tmp_path / "study"
+    result = runner.invoke(app, [*tune_args(prepared, out, 2), "--space", str(tmp_path / "space.json")])
+    assert isinstance(result.exception, ConfigError) and message in str(result.exception), result.output
+    assert not (out / "trials").exists()  # refused before the first trial

@@ -27,11 +27,12 @@ import numpy as np
 
 from bsarec.analysis.figures import pyplot, save_figure
 from bsarec.api import SequentialRecommender, fit_packed
-from bsarec.config import RunConfig, resolve_config
+from bsarec.config import MODEL_SETTINGS, RunConfig, resolve_config
 from bsarec.data.registry import dataset_name, resolve_dataset
 from bsarec.errors import ConfigError, NonFiniteError
 from bsarec.extras import require
 from bsarec.io import atomic_write_json, atomic_write_text
+from bsarec.models import model_parameters
 from bsarec.training.packed import PACKABLE
 
 log = logging.getLogger("bsarec")
@@ -104,6 +105,10 @@ def check_space(space: dict[str, dict[str, Any]], base: RunConfig, source: str) 
     range) a valid setting of the run it is tried in."""
     for name, spec in space.items():
         where = f"{source}: {name!r}"
+        if name in MODEL_SETTINGS and name not in model_parameters(base.model):
+            raise ConfigError(
+                f"{where}: {name}: {base.model} does not use it; searching it would change nothing"
+            )
         if "choices" in spec:
             if not isinstance(spec["choices"], list) or not spec["choices"]:
                 raise ConfigError(f"{where}: 'choices' must be a non-empty list")
