@@ -194,3 +194,12 @@ def test_a_mix_of_numbers_dates_and_inf_names_a_bad_line(write):
         DataError, match=":line 3: 'ts' value '01/13/2024 10:00' is not a number or a date-time"
     ):
         read_interaction_log(write("mixed.csv", text), kcore=1)
+
+
+def test_the_advice_for_ambiguous_dates_works_as_given(write):
+    path = write("dots.csv", "user,item,date\nu,a,01.02.2024\nu,b,02.01.2024\n")
+    with pytest.raises(DataError, match=r"--time-format '%d\.%m\.%Y' or '%m\.%d\.%Y'") as error:
+        read_interaction_log(path, kcore=1)
+    advised = str(error.value).split("--time-format '")[1].split("'")[0]
+    day_first = read_interaction_log(path, kcore=1, time_format=advised)  # the advice, taken as given
+    assert [day_first.item_ids[i] for i in day_first.sequences[0]] == ["b", "a"]
