@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -176,3 +177,146 @@ def test_any_request_body_gets_an_answer_never_a_500(client, path, body):
     response = client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
     assert response.status_code < 500, response.text
     assert response.headers["content-type"].startswith("application/json")
+
+
+LAYOUT_TABLE = "item,colour,price\na,red,1\nb,blue,2\n7,red,3\n"
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    path = tmp_path_factory.mktemp("layout") / "items.csv"
+    path.write_text(LAYOUT_TABLE)
+    return read_item_features(path, CATALOGUE)
+
+
+@FAST
+@given(
+    header=st.sampled_from(
+        [("item", "colour", "price"), ("item", "price"), ("item", "colour", "size"), ("id", "colour")]
+    ),
+    rows=st.lists(st.lists(CELL, min_size=1, max_size=3), max_size=5),
+)
+def test_any_new_items_file_is_read_in_the_trained_layout_or_refused(layout, header, rows):
+    text = "\n".join([",".join(header), *(",".join(row) for row in rows)]) + "\n"
+    path = write(text, ".csv")
+    try:
+        ids = [r[0].strip() for r in rows]
+        arrivals = SequenceDataset([], [], [None, *dict.fromkeys(i for i in ids if i)])
+        new = read_item_features(path, arrivals, layout=layout)
+    except DataError as error:
+        assert str(path) in str(error)
+    else:  # only the model's fields, of the model's kinds, with values its arithmetic can carry
+        assert set(new.names) <= set(layout.names) and set(header[1:]) <= set(layout.names)
+        for field in new.dense:
+            assert field.standardised and np.isfinite(field.vectors).all()
+            assert (field.shift, field.scale) == (layout.dense[0].shift, layout.dense[0].scale)
+            assert np.abs(field.vectors).max(initial=0) <= 1e6
+    finally:
+        path.unlink()
+
+
+@FAST
+@given(
+    matrix=st.lists(
+        st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=3),
+        min_size=1,
+        max_size=4,
+    ),
+    ids=st.lists(st.sampled_from(["a", "b", "7", "", " ", "zz", "a"]), min_size=1, max_size=4),
+    named=st.booleans(),
+)
+def test_any_vectors_file_is_read_or_refused_with_the_file_named(matrix, ids, named):
+    width = len(matrix[0])
+    array = np.array([row[:width] + [0.0] * (width - len(row)) for row in matrix], dtype=np.float64)
+    folder = Path(tempfile.mkdtemp())
+    np.save(folder / "emb.npy", array)
+    (folder / "emb.ids.txt").write_text("\n".join(ids) + "\n")
+    try:
+        features = read_item_features(
+            f"text={folder / 'emb.npy'}" if named else folder / "emb.npy", CATALOGUE
+        )
+    except DataError as error:
+        assert str(folder) in str(error)
+    else:
+        (field,) = features.dense
+        assert field.name == ("text" if named else "emb") and np.isfinite(field.vectors).all()
+        assert np.abs(array).max() <= 1e6 and len(ids) == len(array)
+    finally:
+        shutil.rmtree(folder)
+
+
+PREPARED_FILES = ("sequences.npz", "id_maps.json", "dataset.json")
+
+
+@FAST
+@given(
+    damage=st.dictionaries(
+        st.sampled_from(PREPARED_FILES),
+        st.one_of(
+            st.binary(max_size=40),
+            st.sampled_from([b"{}", b"[]", b'{"users": [], "items": [null]}', b"null"]),
+        ),
+        max_size=3,
+    ),
+    missing=st.sets(st.sampled_from(PREPARED_FILES), max_size=2),
+)
+def test_any_prepared_directory_is_loaded_or_refused_with_the_file_named(damage, missing):
+    folder = Path(tempfile.mkdtemp())
+    SequenceDataset([np.array([1, 2, 3]), np.array([2, 3])], ["u", "v"], [None, "a", "b", "c"]).save(folder)
+    for name, content in damage.items():
+        (folder / name).write_bytes(content)
+    for name in missing:
+        (folder / name).unlink()
+    try:
+        data = SequenceDataset.load(folder)
+    except DataError as error:
+        assert str(folder) in str(error)
+    else:  # what loads is a consistent dataset
+        assert all(len(s) == 0 or (s.min() >= 1 and s.max() < data.n_items) for s in data.sequences)
+        assert len(data.sequences) == len(data.user_ids) and data.item_ids[0] is None
+    finally:
+        shutil.rmtree(folder)
+
+
+RUN_FILES = ("config.json", "identity.json", "metrics.json", "model.safetensors", "dataset/id_maps.json")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    name=st.sampled_from(RUN_FILES),
+    cut=st.integers(0, 400),
+    noise=st.binary(min_size=0, max_size=8),
+)
+def test_any_damaged_run_is_loaded_or_refused_with_the_file_named(tiny_run, name, cut, noise):
+    from bsarec import SequentialRecommender
+    from bsarec.errors import NonFiniteError
+
+    folder = Path(tempfile.mkdtemp()) / "run"
+    shutil.copytree(tiny_run, folder)
+    original = (folder / name).read_bytes()
+    (folder / name).write_bytes(original[:cut] + noise + original[cut + len(noise) :])
+    try:
+        rec = SequentialRecommender.load(folder)
+    except (DataError, ConfigError, NonFiniteError) as error:
+        assert str(folder) in str(error)
+    else:  # a change that kept the run whole: it scores as the run does
+        assert len(rec.recommend(items=["c00-i01"], k=3).items) == 3
+    finally:
+        shutil.rmtree(folder.parent)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    path=st.sampled_from(["/recommend", "/recommend/batch"]),
+    body=st.dictionaries(
+        st.sampled_from(["items", "histories", "k", "where", "allow", "deny", "wher", "exclude_seen"]),
+        st.one_of(
+            JSON_VALUES, st.dictionaries(st.sampled_from(["colour", "size", ""]), JSON_VALUES, max_size=2)
+        ),
+    ),
+)
+def test_any_request_with_the_new_fields_gets_an_answer_never_a_500(client, path, body):
+    response = client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
+    assert response.status_code < 500, response.text
+    if "wher" in body:  # an unknown field is never ignored
+        assert response.status_code == 422

@@ -129,7 +129,7 @@ class SequenceDataset:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 flat, offsets = npz["items"], npz["offsets"]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise DataError(f"{path}: not a sequences file of a prepared dataset ({error})") from None
         maps, info = _read_object(directory / ID_MAPS_FILE), _read_object(directory / INFO_FILE)
         users, items = maps.get("users"), maps.get("items")

@@ -215,7 +215,7 @@ class ItemFeatures:
                 )
                 for i, d in enumerate(spec["dense"])
             ]
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
             raise DataError(f"{directory}: damaged item features ({error!r})") from None
         for f in categorical:
             ok = (
