@@ -29,6 +29,13 @@ def partial_files(directory):
     return [p.name for p in directory.rglob("*") if p.name.endswith(".tmp") or ".tmp" in p.name]
 
 
+@pytest.fixture(autouse=True)
+def ieee_floats():
+    """The service sets the process's denormal mode for its worker; later tests (Hypothesis) need IEEE floats."""
+    yield
+    torch.set_flush_denormal(False)
+
+
 @pytest.fixture(scope="module")
 def data():
     return generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=2)
@@ -127,7 +134,6 @@ def featured_run(tmp_path_factory, data):
 
 def test_requests_that_cannot_be_answered_as_asked_get_a_422_with_the_reason(featured_run):
     client = TestClient(create_app(featured_run, threads=None))
-    torch.set_flush_denormal(False)
     misspelled = client.post("/recommend", json={"items": ["c00-i01"], "wher": {"cluster": ["c01"]}})
     assert misspelled.status_code == 422 and "wher" in misspelled.text
     empty_allow = client.post("/recommend", json={"items": ["c00-i01"], "allow": []})
@@ -148,12 +154,51 @@ def test_health_says_not_ready_when_the_model_cannot_score(tiny_run, monkeypatch
         broken.model.item_embeddings[3] = float("nan")
     monkeypatch.setattr(service.SequentialRecommender, "load", classmethod(lambda cls, *a, **k: broken))
     client = TestClient(create_app(tiny_run, threads=None))
-    torch.set_flush_denormal(False)
     health = client.get("/health")
     assert health.status_code == 503 and health.json()["status"] == "not ready"
     assert "1 items have NaN or infinite vectors" in health.json()["reason"]
     assert client.post("/recommend", json={"items": []}).status_code == 503
     assert TestClient(create_app(tiny_run, threads=None)).get("/health").status_code == 503
     monkeypatch.undo()
-    torch.set_flush_denormal(False)
     assert TestClient(create_app(tiny_run, threads=None)).get("/health").json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("command", ["train", "recommend", "export"])
+def test_the_commands_report_a_full_disk_in_one_line(tiny_run, data, tmp_path, monkeypatch, capsys, command):
+    from bsarec.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    data.save(tmp_path / "prepared")
+    pl.DataFrame({"items": ["c00-i01"]}).write_parquet(tmp_path / "hist.parquet")
+    argv = {
+        "train": [
+            "train",
+            "-d",
+            str(tmp_path / "prepared"),
+            "--epochs",
+            "1",
+            "--output",
+            str(tmp_path / "new"),
+        ],
+        "recommend": [
+            "recommend",
+            str(run),
+            "--input",
+            str(tmp_path / "hist.parquet"),
+            "--output",
+            str(tmp_path / "r.parquet"),
+        ],
+        "export": ["export", str(run), "--format", "torchscript"],
+    }[command]
+    monkeypatch.setattr("bsarec.io.os.fsync", no_space)
+    monkeypatch.setattr("pyarrow.parquet.ParquetWriter.write_table", no_space)
+    monkeypatch.setattr(torch.jit.ScriptModule, "save", no_space)
+    monkeypatch.setattr(
+        "sys.argv", ["bsarec", *argv, "--no-progress"] if command != "export" else ["bsarec", *argv]
+    )
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "error: No space left on device" in err and "Traceback" not in err
+    assert partial_files(tmp_path) == [] and not (tmp_path / "r.parquet").exists()

@@ -160,10 +160,20 @@ class SequentialRecommender:
             if resume and run is not None and ItemFeatures.saved_in(run.item_features_dir):
                 item_features = ItemFeatures.load(run.item_features_dir)
             elif item_features is None and config.item_features:
-                item_features = resolve_item_features(config.item_features, dataset, config.data_dir)
+                item_features = resolve_item_features(
+                    config.item_features, dataset, config.data_dir, check=False
+                )
             if item_features is not None and config.item_features is None:  # config.json names the files
                 files = [f["file"] for f in item_features.report.get("files", [])]
                 self.config = config = config.updated(item_features=",".join(files) or "given to fit()")
+            if item_features is not None and item_features.catalogue not in (
+                None,
+                dataset.item_ids_fingerprint(),
+            ):
+                raise DataError(
+                    f"item features read for another catalogue than {dataset.name}'s (its item ids differ); read "
+                    "them for this dataset"
+                )
             if item_features is not None and item_features.n_items != dataset.n_items:
                 raise DataError(
                     f"item features for {item_features.n_items - 1} items, but {dataset.name} has {dataset.n_items - 1}"
@@ -176,6 +186,11 @@ class SequentialRecommender:
                 run.check_identity(dataset.fingerprint(), features_id, config.to_dict())
             self._split = self._make_split(dataset)
             if len(self._split.train_targets) == 0:
+                if config.cold_items:
+                    raise DataError(
+                        f"{dataset.name}: cold_items {config.cold_items} withholds every item a training sample "
+                        "could hold, so there is nothing to train on; withhold fewer items"
+                    )
                 raise DataError(
                     f"{dataset.name}: no user has 3 or more items, so there is nothing to train on "
                     "(the last two items of each user are the validation and test targets)"

@@ -186,7 +186,7 @@ def train(
     features = None
     if config.item_features:
         options = _feature_options(item_id_col, categorical, multi_separator)
-        features = resolve_item_features(config.item_features, data, config.data_dir, **options)
+        features = resolve_item_features(config.item_features, data, config.data_dir, check=False, **options)
     output = output or Path("runs") / f"{config.model}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rec = SequentialRecommender(config=config).fit(
         data, run_dir=output, progress=progress and main_process, overwrite=overwrite, item_features=features

@@ -840,11 +840,15 @@ def read_all_item_features(paths: list[str | Path], dataset: SequenceDataset, **
 
 
 def resolve_item_features(
-    spec: str, dataset: SequenceDataset, data_dir: str | Path | None = None, **options: Any
+    spec: str,
+    dataset: SequenceDataset,
+    data_dir: str | Path | None = None,
+    check: bool = True,
+    **options: Any,
 ) -> ItemFeatures:
     """The `item_features` setting: files, comma-separated; "attributes" is the S3-Rec attribute file of a
-    registered dataset (found or downloaded like the dataset, checksum checked). The result is checked as
-    training and `data prepare` need it (`check_matched`)."""
+    registered dataset (found or downloaded like the dataset, checksum checked). With `check`, the result is
+    checked as training and `data prepare` need it (`check_matched`; `fit` checks what it is given itself)."""
     paths: list[str | Path] = []
     for part in (p.strip() for p in spec.split(",")):
         if part == "attributes":
@@ -852,7 +856,8 @@ def resolve_item_features(
         elif part:
             paths.append(part)
     features = read_all_item_features(paths, dataset, **options)
-    check_matched(features, dataset.name)
+    if check:
+        check_matched(features, dataset.name)
     return features
 
 
