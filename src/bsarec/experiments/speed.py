@@ -70,6 +70,35 @@ def straightforward_evaluate(model, evalset, batch: int = 256) -> dict[str, floa
     return metrics_from_ranks(torch.cat(ranks))
 
 
+# matrix products of the shapes a BSARec step on Beauty runs (rows = batch x positions), and one large square
+PEAK_SHAPES = ((2048, 2048, 2048), (12800, 64, 256), (12800, 256, 64), (12800, 64, 64), (256, 64, 12102))
+
+
+def matmul_peak(dtype: torch.dtype = torch.float32, repeats: int = 5, seconds: float = 0.3) -> dict[str, Any]:
+    """This machine's matrix-product throughput in GFLOP/s for `dtype` at the current thread count: the best
+    of `repeats` timings of each of PEAK_SHAPES (each timing runs the product for about `seconds`). Its
+    maximum is the practical limit a training step's GFLOP/s is measured against."""
+    by_shape = {}
+    for m, k, n in PEAK_SHAPES:
+        a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+        a @ b  # warm-up: the library picks its kernel
+        started = time.perf_counter()
+        a @ b
+        reps = max(1, int(seconds / max(time.perf_counter() - started, 1e-6)))
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for _ in range(reps):
+                a @ b
+            best = min(best, (time.perf_counter() - started) / reps)
+        by_shape[f"{m}x{k}x{n}"] = 2 * m * k * n / best / 1e9
+    return {
+        "dtype": str(dtype).removeprefix("torch."),
+        "gflop_per_s": by_shape,
+        "peak": max(by_shape.values()),
+    }
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
