@@ -202,3 +202,11 @@ def test_a_preset_file_for_another_model_is_refused_and_names_the_default(tmp_pa
     assert resolve_config("sasrec", "LastFM", "LastFM", str(preset)).lr == 0.002
     preset.write_bytes("\ufeff".encode() + b'{"lr": 0.003}')  # a byte order mark, as editors write it
     assert resolve_config(None, "LastFM", "LastFM", str(preset)).lr == 0.003
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it(monkeypatch):
+    monkeypatch.setattr("bsarec.config.cpu", lambda: {"model": "x", "bf16": True})
+    assert RunConfig(precision="auto").precision == "bf16"
+    monkeypatch.setattr("bsarec.config.cpu", lambda: {"model": "x", "bf16": False})
+    config = RunConfig(precision="auto")
+    assert config.precision == "fp32" and config.to_dict()["precision"] == "fp32"  # recorded as resolved
