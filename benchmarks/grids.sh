@@ -104,12 +104,9 @@ case "${1:-}" in
     # ids + features with the id part of half the items left out at each step (DropoutNet's idea)
     grid -d $data -m bsarec $cold --set item_features=attributes --set id_dropout=0.5 \
       --output $RESULTS/cold_start/$data/ids_features_id_dropout ;;
-  precision-lastfm)  # BSARec with bf16 autocast against fp32 (the paper grid's BSARec cells), 3 seeds
-    grid -d LastFM -m bsarec --set precision=bf16 --seeds 42,43,44 --runs benchmarks/runs/precision \
-      --output $RESULTS/precision/LastFM_bf16 ;;
-  precision-lastfm-models)  # the same for SASRec, TV-Rec and WEARec (the accuracy gate of a bf16 default)
-    grid -d LastFM -m sasrec,tvrec,wearec --set precision=bf16 --seeds $(seeds 42,43,44) \
-      --runs benchmarks/runs/precision --output $RESULTS/precision/LastFM_bf16_models ;;
+  precision-lastfm)  # bf16 autocast against fp32 (the paper grid's cells): the accuracy gate of a bf16 default
+    grid -d LastFM -m bsarec,sasrec,tvrec,wearec --set precision=bf16 --seeds $(seeds 42,43,44) \
+      --runs benchmarks/runs/precision_bf16 --output $RESULTS/precision/LastFM_bf16 ;;
   frontier-max-len-lastfm)  # TV-Rec and WEARec at max_len 200 (--preset best's window for BSARec on LastFM), their
     # released settings otherwise: the successors at the window BSARec was given
     grid -d LastFM -m tvrec,wearec --set max_len=200 --seeds $(seeds 42,43,44) --runs benchmarks/runs/frontier_max_len \
@@ -122,8 +119,7 @@ case "${1:-}" in
       "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|studies-padding|studies-patience|studies-lr|" \
       "studies-dropout|" \
       "frontier-sports-yelp|frontier-max-len-lastfm|best-lastfm|" \
-      "item-features-lastfm|item-features-beauty|cold-start-lastfm|cold-start-beauty|precision-lastfm|" \
-      "precision-lastfm-models" >&2
+      "item-features-lastfm|item-features-beauty|cold-start-lastfm|cold-start-beauty|precision-lastfm" >&2
     exit 2 ;;
 esac
 }

@@ -8,20 +8,34 @@ import torch
 import torch.nn.functional as F
 
 
+def _bf16_products(device: torch.device) -> bool:
+    """Whether the step runs under bf16 autocast: the loss's matrix products then run in bf16 as every other
+    product of the step does (4.5x the fp32 throughput on a CPU with bf16 instructions,
+    benchmarks/results/matmul_peak.md); the softmax itself always runs in fp32."""
+    return torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(device.type) == torch.bfloat16
+
+
 class _SoftmaxCrossEntropy(torch.autograd.Function):
     """mean_b [logsumexp_v(h_b · W_v) - h_b · W_target]; the probabilities computed in the forward pass are
-    kept and turned into the gradient in place, so the (B, V) logits are materialised once, not four times."""
+    kept and turned into the gradient in place, so the (B, V) logits are materialised once, not four times.
+    The logits, softmax and probabilities are fp32; under bf16 autocast the three products (logits, and the
+    two gradients) take bf16 inputs, as autocast's own linear layers do."""
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         ctx.dtypes = h.dtype, table.dtype
-        with torch.autocast(h.device.type, enabled=False):  # the softmax always runs in fp32
-            h, table = h.float(), table.float()
-            probs = h @ table.T
+        product_dtype = torch.bfloat16 if _bf16_products(h.device) else torch.float32
+        with torch.autocast(h.device.type, enabled=False):
+            h, table = h.to(product_dtype), table.to(product_dtype)
+            probs = (h @ table.T).float()
+            if product_dtype == torch.float32:
+                target_logit = (h * table[targets]).sum(1)
+            else:  # the logit the softmax saw (a bf16 elementwise sum would round more)
+                target_logit = probs.gather(1, targets[:, None]).squeeze(1)
             row_max = probs.amax(1, keepdim=True)
             probs.sub_(row_max).exp_()
             total = probs.sum(1, keepdim=True)
-            loss = (total.log() + row_max).squeeze(1) - (h * table[targets]).sum(1)
+            loss = (total.log() + row_max).squeeze(1) - target_logit
             probs.div_(total)
         ctx.save_for_backward(h, table, targets, probs)
         return loss.mean()
@@ -33,7 +47,8 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
         with torch.autocast(h.device.type, enabled=False):
             probs[torch.arange(len(targets), device=targets.device), targets] -= 1.0
             probs.mul_(grad.float() / len(targets))
-            grad_h, grad_table = probs @ table, probs.T @ h
+            weights = probs.to(h.dtype)
+            grad_h, grad_table = weights @ table, weights.T @ h
         return grad_h.to(ctx.dtypes[0]), grad_table.to(ctx.dtypes[1]), None
 
 
@@ -42,8 +57,10 @@ def softmax_cross_entropy(h: torch.Tensor, table: torch.Tensor, targets: torch.T
     torch.func transforms (packed runs, training/packed.py) the plain form runs: a fused autograd.Function
     cannot be vmapped."""
     if torch._C._are_functorch_transforms_active():
+        product_dtype = torch.bfloat16 if _bf16_products(h.device) else torch.float32
         with torch.autocast(h.device.type, enabled=False):
-            return F.cross_entropy(h.float() @ table.float().T, targets)
+            logits = (h.to(product_dtype) @ table.to(product_dtype).T).float()
+            return F.cross_entropy(logits, targets)
     return _SoftmaxCrossEntropy.apply(h, table, targets)
 
 
