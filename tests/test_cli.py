@@ -1,4 +1,7 @@
 import json
+import re
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -121,9 +124,16 @@ def test_data_info_and_prepare(tmp_path):
         app, ["data", "prepare", str(log), "--output", str(tmp_path / "prep"), "--kcore", "2"]
     )
     assert result.exit_code == 0, result.output
-    assert "users            6" in result.stdout and "prepared in" in result.stdout  # a readable summary
+    assert re.search(r"users\s+6\n", result.stdout) and "prepared in" in result.stdout  # a readable summary
     result = runner.invoke(app, ["data", "info", str(tmp_path / "prep")])
-    assert result.exit_code == 0 and "interactions     30" in result.output and "sparsity" in result.output
+    assert (
+        result.exit_code == 0
+        and re.search(r"interactions\s+30\n", result.output)
+        and "sparsity" in result.output
+    )
+    assert "how it was read:" in result.output and "{" not in result.output  # no raw JSON
+    as_json = runner.invoke(app, ["data", "info", str(tmp_path / "prep"), "--json"])
+    assert json.loads(as_json.stdout)["interactions"] == 30
 
 
 def test_bad_input_gives_a_clear_error_and_exit_code_2(tmp_path):
@@ -456,3 +466,41 @@ def test_serve_refuses_a_damaged_run_before_starting(run_dir, tmp_path):
     (damaged / "model.safetensors").write_bytes(b"not weights")
     result = runner.invoke(app, ["serve", str(damaged)])
     assert isinstance(result.exception, DataError) and "model.safetensors" in str(result.exception)
+
+
+def test_a_redirected_training_log_has_plain_lines_and_no_carriage_returns(tmp_path):
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=1)
+    data.save(tmp_path / "prepared")
+    with open(tmp_path / "train.log", "w") as log:  # not a terminal: no bar, even without --no-progress
+        proc = subprocess.run(
+            [sys.executable, "-m", "bsarec", "train", "-m", "sasrec", "-d", str(tmp_path / "prepared")]
+            + [
+                "--set",
+                "hidden_size=16",
+                "--set",
+                "max_len=10",
+                "--epochs",
+                "2",
+                "--output",
+                str(tmp_path / "run"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    text = (tmp_path / "train.log").read_text()
+    assert proc.returncode == 0, text
+    assert "\r" not in text and "epoch 0 loss" in text and "epoch 1 loss" in text
+
+
+def test_a_long_epoch_without_a_bar_reports_every_interval(monkeypatch, caplog, tmp_path):
+    from bsarec import SequentialRecommender
+    from bsarec.training import trainer
+
+    monkeypatch.setattr(trainer, "REPORT_SECONDS", 0.0)  # every batch counts as a long wait
+    data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=1)
+    with caplog.at_level("INFO", logger="bsarec"):
+        SequentialRecommender("sasrec", hidden_size=16, max_len=10, epochs=1, batch_size=64).fit(
+            data, progress=False
+        )
+    lines = [r.getMessage() for r in caplog.records if "batches, loss" in r.getMessage()]
+    assert lines and lines[0].startswith("epoch 0: 1 of ") and "samples/s" in lines[0]

@@ -84,6 +84,12 @@ def _feature_options(item_id_col: str | None, categorical: list[str], multi_sepa
     return {"id_column": item_id_col, "categorical": tuple(categorical), "multi_separator": multi_separator}
 
 
+def _bars(progress: bool) -> bool:
+    """Progress bars only where someone watches them: on a terminal. Redirected to a file, a bar would write a
+    carriage-return fragment per redraw; training logs a plain line per epoch (and every 30 s) instead."""
+    return progress and sys.stderr.isatty()
+
+
 def _print_metrics(title: str, metrics: dict[str, float]) -> None:
     typer.echo(f"{title}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
@@ -132,7 +138,9 @@ def train(
         "such as --threads, --device, --set checkpoint_steps=N may change)",
     ),
     overwrite: bool = typer.Option(False, help="replace the run already in --output (never other files)"),
-    progress: bool = typer.Option(True, help="show a progress bar"),
+    progress: bool = typer.Option(
+        True, help="show a progress bar (on a terminal; a redirected log gets plain lines instead)"
+    ),
     nproc: int = typer.Option(
         1, help="processes to train with (DistributedDataParallel through torchrun; gloo on CPU, nccl on GPU)"
     ),
@@ -157,7 +165,7 @@ def train(
             )
         given_runtime = {name: value for name, value in runtime.items() if value is not None}  # beat --set
         rec = SequentialRecommender.resume(
-            resume, progress=progress and main_process, **{**overrides, **given_runtime}
+            resume, progress=_bars(progress) and main_process, **{**overrides, **given_runtime}
         )
         leave_process_group()
         if main_process:
@@ -189,7 +197,11 @@ def train(
         features = resolve_item_features(config.item_features, data, config.data_dir, check=False, **options)
     output = output or Path("runs") / f"{config.model}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rec = SequentialRecommender(config=config).fit(
-        data, run_dir=output, progress=progress and main_process, overwrite=overwrite, item_features=features
+        data,
+        run_dir=output,
+        progress=_bars(progress) and main_process,
+        overwrite=overwrite,
+        item_features=features,
     )
     leave_process_group()
     if main_process:
@@ -244,7 +256,7 @@ def recommend(
     chunk_rows: int = typer.Option(10_000, min=1, help="histories per chunk (bounds memory)"),
     k: int = typer.Option(10, "-k", "--k", min=1, help="how many items"),
     include_seen: bool = typer.Option(False, help="allow items of the history in the result"),
-    progress: bool = typer.Option(True, help="show a progress bar (batch scoring)"),
+    progress: bool = typer.Option(True, help="show a progress bar (batch scoring, on a terminal)"),
     new_items: Path | None = typer.Option(
         None, help="a features file of items that arrived after training: recommend them from their features"
     ),
@@ -275,7 +287,7 @@ def recommend(
             items_col,
             id_col,
             chunk_rows,
-            progress=progress,
+            progress=_bars(progress),
             where=conditions,
         )
         typer.echo(json.dumps({"output": str(output), **counts}))
@@ -550,19 +562,36 @@ def data_info(
     time_col: str | None = typer.Option(None, help="timestamp column of a raw log (default: detected)"),
     separator: str | None = typer.Option(None, help="separator of a raw CSV/TSV log (default: detected)"),
     time_format: str | None = typer.Option(None, help="form of a raw log's date-times (default: detected)"),
+    as_json: bool = typer.Option(False, "--json", help="print the statistics and report as JSON"),
 ) -> None:
-    """Users, items, interactions, mean/median length and sparsity."""
+    """Users, items, interactions, mean/median length and sparsity, and how the data was read."""
     columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col}
     columns |= {"separator": separator, "time_format": time_format}
     data = resolve_dataset(dataset, str(data_dir) if data_dir else None, kcore=kcore, **columns)
+    if as_json:
+        typer.echo(json.dumps({**data.stats(), "report": data.report}, indent=1))
+        return
     _echo_stats(data)
 
 
 def _echo_stats(data) -> None:
+    """A dataset's statistics and its reading report as aligned lines (nested values as dotted keys)."""
     for key, value in data.stats().items():
-        typer.echo(f"{key:16s} {value:.6g}" if isinstance(value, float) else f"{key:16s} {value}")
+        typer.echo(f"{key:22s} {value:.6g}" if isinstance(value, float) else f"{key:22s} {value}")
     if data.report:
-        typer.echo("report           " + json.dumps(data.report))
+        typer.echo("how it was read:")
+        for key, value in _flat(data.report):
+            typer.echo(f"  {key:20s} {value}")
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            rows += _flat(value, f"{prefix}{key}.")
+        else:
+            rows.append((f"{prefix}{key}", ", ".join(map(str, value)) if isinstance(value, list) else value))
+    return rows
 
 
 @data_app.command("prepare")

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the run directory layer sits above training
     from bsarec.run_dir import RunDir
 
 log = logging.getLogger("bsarec")
+REPORT_SECONDS = 30.0  # how often a long epoch without a progress bar logs a line
 
 
 @dataclass
@@ -225,6 +226,7 @@ def train_epoch(
     )  # summed on the device: no sync per step
     starts = range(state.batch * batch_size, n_samples, batch_size)
     bar = tqdm(starts, desc=f"epoch {state.epoch}", leave=False, disable=not progress, unit="batch")
+    reported = started  # without a bar, a long epoch says how it goes every REPORT_SECONDS
     for start in bar:
         index = state.order[start : start + batch_size]
         rows = group.bounds(len(index))  # the whole batch in a single process
@@ -242,6 +244,16 @@ def train_epoch(
             bar.set_postfix(
                 loss=f"{total_loss.item() / state.seen:.4f}",
                 samples_per_s=f"{state.seen / (time.perf_counter() - started):.0f}",
+            )
+        elif not progress and group.is_main and time.perf_counter() - reported >= REPORT_SECONDS:
+            reported = time.perf_counter()
+            log.info(
+                "epoch %d: %d of %d batches, loss %.4f (%.0f samples/s)",
+                state.epoch,
+                state.batch + 1,
+                -(-n_samples // batch_size),
+                total_loss.item() / state.seen,
+                state.seen / (reported - started + earlier_seconds),
             )
         state.batch += 1
         if (
