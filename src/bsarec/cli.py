@@ -18,7 +18,7 @@ import typer
 from bsarec.analysis.report import analyze as run_analysis
 from bsarec.api import SequentialRecommender
 from bsarec.config import parse_overrides, resolve_config
-from bsarec.data.item_features import reading_table, resolve_item_features
+from bsarec.data.item_features import reading_table, resolve_item_features, split_field_name
 from bsarec.data.prepared import FEATURES_DIR, check_output, save_prepared
 from bsarec.data.registry import dataset_name, resolve_dataset
 from bsarec.distributed import leave_process_group
@@ -334,10 +334,18 @@ def serve(
     new_items: Path | None = typer.Option(
         None, help="a features file of items that arrived after training: serve them from their features"
     ),
+    api_key_env: str | None = typer.Option(
+        None,
+        help="require 'Authorization: Bearer KEY' on every endpoint but /health, KEY read from this environment "
+        "variable",
+    ),
 ) -> None:
-    """Serve top-k recommendations over HTTP (FastAPI + Uvicorn); OpenAPI docs at /docs."""
+    """Serve top-k recommendations over HTTP (FastAPI + Uvicorn); OpenAPI docs at /docs, Prometheus metrics at
+    /metrics."""
     require_extra("serve", "bsarec serve")
     uvicorn = require("uvicorn", "serve", "bsarec serve")
+    if api_key_env is not None and not os.environ.get(api_key_env):
+        raise ConfigError(f"--api-key-env {api_key_env}: that environment variable is not set or empty")
     checked = SequentialRecommender.load(run_dir)  # a damaged run is refused here, not in a worker
     if new_items is not None:  # so is a bad features file
         typer.echo(json.dumps(checked.add_items(new_items)), err=True)
@@ -348,12 +356,19 @@ def serve(
         "MAX_HISTORY": max_history,
         "MAX_BATCH": max_batch,
         "MAX_BODY_BYTES": max_body_bytes,
-        "NEW_ITEMS": str(new_items.resolve()) if new_items is not None else "",
+        "NEW_ITEMS": _absolute_features(new_items) if new_items is not None else "",
+        "API_KEY_ENV": api_key_env or "",
     }
     os.environ.update({f"BSAREC_SERVE_{k}": str(v) for k, v in settings.items()})
     uvicorn.run(
         "bsarec.serving.app:app_from_environment", factory=True, host=host, port=port, workers=workers
     )
+
+
+def _absolute_features(spec: Path) -> str:
+    """A features file as an absolute path for the workers (which may start elsewhere), keeping FIELD=."""
+    name, path = split_field_name(spec)
+    return f"{name}={path.resolve()}" if name else str(path.resolve())
 
 
 @app.command()

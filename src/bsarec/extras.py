@@ -8,7 +8,7 @@ from types import ModuleType
 from bsarec.errors import MissingExtra
 
 EXTRAS = {
-    "serve": ("fastapi", "uvicorn"),
+    "serve": ("fastapi", "uvicorn", "prometheus_client"),
     "export": ("onnx", "onnxruntime", "onnxscript"),
     "analysis": ("matplotlib", "optuna"),
 }

@@ -12,6 +12,10 @@ training, represented by their features (docs/item_features.md).
 - GET  /health           {"status": "ok"}, or 503 {"status": "not ready", "reason": ...} when the model cannot
                          score (its item table holds NaN or infinite values); /recommend then answers 503
 - GET  /model            model, dataset, settings, item and user counts, the run's metrics and protocol
+- GET  /metrics          Prometheus metrics of this worker: requests and errors by endpoint and status, a latency
+                         histogram, the model and engine served
+With `api_key` (`bsarec serve --api-key-env NAME`), every endpoint but /health requires
+`Authorization: Bearer <key>`, compared in constant time; anything else gets a 401 that says nothing more.
 OpenAPI docs at /docs. Every limit has a default and a flag: k, history length, batch size, request body
 bytes. Invalid input gets a 4xx naming the field (422 from the schemas, 413 for an oversize body, 411 for a
 body without Content-Length), never a 500.
@@ -20,8 +24,10 @@ Item ids may be strings or integers; they are matched by their text, as the data
 
 from __future__ import annotations
 
+import hmac
 import math
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +35,15 @@ from typing import Any
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    Info,
+    generate_latest,
+)
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from bsarec.api import SequentialRecommender
@@ -105,11 +119,43 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+ENDPOINTS = ("/recommend", "/recommend/batch", "/health", "/model", "/metrics", "/docs", "/openapi.json")
+
+
+class ServiceMetrics:
+    """The worker's Prometheus metrics, in a registry of its own (one per app, so tests and several apps in a
+    process do not share counters). Each Uvicorn worker counts its own requests; a scrape reaches one worker."""
+
+    def __init__(self, info: dict[str, str]):
+        self.registry = CollectorRegistry()
+        labels = ("endpoint", "status")
+        self.requests = Counter("bsarec_requests", "HTTP requests answered", labels, registry=self.registry)
+        self.errors = Counter(
+            "bsarec_errors", "HTTP requests answered with a 4xx or 5xx", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "bsarec_request_seconds",
+            "Seconds from request to response",
+            ("endpoint",),
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        Info("bsarec_model", "The run this worker serves", registry=self.registry).info(info)
+
+    def observe(self, path: str, status: int, seconds: float) -> None:
+        endpoint = path if path in ENDPOINTS else "other"  # unknown paths must not grow the label set
+        self.requests.labels(endpoint, str(status)).inc()
+        if status >= 400:
+            self.errors.labels(endpoint, str(status)).inc()
+        self.latency.labels(endpoint).observe(seconds)
+
+
 def create_app(
     run_dir: str | Path,
     limits: ServiceLimits | None = None,
     threads: int | None = 1,
     new_items: str | Path | None = None,
+    api_key: str | None = None,
 ) -> FastAPI:
     limits = limits or ServiceLimits()
     if threads:
@@ -141,6 +187,17 @@ def create_app(
         "limits": asdict(limits),
     }
 
+    metrics = ServiceMetrics(
+        {
+            "model": rec.config.model,
+            "dataset": rec.dataset.name,
+            "engine": "torch",
+            "items": str(rec.dataset.n_items - 1),
+            "run_dir": str(run_dir),
+        }
+    )
+    expected = f"Bearer {api_key}".encode() if api_key else None
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _json_safe(error.errors())})
@@ -155,6 +212,25 @@ def create_app(
         if request.method == "POST" and declared is None:  # a chunked body could be of any size
             return JSONResponse(status_code=411, content={"detail": "a Content-Length header is required"})
         return await call_next(request)
+
+    @app.middleware("http")
+    async def require_key(request: Request, call_next):  # runs before the body limit: added after it
+        if expected is not None and request.url.path != "/health":
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return JSONResponse(
+                    status_code=401,
+                    content={"detail": "unauthorized"},
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return await call_next(request)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):  # outermost: every answer is counted, 401s included
+        started = time.perf_counter()
+        response = await call_next(request)
+        metrics.observe(request.url.path, response.status_code, time.perf_counter() - started)
+        return response
 
     def check(k: int, histories: list[list[Any]], batch: bool) -> JSONResponse | None:
         if k > limits.max_k:
@@ -179,6 +255,10 @@ def create_app(
     @app.get("/model")
     def model_info() -> dict[str, Any]:
         return info
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/recommend", response_model=Recommendation)
     async def recommend(request: RecommendRequest):
@@ -254,4 +334,8 @@ def app_from_environment() -> FastAPI:
     )
     threads = int(os.environ.get("BSAREC_SERVE_THREADS", "1"))
     new_items = os.environ.get("BSAREC_SERVE_NEW_ITEMS") or None
-    return create_app(os.environ["BSAREC_SERVE_RUN_DIR"], limits, threads, new_items)
+    key_variable = os.environ.get("BSAREC_SERVE_API_KEY_ENV") or None
+    api_key = (
+        os.environ[key_variable] if key_variable else None
+    )  # the key itself never travels in our variables
+    return create_app(os.environ["BSAREC_SERVE_RUN_DIR"], limits, threads, new_items, api_key)
