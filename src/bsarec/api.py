@@ -80,6 +80,8 @@ class SequentialRecommender:
         self._candidates: dict[str, torch.Tensor] = {}
         self._group: ProcessGroup = SINGLE
         self.added_items = 0  # items added after training (add_items)
+        # the encoder recommendations use in place of the model's own (serving/engine.py: ONNX Runtime)
+        self.encoder: Callable[..., torch.Tensor] | None = None
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(
@@ -465,9 +467,8 @@ class SequentialRecommender:
         users = torch.tensor(
             [row if row is not None else 0 for row in rows]
         )  # Caser: raw histories use row 0
-        indices, scores = top_k(
-            model, inputs, k, exclude, users=users, allowed=self._candidate_mask(allow, deny, where)
-        )
+        allowed = self._candidate_mask(allow, deny, where)
+        indices, scores = top_k(model, inputs, k, exclude, users=users, allowed=allowed, encode=self.encoder)
         out = []
         for i, history in enumerate(histories):
             keep = torch.isfinite(scores[i])
@@ -501,6 +502,10 @@ class SequentialRecommender:
             raise ConfigError("add_items: this run was trained without item features; new items need them")
         if table.ids.num_embeddings > table.n_featured:
             raise ConfigError(f"add_items: {type(model).__name__} keeps its mask token after the items")
+        if self.encoder is not None:
+            raise ConfigError(
+                "add_items: add items before choosing an engine; its encoder holds the items it had"
+            )
         ids = file_item_ids(path, id_column)
         new_ids = list(dict.fromkeys(i for i in ids if dataset.item_index(i) is None))
         if all(isinstance(i, int) for i in dataset.item_ids[1:]):

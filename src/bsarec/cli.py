@@ -28,6 +28,7 @@ from bsarec.extras import require, require_extra
 from bsarec.io import atomic_write_json
 from bsarec.models import MODELS
 from bsarec.serving.batch import check_output_file, score_file
+from bsarec.serving.engine import choose_engine
 from bsarec.serving.export import export_run
 from bsarec.tuning.search import tune as run_tune
 
@@ -339,6 +340,10 @@ def serve(
         help="require 'Authorization: Bearer KEY' on every endpoint but /health, KEY read from this environment "
         "variable",
     ),
+    engine: str = typer.Option(
+        "auto",
+        help="onnx (ONNX Runtime), torch, or auto: onnx where the export extra is installed and the model exports",
+    ),
 ) -> None:
     """Serve top-k recommendations over HTTP (FastAPI + Uvicorn); OpenAPI docs at /docs, Prometheus metrics at
     /metrics."""
@@ -349,6 +354,10 @@ def serve(
     checked = SequentialRecommender.load(run_dir)  # a damaged run is refused here, not in a worker
     if new_items is not None:  # so is a bad features file
         typer.echo(json.dumps(checked.add_items(new_items)), err=True)
+    engine = choose_engine(
+        checked, engine, threads
+    )  # and an engine that cannot serve it: workers get a sure one
+    typer.echo(f"engine: {engine}", err=True)
     settings = {
         "RUN_DIR": str(run_dir.resolve()),
         "THREADS": threads,
@@ -358,6 +367,7 @@ def serve(
         "MAX_BODY_BYTES": max_body_bytes,
         "NEW_ITEMS": _absolute_features(new_items) if new_items is not None else "",
         "API_KEY_ENV": api_key_env or "",
+        "ENGINE": engine,
     }
     os.environ.update({f"BSAREC_SERVE_{k}": str(v) for k, v in settings.items()})
     uvicorn.run(

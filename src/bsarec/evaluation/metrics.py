@@ -203,16 +203,19 @@ def top_k(
     users: torch.Tensor | None = None,
     allowed: torch.Tensor | None = None,
     max_scores_per_chunk: int = 1 << 24,
+    encode: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k internal item ids and scores per row; padding, each row's `exclude` items and the items outside
     `allowed` (a (V,) bool mask) are never returned (they score -inf; callers drop non-finite entries).
     The items are scored a chunk at a time and merged into a running top-k, so memory stays bounded by
-    `max_scores_per_chunk` scores whatever the size of the catalogue."""
+    `max_scores_per_chunk` scores whatever the size of the catalogue. `encode` replaces the model's encoder
+    (the service's ONNX engine); the scoring against the item table is the same either way."""
     was_training = getattr(model, "training", False)
     model.eval()
     table = model.item_embeddings.detach()
     device = table.device
-    h = model.encode(inputs.to(device), users=users.to(device) if users is not None else None)
+    encode = encode or model.encode
+    h = encode(inputs.to(device), users=users.to(device) if users is not None else None)
     if was_training:
         model.train()
     require_finite(table, "item embeddings")

@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from bsarec.api import SequentialRecommender
 from bsarec.errors import ConfigError
+from bsarec.serving.engine import choose_engine
 
 ItemId = StrictInt | StrictStr  # strict: JSON true is not item 1, and 1.0 is not item 1
 
@@ -156,6 +157,7 @@ def create_app(
     threads: int | None = 1,
     new_items: str | Path | None = None,
     api_key: str | None = None,
+    engine: str = "torch",
 ) -> FastAPI:
     limits = limits or ServiceLimits()
     if threads:
@@ -163,6 +165,7 @@ def create_app(
     rec = SequentialRecommender.load(run_dir)
     if new_items:
         rec.add_items(new_items)
+    engine = choose_engine(rec, engine, threads or 1)  # after the new items: the encoder holds them
     # as in training (a decayed Caser scores 9x faster); set for the whole process, which a worker owns
     torch.set_flush_denormal(rec.config.flush_denormal)
     unready = _cannot_score(rec)
@@ -179,6 +182,7 @@ def create_app(
         "run_dir": str(run_dir),
         "items": rec.dataset.n_items - 1,
         "items_added_after_training": rec.added_items,
+        "engine": engine,
         "item_features": rec.item_features.names if rec.item_features is not None else [],
         "users": rec.dataset.num_users,
         "max_len": rec.config.max_len,
@@ -191,7 +195,7 @@ def create_app(
         {
             "model": rec.config.model,
             "dataset": rec.dataset.name,
-            "engine": "torch",
+            "engine": engine,
             "items": str(rec.dataset.n_items - 1),
             "run_dir": str(run_dir),
         }
@@ -335,7 +339,6 @@ def app_from_environment() -> FastAPI:
     threads = int(os.environ.get("BSAREC_SERVE_THREADS", "1"))
     new_items = os.environ.get("BSAREC_SERVE_NEW_ITEMS") or None
     key_variable = os.environ.get("BSAREC_SERVE_API_KEY_ENV") or None
-    api_key = (
-        os.environ[key_variable] if key_variable else None
-    )  # the key itself never travels in our variables
-    return create_app(os.environ["BSAREC_SERVE_RUN_DIR"], limits, threads, new_items, api_key)
+    api_key = os.environ[key_variable] if key_variable else None  # the key never travels in our variables
+    engine = os.environ.get("BSAREC_SERVE_ENGINE", "torch")
+    return create_app(os.environ["BSAREC_SERVE_RUN_DIR"], limits, threads, new_items, api_key, engine)
