@@ -50,6 +50,7 @@ from bsarec.io import load_weights, save_weights
 from bsarec.models import SequentialModel, build_model
 from bsarec.models.item_features import FeatureItemEmbedding, attach_item_features, item_table_of
 from bsarec.run_dir import RunDir
+from bsarec.tracking import Trackers
 from bsarec.training.history import HistoryLog
 from bsarec.training.numerics import cpu_denormal_mode, cuda_matmul_precision
 from bsarec.training.packed import RunLogFilter, about_run, check_packable, resumable, train_packed
@@ -218,20 +219,29 @@ class SequentialRecommender:
                 dataset.n_items - 1,
                 len(self._split.train_targets),
             )
-            self.result = train(
-                self.model,
-                self._split,
-                config,
-                run,
-                progress=progress,
-                candidates=self.candidates("valid"),
-                resume=resume,
-                on_epoch=on_epoch,
-                group=group,
-            )
-            self.metrics = self._final_metrics(evaluate_test)
-            if writes:
-                run.write_metrics(self.metrics)
+            trackers = _trackers(config, run, dataset) if group.is_main else None
+            try:
+                self.result = train(
+                    self.model,
+                    self._split,
+                    config,
+                    run,
+                    progress=progress,
+                    candidates=self.candidates("valid"),
+                    resume=resume,
+                    on_epoch=on_epoch,
+                    group=group,
+                    on_record=trackers.epoch if trackers else None,
+                )
+                self.metrics = self._final_metrics(evaluate_test)
+                if writes:
+                    run.write_metrics(self.metrics)
+            except BaseException:
+                if trackers:
+                    trackers.finish(None, failed=True)
+                raise
+            if trackers:
+                trackers.finish(self.metrics)
         finally:
             _detach_log_file(handler)
         return self
@@ -633,10 +643,12 @@ def fit_packed(
             saved = latest
         else:
             log.warning("no common checkpoint of the pack's runs: training them from the start")
-    recs, histories, handlers = [], [], []
+    recs, histories, handlers, trackers = [], [], [], []
 
     def record_epoch(index: int, record: dict[str, Any]) -> bool | None:
         histories[index].append(record)
+        if trackers[index]:
+            trackers[index].epoch(record)
         if record["best"] and runs[index] is not None:
             save_weights(recs[index].model, runs[index].weights_file)
         return on_epoch(index, record) if on_epoch is not None else None
@@ -659,6 +671,7 @@ def fit_packed(
             rec._split = split
             rec.model = build_run_model(config, dataset).to(config.torch_device())
             recs.append(rec)
+            trackers.append(_trackers(config, run, dataset))
             records = saved[index][1]["history"] if saved is not None else []
             histories.append(HistoryLog(run.history_file if run is not None else None, records))
             with about_run(index):
@@ -683,12 +696,19 @@ def fit_packed(
                 checkpointers=checkpointers,
                 resume_from=saved,
             )
-        for rec, run, result in zip(recs, runs, results, strict=True):
+        for rec, run, result, tracker in zip(recs, runs, results, trackers, strict=True):
             rec.result = result
             rec.metrics = rec._final_metrics(evaluate_test)
             if run is not None:
                 save_weights(rec.model, run.weights_file)
                 run.write_metrics(rec.metrics)
+            if tracker:
+                tracker.finish(rec.metrics)
+    except BaseException:
+        for tracker in trackers:
+            if tracker:
+                tracker.finish(None, failed=True)
+        raise
     finally:
         for handler in handlers:
             _detach_log_file(handler)
@@ -715,6 +735,18 @@ def build_run_model(
         trained[split.train_inputs.unique()] = True
         trained[split.train_targets] = True
     return attach_item_features(model, item_features, trained, config.features_only, config.id_dropout)
+
+
+def _trackers(config: RunConfig, run: RunDir | None, dataset: SequenceDataset) -> Trackers | None:
+    """The run's experiment trackers, started with its settings (None when it asks for none)."""
+    if not config.track:
+        return None
+    name = run.path.name if run is not None else f"{config.model}-{dataset.name}"
+    if run is not None and run.path.name.startswith("seed"):  # a grid cell: model/protocol/seedN
+        name = "-".join(run.path.parts[-4:])
+    trackers = Trackers(config, run.path if run is not None else None, name)
+    trackers.start(config.to_dict())
+    return trackers
 
 
 def _write_run_data(

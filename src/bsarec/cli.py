@@ -85,6 +85,19 @@ def _feature_options(item_id_col: str | None, categorical: list[str], multi_sepa
     return {"id_column": item_id_col, "categorical": tuple(categorical), "multi_separator": multi_separator}
 
 
+def _with_tracking(
+    overrides: dict[str, Any], track: list[str], experiment: str | None = None
+) -> dict[str, Any]:
+    """--track (repeatable) as the `track` setting; `experiment` groups a grid's or a study's runs in MLflow."""
+    if track:
+        if "track" in overrides:
+            raise ConfigError("trackers are given twice (--track and --set track); give them one way")
+        overrides = {**overrides, "track": ",".join(track)}
+    if overrides.get("track") and experiment and "track_experiment" not in overrides:
+        overrides["track_experiment"] = experiment
+    return overrides
+
+
 def _bars(progress: bool) -> bool:
     """Progress bars only where someone watches them: on a terminal. Redirected to a file, a bar would write a
     carriage-return fragment per redraw; training logs a plain line per epoch (and every 30 s) instead."""
@@ -145,13 +158,17 @@ def train(
     nproc: int = typer.Option(
         1, help="processes to train with (DistributedDataParallel through torchrun; gloo on CPU, nccl on GPU)"
     ),
+    track: list[str] = typer.Option(
+        [],
+        help="log to an experiment tracker: tensorboard or mlflow (repeatable; --set track_uri=URI for MLflow)",
+    ),
 ) -> None:
     """Train a model with early stopping on validation NDCG@20, then evaluate on test once."""
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         raise typer.Exit(_launch_torchrun(nproc, threads, output, resume, model or "bsarec", dataset))
     main_process = os.environ.get("RANK", "0") == "0"
     _setup_logging(quiet=not main_process)
-    overrides = parse_overrides(set_)
+    overrides = _with_tracking(parse_overrides(set_), track)
     runtime = {"threads": threads, "device": device, "data_dir": str(data_dir) if data_dir else None}
     if resume is not None:
         fixed = {"--preset": preset, "--seed": seed, "--epochs": epochs, "--output": output, "--kcore": kcore}
@@ -420,11 +437,17 @@ def tune(
     pack: int = typer.Option(
         1, min=1, help="train N trials together as one batched model (their space: lr, alpha, c, ... only)"
     ),
+    track: list[str] = typer.Option(
+        [],
+        help="log to an experiment tracker: tensorboard or mlflow (repeatable; --set track_uri=URI for MLflow)",
+    ),
 ) -> None:
     """Search hyperparameters with Optuna on validation NDCG@20 (resumable); write the best preset."""
     require_extra("analysis", "bsarec tune")
     _setup_logging()
-    overrides = parse_overrides(set_)
+    overrides = _with_tracking(
+        parse_overrides(set_), track, study_name or f"tune-{model}-{dataset_name(dataset)}"
+    )
     if epochs is not None:
         overrides["epochs"] = epochs
     summary = run_tune(
@@ -532,6 +555,10 @@ def benchmark(
     pack: int = typer.Option(
         1, min=1, help="train up to N cells that differ only in seed together, as one batched model (GPU)"
     ),
+    track: list[str] = typer.Option(
+        [],
+        help="log to an experiment tracker: tensorboard or mlflow (repeatable; --set track_uri=URI for MLflow)",
+    ),
 ) -> None:
     """Train a grid of models x datasets x seeds (resumable) and write results and the paper-style table.
 
@@ -550,7 +577,7 @@ def benchmark(
         runs=runs,
         output=output,
         preset=None if preset in (None, "none") else preset,
-        overrides=parse_overrides(set_),
+        overrides=_with_tracking(parse_overrides(set_), track, f"grid-{(output or runs).name}"),
         jobs=jobs,
         threads=threads,
         device=device,

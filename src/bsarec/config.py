@@ -25,6 +25,7 @@ from bsarec.errors import ConfigError
 from bsarec.models import MODELS, model_parameters
 from bsarec.models import hyperparameter_default as model_default
 from bsarec.models.base import check_loss
+from bsarec.tracking import tracker_names
 
 HISTORY_MASKS = ("exclude", "zero")
 CANDIDATES = ("full", "sampled-uniform", "sampled-popularity")
@@ -110,6 +111,11 @@ class RunConfig:
     flush_denormal: bool = True
     checkpoint_steps: int | None = None  # also checkpoint every N batches (always after every epoch)
     keep_checkpoints: int = 2
+    # experiment tracking (docs/tracking.md): "tensorboard", "mlflow" or both, comma-separated; MLflow's
+    # tracking URI and experiment
+    track: str | None = None
+    track_uri: str | None = None
+    track_experiment: str | None = None
 
     def __post_init__(self) -> None:
         if self.precision == "auto":
@@ -200,6 +206,8 @@ class RunConfig:
             raise ConfigError("id_dropout: with features_only no item has an id part to leave out")
         if not 0.0 <= self.cold_items < 1.0:
             raise ConfigError(f"cold_items: a share of the items in [0, 1), got {self.cold_items}")
+        if self.track is not None:
+            tracker_names(self.track)
         if self.item_features is not None and not self.item_features.strip(" ,"):
             raise ConfigError("item_features: expected files (comma-separated) or 'attributes', got nothing")
         if not isinstance(self.flush_denormal, bool):
@@ -351,6 +359,9 @@ RUNTIME_SETTINGS = (
     "keep_checkpoints",
     "flush_denormal",  # touches only values below 2**-126: like the thread count, rounding, not the computation
     "compile",  # the same computation, fused into other kernels: rounding, not semantics
+    "track",  # where the numbers are reported, not what they are
+    "track_uri",
+    "track_experiment",
 )
 
 

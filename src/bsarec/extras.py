@@ -11,6 +11,7 @@ EXTRAS = {
     "serve": ("fastapi", "uvicorn", "prometheus_client"),
     "export": ("onnx", "onnxruntime", "onnxscript"),
     "analysis": ("matplotlib", "optuna"),
+    "track": ("tensorboard", "mlflow"),
 }
 
 

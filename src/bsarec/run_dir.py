@@ -47,6 +47,7 @@ class RunDir:
     CHECKPOINTS = "checkpoints"
     IDENTITY = "identity.json"
     LOCK = ".owner.lock"  # held by the process that writes the run (`owned`)
+    TENSORBOARD = "tensorboard"  # event files of `--track tensorboard`
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -64,6 +65,7 @@ class RunDir:
             cls.ITEM_FEATURES,
             cls.IDENTITY,
             cls.LOCK,
+            cls.TENSORBOARD,
         }
 
     def __repr__(self) -> str:

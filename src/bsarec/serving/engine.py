@@ -10,6 +10,7 @@ rounding (a parity test holds them to the same items and scores within 1e-4).
 
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 import warnings
@@ -93,9 +94,7 @@ def choose_engine(rec: Any, engine: str, threads: int = 1) -> str:
     if engine == "torch":
         rec.encoder = None
         return "torch"
-    try:
-        import copy
-
+    try:  # on a copy: freezing item features replaces the model's table module
         rec.encoder = OnnxEncoder(copy.deepcopy(rec.model).eval(), rec.config.max_len, threads)
     except Exception as error:  # the extra is missing, or the exporter cannot handle the model
         if engine == "onnx":

@@ -99,9 +99,11 @@ def train(
     resume: bool = False,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     group: ProcessGroup = SINGLE,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train `model` (already on its device); `candidates` are the validation's sampled negatives, if any;
-    `on_epoch(epoch, valid_metrics)` is called after every validation (a tuner reports and prunes there).
+    `on_epoch(epoch, valid_metrics)` is called after every validation (a tuner reports and prunes there),
+    `on_record(record)` with each epoch's history record (experiment trackers).
     Under torchrun, `group` is this process's place in the process group (see bsarec/distributed.py)."""
     device = config.torch_device()
     generator = torch.Generator().manual_seed(config.seed)  # sample order, negatives, positives
@@ -163,6 +165,8 @@ def train(
             state.history.append(record)
             history.append(record)
             log_epoch(record, valid, config.monitor)
+            if on_record is not None and group.is_main:  # experiment trackers (bsarec/tracking.py)
+                on_record(record)
             if improved:
                 state.best_valid, state.best_weights = valid, copy_weights(model)
                 if run_dir is not None and group.is_main:
