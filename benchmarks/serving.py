@@ -1,13 +1,15 @@
-"""Capacity of `bsarec serve` and single-history latency of PyTorch eager vs ONNX Runtime.
+"""Capacity of `bsarec serve` with each engine, and single-history latency of PyTorch eager vs ONNX Runtime.
 
     python benchmarks/serving.py --run benchmarks/runs/baselines/LastFM/bsarec/paper/seed42
 
-Starts the real service (1 worker, 1 torch thread) on a loopback port and sends POST /recommend with the
-histories of the run's users (k 10) from 1, 8 and 32 concurrent clients,
-each level bounded by --requests and --seconds; the clients are asyncio tasks in one process. Client and server share this machine's cores, so the numbers
-are a floor for a dedicated server. Then times one history at a time in process: PyTorch eager
-(`SequentialRecommender.recommend` and the bare scoring graph) against the exported ONNX graph under ONNX
-Runtime (1 thread). Writes benchmarks/results/serving.{json,md}; run it on a quiet machine.
+For each engine (`--engines torch onnx`), starts the real service (1 worker, 1 thread) on a loopback port and
+sends POST /recommend with the histories of the run's users (k 10) from 1, 8 and 32 concurrent clients, each
+level bounded by --requests and --seconds, then holds 32 clients for --soak seconds (no request cap) and counts
+the errors; the clients are asyncio tasks in one process. Client and server share this machine's cores, so the
+numbers are a floor for a dedicated server. Then times one history at a time in process: PyTorch eager
+(`SequentialRecommender.recommend`, the bare scoring graph), the recommender with the ONNX engine, and the
+exported ONNX scoring graph under ONNX Runtime (1 thread). Writes benchmarks/results/serving.{json,md}; run it
+on a quiet machine.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from bsarec.api import SequentialRecommender
 from bsarec.data.split import pad_left
 from bsarec.environment import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
+from bsarec.serving.engine import choose_engine
 from bsarec.serving.export import ScoringGraph, export_run
 
 
@@ -93,12 +96,22 @@ def in_process_latency(run: Path, repeats: int) -> dict:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         session = onnxruntime.InferenceSession(meta["output"], options, providers=["CPUExecutionProvider"])
-        timings: dict[str, list[float]] = {"api_recommend": [], "pytorch_graph": [], "onnxruntime_graph": []}
+        timings: dict[str, list[float]] = {
+            "api_recommend": [],
+            "api_recommend_onnx_engine": [],
+            "pytorch_graph": [],
+            "onnxruntime_graph": [],
+        }
+        served = SequentialRecommender.load(run)
+        choose_engine(served, "onnx", threads=1)
         ids = [[rec.dataset.item_ids[i] for i in h] for h in histories]
         for x, items in zip(inputs, ids, strict=True):
             started = time.perf_counter()
             rec.recommend(items=items, k=10)
             timings["api_recommend"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            served.recommend(items=items, k=10)
+            timings["api_recommend_onnx_engine"].append(time.perf_counter() - started)
             started = time.perf_counter()
             with torch.no_grad():
                 graph(x)
@@ -118,6 +131,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="at most this many requests per level")
     parser.add_argument("--seconds", type=float, default=20.0, help="at most this long per level")
     parser.add_argument("--latency-repeats", type=int, default=300)
+    parser.add_argument("--engines", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
+    parser.add_argument("--soak", type=float, default=60.0, help="seconds of 32 clients after the levels")
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/serving"))
     args = parser.parse_args()
 
@@ -126,25 +141,33 @@ def main() -> None:
         {"items": [rec.dataset.item_ids[i] for i in seq[-50:]], "k": 10}
         for seq in rec.dataset.sequences[:500]
     ]
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bsarec", "serve", str(args.run), "--port", str(port), "--threads", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        load_level(url, payloads, 2, 50, 10)  # warm-up
-        levels = [load_level(url, payloads, c, args.requests, args.seconds) for c in args.clients]
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    levels, soaks = [], {}
+    for engine in args.engines:
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bsarec", "serve", str(args.run), "--port", str(port), "--threads", "1"]
+            + ["--engine", engine],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            load_level(url, payloads, 2, 50, 10)  # warm-up
+            levels += [
+                {"engine": engine, **load_level(url, payloads, c, args.requests, args.seconds)}
+                for c in args.clients
+            ]
+            if args.soak:
+                soaks[engine] = load_level(url, payloads, 32, 10**9, args.soak)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
     latency = in_process_latency(args.run, args.latency_repeats)
     meta = {
         **provenance(),
@@ -153,22 +176,27 @@ def main() -> None:
         "dataset": rec.dataset.name,
         "items": rec.dataset.n_items - 1,
     }
-    atomic_write_json(args.results.with_suffix(".json"), {"meta": meta, "load": levels, "latency": latency})
+    atomic_write_json(
+        args.results.with_suffix(".json"), {"meta": meta, "load": levels, "soak": soaks, "latency": latency}
+    )
     lines = [
         f"# Serving: {meta['model']} on {meta['dataset']} ({meta['items']} items), k = 10",
         "",
         f"`{meta['command']}` — {meta['date']} — {meta['machine']}",
         "",
-        "HTTP, POST /recommend, 1 worker with 1 torch thread; the clients run on the same 2 cores.",
+        "HTTP, POST /recommend, 1 worker with 1 thread; the clients run on the same 2 cores.",
         "",
-        "| clients | requests | errors | requests/s | p50 ms | p95 ms | p99 ms |",
-        "|---|---|---|---|---|---|---|",
+        "| engine | clients | requests | errors | requests/s | p50 ms | p95 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for level in levels:
+    rows = levels + [
+        {"engine": f"{engine}, {args.soak:.0f} s soak", **level} for engine, level in soaks.items()
+    ]
+    for level in rows:
         lat = level["latency_ms"]
         lines.append(
-            f"| {level['clients']} | {level['requests']} | {level['errors']} | {level['requests_per_s']:.0f} | "
-            f"{lat['p50']:.1f} | {lat['p95']:.1f} | {lat['p99']:.1f} |"
+            f"| {level['engine']} | {level['clients']} | {level['requests']} | {level['errors']} | "
+            f"{level['requests_per_s']:.0f} | {lat['p50']:.1f} | {lat['p95']:.1f} | {lat['p99']:.1f} |"
         )
     lines += [
         "",
