@@ -53,9 +53,8 @@ FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 # float32 arithmetic (squares in layer norms, dot products of scores) is no longer safe, and no real measurement
 # lies a million standard deviations from the others
 VALUE_LIMIT = 1e6
-FEW_CODES = (
-    50  # an integer column with at most this many distinct values is probably codes (a warning says so)
-)
+# an integer column with at most this many distinct values is probably codes (a warning says so)
+FEW_CODES = 50
 
 
 def split_field_name(spec: str | Path) -> tuple[str | None, Path]:
