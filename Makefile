@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format clean reproduce speed
+.PHONY: demo test test-core lint format clean reproduce speed
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,18 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# The suite without the optional extras (.venv-core holds bsarec and its test tools only): what needs an extra is
+# skipped with the extra named, everything else must pass.
+CORE := .venv-core
+$(CORE)/.installed: pyproject.toml constraints.txt
+	test -x $(CORE)/bin/python || $(PYTHON) -m venv $(CORE)
+	$(CORE)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
+	$(CORE)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(CORE)/.installed
+
+test-core: $(CORE)/.installed
+	$(CORE)/bin/python -m pytest
+
 # Benchmarks (long; resumable). DATA_DIR holds the benchmark files, e.g. ../shared/data.
 DATA_DIR ?= ../shared/data
 # BSARec with the paper's presets on LastFM and Beauty, 3 seeds (cells shared with benchmarks/grids.sh baselines-*)
@@ -37,4 +49,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CORE) runs .pytest_cache .ruff_cache

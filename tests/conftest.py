@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
+
+from bsarec.extras import EXTRAS
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -51,3 +54,25 @@ def tiny_run(tmp_path_factory):
     settings = {"hidden_size": 16, "max_len": 10, "num_heads": 1, "epochs": 1, "threads": 1}
     SequentialRecommender("sasrec", **settings).fit(data, run_dir=run, progress=False)
     return run
+
+
+def extras_installed(*extras: str) -> bool:
+    """Whether every module of these optional extras (bsarec.extras.EXTRAS) is installed."""
+    return all(importlib.util.find_spec(module) is not None for extra in extras for module in EXTRAS[extra])
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "extras(*names): needs these optional extras; skipped, naming them, where one is not installed",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test` installs every extra, so nothing is skipped there; a set-up without some extras (pip install
+    -e '.[test]') runs every test that does not need them."""
+    for item in items:
+        for mark in item.iter_markers("extras"):
+            missing = [extra for extra in mark.args if not extras_installed(extra)]
+            if missing:
+                item.add_marker(pytest.mark.skip(reason=f"needs pip install 'bsarec[{','.join(missing)}]'"))

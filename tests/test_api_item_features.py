@@ -7,7 +7,6 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from bsarec import SequentialRecommender
@@ -15,7 +14,6 @@ from bsarec.cli import app
 from bsarec.data.item_features import read_item_features
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import ConfigError, DataError
-from bsarec.serving.app import create_app
 from bsarec.serving.export import ScoringGraph, export_run
 
 SMALL = {"epochs": 2, "hidden_size": 16, "max_len": 8, "batch_size": 64}
@@ -252,7 +250,12 @@ def test_cli_names_a_bad_features_file(data, tmp_path):
     assert "bad.json: item 'c00-i00': expected a list of attribute ids" in str(result.exception)
 
 
+@pytest.mark.extras("serve")
 def test_service_selects_by_attribute_and_serves_new_items(run, files):
+    from fastapi.testclient import TestClient
+
+    from bsarec.serving.app import create_app
+
     app = create_app(run, new_items=files / "new.csv")
     torch.set_flush_denormal(False)  # the app sets it for its worker process; later tests need IEEE floats
     client = TestClient(app)
@@ -268,6 +271,7 @@ def test_service_selects_by_attribute_and_serves_new_items(run, files):
     assert response.status_code == 422 and "no item holds" in response.text
 
 
+@pytest.mark.extras("export")
 def test_onnx_export_of_a_model_with_features_matches_pytorch(run):
     import onnxruntime
 

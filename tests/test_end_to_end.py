@@ -6,6 +6,7 @@ import json
 import httpx
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from bsarec.cli import app
@@ -24,6 +25,7 @@ def write_log(path):
     path.write_text("\n".join(rows) + "\n")
 
 
+@pytest.mark.extras("serve")
 def test_log_to_served_recommendations(tmp_path):
     write_log(tmp_path / "events.csv")
     prepared = tmp_path / "shop"

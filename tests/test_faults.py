@@ -9,12 +9,9 @@ import shutil
 import polars as pl
 import pytest
 import torch
-from fastapi.testclient import TestClient
 
 from bsarec import SequentialRecommender, generate_synthetic
 from bsarec.errors import ConfigError, DataError
-from bsarec.serving import app as service
-from bsarec.serving.app import create_app
 from bsarec.serving.batch import score_file
 from bsarec.serving.export import export_run
 
@@ -132,7 +129,12 @@ def featured_run(tmp_path_factory, data):
     return root / "run"
 
 
+@pytest.mark.extras("serve")
 def test_requests_that_cannot_be_answered_as_asked_get_a_422_with_the_reason(featured_run):
+    from fastapi.testclient import TestClient
+
+    from bsarec.serving.app import create_app
+
     client = TestClient(create_app(featured_run, threads=None))
     misspelled = client.post("/recommend", json={"items": ["c00-i01"], "wher": {"cluster": ["c01"]}})
     assert misspelled.status_code == 422 and "wher" in misspelled.text
@@ -148,7 +150,13 @@ def test_requests_that_cannot_be_answered_as_asked_get_a_422_with_the_reason(fea
     assert good.status_code == 200 and all(i.startswith("c01") for i in good.json()["items"])
 
 
+@pytest.mark.extras("serve")
 def test_health_says_not_ready_when_the_model_cannot_score(tiny_run, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from bsarec.serving import app as service
+    from bsarec.serving.app import create_app
+
     broken = SequentialRecommender.load(tiny_run)
     with torch.no_grad():
         broken.model.item_embeddings[3] = float("nan")

@@ -85,6 +85,7 @@ def test_empty_ids_and_text_in_numbers_are_refused_not_dropped(int_run, tmp_path
     assert rec.added_items == 0
 
 
+@pytest.mark.extras("serve")
 def test_served_new_items_with_values_the_model_cannot_carry_are_refused_at_start(tmp_path):
     data = SequenceDataset(
         [np.array([1, 2, 3, 1]), np.array([2, 3, 1, 2])] * 5, list(range(10)), [None, "a", "b", "c"]

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +22,7 @@ from bsarec.data.dataset import SequenceDataset
 from bsarec.data.interaction_log import read_interaction_log
 from bsarec.data.item_features import read_item_features
 from bsarec.errors import ConfigError, DataError
-from bsarec.serving.app import create_app
+from tests.conftest import extras_installed
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 CELL = st.one_of(
@@ -147,6 +146,12 @@ def test_any_settings_give_a_config_or_a_config_error_naming_the_field(changes):
 
 @pytest.fixture(scope="module")
 def client(tiny_run):
+    if not extras_installed("serve"):
+        pytest.skip("needs pip install 'bsarec[serve]'")
+    from fastapi.testclient import TestClient
+
+    from bsarec.serving.app import create_app
+
     app = create_app(tiny_run, threads=None)
     torch.set_flush_denormal(False)  # the app sets it for its worker process; Hypothesis needs IEEE floats
     return TestClient(app)

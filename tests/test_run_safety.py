@@ -119,7 +119,11 @@ def test_a_run_stopped_before_any_trained_epoch_is_not_usable(data, tmp_path, pr
     assert not (run / "model.safetensors").exists()  # no random weights saved as if trained
     with pytest.raises(ConfigError, match="no epoch of this run finished training .* --resume"):
         SequentialRecommender.load(run)
-    for command in (["evaluate", str(run)], ["recommend", str(run), "--items", "x"], ["export", str(run)]):
+    for command in (
+        ["evaluate", str(run)],
+        ["recommend", str(run), "--items", "x"],
+        ["export", str(run), "--format", "torchscript"],
+    ):
         assert isinstance(runner.invoke(app, command).exception, ConfigError)
     press_ctrl_c(None)
     resumed = SequentialRecommender.resume(run, progress=False)

@@ -6,6 +6,9 @@ import subprocess
 import sys
 
 import pytest
+
+pytest.importorskip("mlflow", reason="needs pip install 'bsarec[track]'")
+pytest.importorskip("tensorboard", reason="needs pip install 'bsarec[track]'")
 from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -84,6 +84,7 @@ def test_grouped_metrics_split_users():
     assert out["a"]["users"] == 2 and out["a"]["HR@5"] == 1.0 and out["b"]["HR@20"] == 0.0
 
 
+@pytest.mark.extras("analysis")
 def test_analyze_writes_json_and_figures(tmp_path):
     from bsarec import SequentialRecommender
     from bsarec.cli import app
@@ -168,6 +169,7 @@ def test_models_expose_their_attention_maps():
     assert build_model("fmlprec", 10, {"hidden_size": 8, "max_len": 6}).attention_maps(inputs) == []
 
 
+@pytest.mark.extras("analysis")
 def test_runs_on_two_datasets_get_one_panel_each(monkeypatch, tmp_path):
     """Oversmoothing of BSARec and SASRec on two datasets in one figure: a panel per dataset, both models in each."""
     from bsarec.analysis import report

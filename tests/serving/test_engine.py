@@ -11,6 +11,8 @@ from bsarec.errors import ConfigError
 from bsarec.models import MODELS, model_parameters
 from bsarec.serving.engine import choose_engine
 
+pytestmark = pytest.mark.extras("export")
+
 HISTORIES = [["c00-i01", "c00-i02"], [], ["c01-i03"] * 12, ["c02-i05", "unknown", "c00-i07"]]
 
 

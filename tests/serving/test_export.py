@@ -11,6 +11,8 @@ from bsarec.data.synthetic import generate_synthetic
 from bsarec.models import MODELS
 from bsarec.serving.export import ScoringGraph, export_run, load_metadata
 
+pytestmark = pytest.mark.extras("export")
+
 
 @pytest.fixture(scope="module")
 def data():

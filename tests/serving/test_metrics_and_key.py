@@ -2,6 +2,9 @@
 API key (required on every endpoint but /health, refused with a bare 401)."""
 
 import pytest
+
+pytest.importorskip("fastapi", reason="needs pip install 'bsarec[serve]'")
+pytest.importorskip("prometheus_client", reason="needs pip install 'bsarec[serve]'")
 import torch
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families

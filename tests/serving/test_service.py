@@ -13,6 +13,8 @@ import pytest
 from bsarec import SequentialRecommender
 from bsarec.data.synthetic import generate_synthetic
 
+pytestmark = pytest.mark.extras("serve")
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -8,6 +8,8 @@ from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import ConfigError
 from bsarec.tuning.search import load_space
 
+pytestmark = pytest.mark.extras("analysis")
+
 runner = CliRunner()
 
 
