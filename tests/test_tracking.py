@@ -90,3 +90,35 @@ def test_unknown_trackers_are_refused_and_none_is_imported_unless_asked():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.extras("analysis")
+def test_a_tuning_study_and_a_cli_grid_log_to_experiments_of_their_own(tmp_path):
+    from typer.testing import CliRunner
+
+    from bsarec.cli import app
+
+    prepared = tmp_path / "prepared"
+    generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=3).save(prepared)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    small = [
+        "--set",
+        "hidden_size=16",
+        "--set",
+        "max_len=10",
+        "--set",
+        f"track_uri={uri}",
+        "--track",
+        "mlflow",
+    ]
+    tune = ["tune", "-m", "sasrec", "-d", str(prepared), "--output", str(tmp_path / "study"), "--trials", "2"]
+    result = CliRunner().invoke(app, [*tune, "--epochs", "1", *small])
+    assert result.exit_code == 0, result.output
+    grid = ["benchmark", "-m", "sasrec", "-d", str(prepared), "--seeds", "42", "--preset", "none"]
+    result = CliRunner().invoke(app, [*grid, "--runs", str(tmp_path / "runs"), "--epochs", "1", *small])
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(uri)
+    experiments = {e.name: e.experiment_id for e in client.search_experiments()}
+    assert len(client.search_runs([experiments["tune-sasrec-prepared"]])) == 2  # one run per trial
+    (cell,) = client.search_runs([experiments["grid-runs"]])
+    assert cell.data.params["seed"] == "42" and "test/NDCG_at_10" in cell.data.metrics
