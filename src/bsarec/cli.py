@@ -371,9 +371,8 @@ def serve(
     checked = SequentialRecommender.load(run_dir)  # a damaged run is refused here, not in a worker
     if new_items is not None:  # so is a bad features file
         typer.echo(json.dumps(checked.add_items(new_items)), err=True)
-    engine = choose_engine(
-        checked, engine, threads
-    )  # and an engine that cannot serve it: workers get a sure one
+    # and an engine that cannot serve it: the workers are given one that can
+    engine = choose_engine(checked, engine, threads)
     typer.echo(f"engine: {engine}", err=True)
     settings = {
         "RUN_DIR": str(run_dir.resolve()),
