@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-core lint format clean reproduce speed
+.PHONY: demo test test-fast test-core lint format clean reproduce speed
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The fast tier while editing: every test not marked slow (no long training, no subprocesses)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 # The suite without the optional extras (.venv-core holds bsarec and its test tools only): what needs an extra is
 # skipped with the extra named, everything else must pass.

@@ -66,6 +66,11 @@ def pytest_configure(config):
         "markers",
         "extras(*names): needs these optional extras; skipped, naming them, where one is not installed",
     )
+    config.addinivalue_line(
+        "markers",
+        "slow: takes a second or more on the 2-core machine (it trains, exports or starts processes); "
+        "`make test-fast` leaves these out",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

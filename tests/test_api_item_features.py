@@ -272,6 +272,7 @@ def test_service_selects_by_attribute_and_serves_new_items(run, files):
 
 
 @pytest.mark.extras("export")
+@pytest.mark.slow
 def test_onnx_export_of_a_model_with_features_matches_pytorch(run):
     import onnxruntime
 

@@ -147,6 +147,7 @@ def test_bad_input_gives_a_clear_error_and_exit_code_2(tmp_path):
     assert "unknown setting" in str(result.exception)
 
 
+@pytest.mark.slow
 def test_console_entry_point_exit_code(tmp_path):
     import subprocess
     import sys
@@ -471,6 +472,7 @@ def test_serve_refuses_a_damaged_run_before_starting(run_dir, tmp_path):
     assert isinstance(result.exception, DataError) and "model.safetensors" in str(result.exception)
 
 
+@pytest.mark.slow
 def test_a_redirected_training_log_has_plain_lines_and_no_carriage_returns(tmp_path):
     data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=1)
     data.save(tmp_path / "prepared")

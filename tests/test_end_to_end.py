@@ -26,6 +26,7 @@ def write_log(path):
 
 
 @pytest.mark.extras("serve")
+@pytest.mark.slow
 def test_log_to_served_recommendations(tmp_path):
     write_log(tmp_path / "events.csv")
     prepared = tmp_path / "shop"

@@ -36,6 +36,7 @@ def train_briefly(model: str) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.slow
 def test_numbers_unchanged(model):
     recorded = json.loads(RECORDED.read_text())[model]
     got = train_briefly(model)

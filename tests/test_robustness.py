@@ -178,6 +178,7 @@ JSON_VALUES = st.recursive(
         st.sampled_from(["items", "histories", "k", "exclude_seen", "allow", "deny", "other"]), JSON_VALUES
     ),
 )
+@pytest.mark.slow
 def test_any_request_body_gets_an_answer_never_a_500(client, path, body):
     response = client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
     assert response.status_code < 500, response.text

@@ -24,6 +24,7 @@ def data():
     return generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=2)
 
 
+@pytest.mark.slow
 def test_a_run_is_logged_to_tensorboard_and_mlflow(data, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run = tmp_path / "run"
@@ -79,6 +80,7 @@ def test_a_grid_groups_its_runs_in_one_experiment(tmp_path):
     assert names == [f"prepared-sasrec-defaults,hidden_size=16,max_len=10-seed{seed}" for seed in (42, 43)]
 
 
+@pytest.mark.slow
 def test_unknown_trackers_are_refused_and_none_is_imported_unless_asked():
     with pytest.raises(ConfigError, match="track: unknown tracker 'wandb'"):
         SequentialRecommender("sasrec", track="wandb")
@@ -93,6 +95,7 @@ def test_unknown_trackers_are_refused_and_none_is_imported_unless_asked():
 
 
 @pytest.mark.extras("analysis")
+@pytest.mark.slow
 def test_a_tuning_study_and_a_cli_grid_log_to_experiments_of_their_own(tmp_path):
     from typer.testing import CliRunner
 

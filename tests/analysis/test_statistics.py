@@ -85,6 +85,7 @@ def test_grouped_metrics_split_users():
 
 
 @pytest.mark.extras("analysis")
+@pytest.mark.slow
 def test_analyze_writes_json_and_figures(tmp_path):
     from bsarec import SequentialRecommender
     from bsarec.cli import app

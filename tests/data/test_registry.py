@@ -109,6 +109,7 @@ def test_kcore_is_for_raw_logs_only(write):
 
 
 @needs_shared
+@pytest.mark.slow
 def test_tvrec_samples_count_as_its_reference_on_beauty(cache):
     """TV-Rec's reference trains on 128,031 Beauty samples (its training log) where BSARec's protocol builds 150,258."""
     beauty = resolve_dataset("Beauty", SHARED_DATA, download=False)

@@ -1,7 +1,10 @@
+import pytest
+
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.experiments.speed import run_speed_benchmark
 
 
+@pytest.mark.slow
 def test_speed_benchmark_reports_both_modes(tmp_path):
     generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=10, max_length=20).save(tmp_path / "tiny")
     result = run_speed_benchmark(str(tmp_path / "tiny"), None, "bsarec", None, steps=2, repeats=1)

@@ -32,6 +32,7 @@ def same_answers(torch_rec, onnx_rec, **request):
 
 
 @pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.slow
 def test_every_model_scores_the_same_with_onnx_runtime(data, tmp_path, model):
     settings = {"hidden_size": 16, "max_len": 10, "epochs": 1, "threads": 1}
     settings |= {"num_heads": 1} if "num_heads" in model_parameters(model) else {}
@@ -47,6 +48,7 @@ def test_every_model_scores_the_same_with_onnx_runtime(data, tmp_path, model):
         assert a.items == b.items and max(abs(x - y) for x, y in zip(a.scores, b.scores, strict=True)) < 1e-4
 
 
+@pytest.mark.slow
 def test_item_features_new_items_and_where_score_the_same(data, tmp_path):
     (tmp_path / "items.csv").write_text(
         "item,cluster\n" + "".join(f"{i},{i[:3]}\n" for i in data.item_ids[1:])

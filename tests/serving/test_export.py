@@ -28,6 +28,7 @@ def fitted_run(data, model, path):
 
 
 @pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.slow
 def test_onnx_and_torchscript_match_pytorch(data, tmp_path, model):
     import onnxruntime
 
@@ -50,6 +51,7 @@ def test_onnx_and_torchscript_match_pytorch(data, tmp_path, model):
     assert load_metadata(onnx_meta["output"])["item_ids"] == rec.dataset.item_ids
 
 
+@pytest.mark.slow
 def test_top_k_graph_and_cli(data, tmp_path):
     import onnxruntime
 

@@ -118,6 +118,7 @@ def test_invalid_input_gets_a_4xx_naming_the_field(server, path, payload, status
     assert field in json.dumps(response.json()["detail"])
 
 
+@pytest.mark.slow
 def test_malformed_json_and_oversize_bodies(server, run_dir):
     response = httpx.post(
         f"{server}/recommend", content=b'{"items": [1, 2', headers={"content-type": "application/json"}
@@ -140,6 +141,7 @@ def test_concurrent_requests_all_succeed_and_agree(server):
     assert all(r.status_code == 200 and r.json() == expected for r in responses)
 
 
+@pytest.mark.slow
 def test_answers_survive_a_restart(run_dir, server):
     payload = {"items": ["c01-i01", "c01-i02", "c01-i03"], "k": 6}
     before = httpx.post(f"{server}/recommend", json=payload).json()

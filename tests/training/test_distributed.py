@@ -47,6 +47,7 @@ def run(command):
     "model, extra",
     [("bsarec", ("softmax_negatives=20",)), ("sasrec", ())],  # shared sampled items; per-sample negatives
 )
+@pytest.mark.slow
 def test_two_processes_equal_one_process(dataset, tmp_path, model, extra):
     train(dataset, tmp_path / "one", model, 1, extra)
     two = train(dataset, tmp_path / "two", model, 2, extra)
@@ -66,6 +67,7 @@ def test_two_processes_equal_one_process(dataset, tmp_path, model, extra):
     assert b == pytest.approx(a, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_a_two_process_run_resumes_exactly(dataset, tmp_path):
     """With dropout on: the checkpoint must restore every process's own random state."""
     with_dropout = [s for s in SETTINGS if "dropout" not in s]

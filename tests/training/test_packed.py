@@ -31,6 +31,7 @@ def data():
         ("duorec", [{"seed": 1}, {"seed": 2, "lr": 0.002, "weight_decay": 0.01}]),
     ],
 )
+@pytest.mark.slow
 def test_each_packed_run_equals_its_unpacked_run(data, tmp_path, model, varied):
     configs = [RunConfig(model=model, epochs=4, **NO_DROPOUT, **v) for v in varied]
     packed = fit_packed(configs, data, [tmp_path / f"run{i}" for i in range(len(configs))])
@@ -107,6 +108,7 @@ def cut_after(epoch: int, run: int = 1):
     return on_epoch
 
 
+@pytest.mark.slow
 def test_a_cut_off_pack_continues_from_its_checkpoints_as_if_never_cut(data, tmp_path, caplog):
     """With dropout (the global generator restored), and a run that stopped before the cut (frozen, with an
     older checkpoint than the others)."""

@@ -51,6 +51,7 @@ def dataset(tmp_path_factory):
 
 
 @pytest.mark.parametrize("model", ["bsarec", "duorec"])
+@pytest.mark.slow
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(dataset, tmp_path, model):
     extra = ["--set", "checkpoint_steps=3"]
     subprocess.run(
@@ -85,6 +86,7 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(dataset, tmp_path, m
     assert len(os.listdir(killed / "checkpoints")) <= 4  # the last 2 checkpoints, 2 files each, no temp files
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_finished_run_and_a_non_run(dataset, tmp_path):
     from bsarec.api import SequentialRecommender
     from bsarec.errors import ConfigError
@@ -98,6 +100,7 @@ def test_resume_refuses_a_finished_run_and_a_non_run(dataset, tmp_path):
         SequentialRecommender.resume(tmp_path)
 
 
+@pytest.mark.slow
 def test_resume_changes_runtime_settings_only(dataset, tmp_path):
     """A resumed run takes new runtime settings (here: a checkpoint every batch) and refuses any other."""
     from typer.testing import CliRunner

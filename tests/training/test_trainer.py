@@ -19,6 +19,7 @@ def data():
     return generate_synthetic(n_users=200, n_clusters=8, items_per_cluster=20, max_length=40, seed=1)
 
 
+@pytest.mark.slow
 def test_short_training_beats_popularity(data):
     split = leave_one_out(data, max_len=20)
     popularity = evaluate(Popularity(split), split.test)
@@ -29,6 +30,7 @@ def test_short_training_beats_popularity(data):
         assert test["HR@10"] > popularity["HR@10"], model
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_and_another_seed_differs(data):
     runs = [
         SequentialRecommender("bsarec", epochs=2, seed=s, **SMALL).fit(data, progress=False)
@@ -67,6 +69,7 @@ def test_ctrl_c_keeps_the_best_checkpoint(data, tmp_path, press_ctrl_c):
     load_weights(fresh.model, tmp_path / "model.safetensors")
 
 
+@pytest.mark.slow
 def test_a_run_stopped_by_ctrl_c_continues_on_resume_like_an_unstopped_one(data, tmp_path, press_ctrl_c):
     from bsarec.errors import ConfigError
     from bsarec.run_dir import RunDir
@@ -119,6 +122,7 @@ def test_a_diverged_run_stops_with_an_error_naming_the_epoch_not_a_perfect_score
     assert not (tmp_path / "run" / "metrics.json").exists()  # no metrics claim anything about it
 
 
+@pytest.mark.slow
 def test_a_compiled_step_trains_as_the_eager_one():
     """torch.compile fuses the step (on CUDA as CUDA graphs); the losses and metrics stay those of eager."""
     data = generate_synthetic(n_users=40, n_clusters=3, items_per_cluster=8, max_length=14, seed=8)
