@@ -12,7 +12,8 @@ BIN=${BIN:-.venv/bin}
 JOBS=${JOBS:-2}
 DEVICE=${DEVICE:-cpu}
 RESULTS=benchmarks/results
-grid() { "$BIN/bsarec" benchmark --data-dir "$DATA" --jobs "$JOBS" --threads 1 --device "$DEVICE" "$@"; }
+THREADS=${THREADS:-1}  # torch threads per cell: 1 beside JOBS=2, 2 for one cell alone on a 2-core machine
+grid() { "$BIN/bsarec" benchmark --data-dir "$DATA" --jobs "$JOBS" --threads "$THREADS" --device "$DEVICE" "$@"; }
 paper_runs="--runs benchmarks/runs/baselines"
 seeds() { echo "${SEEDS:-$1}"; }  # a grid's seeds, or the SEEDS given (a subset: results of the others are kept)
 
@@ -104,6 +105,9 @@ case "${1:-}" in
     # ids + features with the id part of half the items left out at each step (DropoutNet's idea)
     grid -d $data -m bsarec $cold --set item_features=attributes --set id_dropout=0.5 \
       --output $RESULTS/cold_start/$data/ids_features_id_dropout ;;
+  precision-beauty)  # the same gate on Beauty: BSARec and TV-Rec, seed 42 (JOBS=1 THREADS=2: ~30 min a cell)
+    grid -d Beauty -m bsarec,tvrec --set precision=bf16 --seeds $(seeds 42) --set checkpoint_steps=100 \
+      --runs benchmarks/runs/precision_bf16 --output $RESULTS/precision/Beauty_bf16 ;;
   precision-lastfm)  # bf16 autocast against fp32 (the paper grid's cells): the accuracy gate of a bf16 default
     grid -d LastFM -m bsarec,sasrec,tvrec,wearec --set precision=bf16 --seeds $(seeds 42,43,44) \
       --runs benchmarks/runs/precision_bf16 --output $RESULTS/precision/LastFM_bf16 ;;
@@ -119,7 +123,8 @@ case "${1:-}" in
       "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|studies-padding|studies-patience|studies-lr|" \
       "studies-dropout|" \
       "frontier-sports-yelp|frontier-max-len-lastfm|best-lastfm|" \
-      "item-features-lastfm|item-features-beauty|cold-start-lastfm|cold-start-beauty|precision-lastfm" >&2
+      "item-features-lastfm|item-features-beauty|cold-start-lastfm|cold-start-beauty|precision-lastfm|" \
+      "precision-beauty" >&2
     exit 2 ;;
 esac
 }
