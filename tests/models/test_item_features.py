@@ -23,7 +23,7 @@ def features() -> ItemFeatures:
     return ItemFeatures(
         N_ITEMS,
         [categorical_field("category", values, N_ITEMS)],
-        [dense_field("text", vectors, N_ITEMS, 2, standardise=False)],
+        [dense_field("text", vectors, N_ITEMS, 2)],
     )
 
 

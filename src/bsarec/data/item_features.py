@@ -266,50 +266,45 @@ def dense_field(
     vectors: dict[int, np.ndarray],
     n_items: int,
     dim: int,
-    standardise: bool,
     scaling: tuple[float, float] | None = None,
 ) -> DenseField:
-    """A field from {internal item: vector}. With `standardise`, its numbers are standardised with `scaling`
-    (shift, scale) when given (a trained model's), else with their own mean and deviation; the arithmetic is
-    float64 and its result is checked by the readers (`_checked_numbers`) before it gets here."""
+    """A field from {internal item: vector}, used as it is, or with `scaling` (shift, scale) a standardised
+    number: the float64 arithmetic `_scaling_of` has checked."""
     table = np.zeros((n_items, dim), dtype=np.float64)
     present = np.zeros(n_items, dtype=bool)
     for item, vector in vectors.items():
         table[item], present[item] = vector, True
     shift, scale = scaling if scaling is not None else (0.0, 1.0)
-    if standardise and present.any() and scaling is None:
-        shift = float(table[present].mean())
-        scale = float(table[present].std()) or 1.0
-    if standardise:
+    if scaling is not None:
         table[present] = (table[present] - shift) / scale
-    return DenseField(name, table.astype(np.float32), present, shift, scale, standardise)
+    return DenseField(name, table.astype(np.float32), present, shift, scale, scaling is not None)
 
 
 def _natural_key(value: str) -> tuple[int, Any]:
     return (0, int(value)) if value.lstrip("-").isdigit() else (1, value)
 
 
-def _checked_numbers(
-    numbers: list[tuple[str, int, float]], column: str, path: Path, scaling: tuple[float, float] | None
-) -> None:
-    """Refuse numbers that would not survive standardisation: with the column's own statistics, values so large
-    that the float64 mean or deviation overflow; with a trained model's (`scaling`, new items), values further
-    than VALUE_LIMIT standard deviations from what it was trained on. `numbers` are (where, item, value)."""
+def _scaling_of(
+    numbers: list[tuple[str, int, float]], column: str, path: Path, trained: tuple[float, float] | None
+) -> tuple[float, float]:
+    """The (shift, scale) that standardises a numeric column, checked: its own mean and deviation, refused
+    when values so large make them overflow in float64; or a trained model's (`trained`, new items), refusing
+    values further than VALUE_LIMIT standard deviations from what it was trained on. `numbers` are (where,
+    item, value)."""
     if not numbers:
-        return
+        return trained if trained is not None else (0.0, 1.0)
     values = np.array([v for _, _, v in numbers], dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if scaling is None:
-            shift, scale = values.mean(), values.std()
-            standardised = (values - shift) / (scale or 1.0)
-            if np.isfinite(shift) and np.isfinite(scale) and np.isfinite(standardised).all():
-                return
+        if trained is None:
+            shift, scale = float(values.mean()), float(values.std()) or 1.0
+            if np.isfinite(shift) and np.isfinite(scale) and np.isfinite((values - shift) / scale).all():
+                return shift, scale
             where = numbers[int(np.abs(values).argmax())][0]
             raise DataError(
                 f"{path}:{where}: {column!r} value {values[np.abs(values).argmax()]:g} is too large to standardise "
                 "with the column's other values; rescale the column (other units, or its logarithm)"
             )
-        standardised = (values - scaling[0]) / scaling[1]
+        standardised = (values - trained[0]) / trained[1]
     far = np.flatnonzero(~(np.abs(standardised) <= VALUE_LIMIT))
     if len(far):
         where, _, value = numbers[far[0]]
@@ -317,6 +312,7 @@ def _checked_numbers(
             f"{path}:{where}: {column!r} value {value:g} lies {abs(standardised[far[0]]):.3g} standard deviations "
             f"from the values the model was trained on (at most {VALUE_LIMIT:g}); is it in other units?"
         )
+    return trained
 
 
 def _checked_vector(vector: np.ndarray, column: str, path: Path, where: str) -> None:
@@ -558,7 +554,7 @@ def read_item_table(
                 raise DataError(f"{path}: vector column {column!r} has no value for any catalogue item")
             if dim == 0:
                 raise DataError(f"{path}: vector column {column!r} holds empty vectors")
-            built = dense_field(column, vectors, dataset.n_items, dim, standardise=False)
+            built = dense_field(column, vectors, dataset.n_items, dim)
             features.dense.append(built)
             readings[column] = _dense_reading(built)
             without[column] = dataset.n_items - 1 - len(vectors)
@@ -581,10 +577,10 @@ def read_item_table(
                 if not math.isfinite(value):
                     raise DataError(f"{path}:{label}: {column!r} value {cell!r} is not finite")
                 numbers.append((label, item, value))
-            scaling = (trained.shift, trained.scale) if trained is not None else None
-            _checked_numbers(numbers, column, path, scaling)
+            learned = (trained.shift, trained.scale) if trained is not None else None
+            scaling = _scaling_of(numbers, column, path, learned)
             vectors = {item: np.array([value]) for _, item, value in numbers}
-            built = dense_field(column, vectors, dataset.n_items, 1, standardise=True, scaling=scaling)
+            built = dense_field(column, vectors, dataset.n_items, 1, scaling)
             features.dense.append(built)
             raw = [value for _, _, value in numbers]  # the range as written, not as float32 gives it back
             readings[column] = {
@@ -782,7 +778,7 @@ def read_item_vectors(
         item = match(raw, f"line {number + 1}")
         if item is not None:
             table[item] = vector
-    built = dense_field(field_name, table, dataset.n_items, vectors.shape[1], standardise=False)
+    built = dense_field(field_name, table, dataset.n_items, vectors.shape[1])
     report = match.report(
         {field_name: dataset.n_items - 1 - len(table)}, {field_name: _dense_reading(built)}, []
     )
