@@ -75,6 +75,9 @@ def _launch_torchrun(
     return subprocess.call([*command, "-m", "bsarec", "train", *args])
 
 
+TRACK_HELP = (
+    "log to an experiment tracker: tensorboard or mlflow (repeatable; --set track_uri=URI for MLflow)"
+)
 ITEM_FEATURES_HELP = (
     "item side information (repeatable): S3-Rec attribute JSON, item table (CSV/TSV/Parquet), NumPy vectors "
     "(NAME.npy + NAME.ids.txt), a saved features directory, or 'attributes' (a registered dataset's S3-Rec file)"
@@ -158,10 +161,7 @@ def train(
     nproc: int = typer.Option(
         1, help="processes to train with (DistributedDataParallel through torchrun; gloo on CPU, nccl on GPU)"
     ),
-    track: list[str] = typer.Option(
-        [],
-        help="log to an experiment tracker: tensorboard or mlflow (repeatable; --set track_uri=URI for MLflow)",
-    ),
+    track: list[str] = typer.Option([], help=TRACK_HELP),
 ) -> None:
     """Train a model with early stopping on validation NDCG@20, then evaluate on test once."""
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
@@ -436,10 +436,7 @@ def tune(
     pack: int = typer.Option(
         1, min=1, help="train N trials together as one batched model (their space: lr, alpha, c, ... only)"
     ),
-    track: list[str] = typer.Option(
-        [],
-        help="log to an experiment tracker: tensorboard or mlflow (repeatable; --set track_uri=URI for MLflow)",
-    ),
+    track: list[str] = typer.Option([], help=TRACK_HELP),
 ) -> None:
     """Search hyperparameters with Optuna on validation NDCG@20 (resumable); write the best preset."""
     require_extra("analysis", "bsarec tune")
@@ -554,10 +551,7 @@ def benchmark(
     pack: int = typer.Option(
         1, min=1, help="train up to N cells that differ only in seed together, as one batched model (GPU)"
     ),
-    track: list[str] = typer.Option(
-        [],
-        help="log to an experiment tracker: tensorboard or mlflow (repeatable; --set track_uri=URI for MLflow)",
-    ),
+    track: list[str] = typer.Option([], help=TRACK_HELP),
 ) -> None:
     """Train a grid of models x datasets x seeds (resumable) and write results and the paper-style table.
 

@@ -19,13 +19,6 @@ from bsarec.data.item_features import (
 from bsarec.errors import DataError
 
 
-@pytest.fixture
-def catalogue():
-    return SequenceDataset(
-        [np.array([1, 2, 3]), np.array([2, 3, 4])], ["u1", "u2"], [None, "a", "b", "c", "d"]
-    )
-
-
 def vectors(tmp_path, name, ids, array):
     np.save(tmp_path / f"{name}.npy", np.asarray(array))
     (tmp_path / f"{name}.ids.txt").write_text("\n".join(ids) + "\n")

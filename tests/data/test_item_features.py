@@ -22,14 +22,6 @@ from bsarec.errors import ConfigError, DataError
 from tests.conftest import SHARED_DATA
 
 
-@pytest.fixture
-def catalogue():
-    """Four items with original ids a, b, c, d (internal 1..4)."""
-    return SequenceDataset(
-        [np.array([1, 2, 3]), np.array([2, 3, 4])], ["u1", "u2"], [None, "a", "b", "c", "d"]
-    )
-
-
 def test_s3rec_attributes_keep_repeats_count_unknown_items_and_mark_missing(tmp_path, catalogue):
     path = tmp_path / "Shop_item2attributes.json"
     path.write_text(json.dumps({"a": [3, 1, 3], "b": [], "c": ["2"], "zz": [1]}))

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bsarec.config import RUNTIME_SETTINGS, RunConfig, resolve_config
+from bsarec.config import MODEL_SETTINGS, RUNTIME_SETTINGS, RunConfig, resolve_config
 from bsarec.data.registry import dataset_name
-from bsarec.models import MODELS, model_parameters
+from bsarec.models import model_parameters
 
 
 @dataclass(frozen=True)
@@ -50,5 +50,5 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
     complete = RunConfig.from_dict(config).to_dict()
     own = set(model_parameters(complete["model"]))
     # other models' hyperparameters (max_len also shapes the samples, so it always counts)
-    others = {p for name in MODELS for p in model_parameters(name)} - own - {"max_len"}
+    others = MODEL_SETTINGS - own - {"max_len"}
     return {k: v for k, v in complete.items() if k not in RUNTIME_SETTINGS and k not in others}
