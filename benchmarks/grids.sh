@@ -109,7 +109,7 @@ case "${1:-}" in
     grid -d Beauty -m bsarec,tvrec --set precision=bf16 --seeds $(seeds 42) --set checkpoint_steps=100 \
       --runs benchmarks/runs/precision_bf16 --output $RESULTS/precision/Beauty_bf16 ;;
   precision-lastfm)  # bf16 autocast against fp32 (the paper grid's cells): the accuracy gate of a bf16 default
-    grid -d LastFM -m bsarec,sasrec,tvrec,wearec --set precision=bf16 --seeds $(seeds 42,43,44) \
+    grid -d LastFM -m bsarec,sasrec,tvrec,wearec,fearec --set precision=bf16 --seeds $(seeds 42,43,44) \
       --runs benchmarks/runs/precision_bf16 --output $RESULTS/precision/LastFM_bf16 ;;
   frontier-max-len-lastfm)  # TV-Rec and WEARec at max_len 200 (--preset best's window for BSARec on LastFM), their
     # released settings otherwise: the successors at the window BSARec was given
