@@ -52,7 +52,7 @@ def child(model_name: str, dataset: str, data_dir: str | None, steps: int) -> No
     size = config.batch_size
 
     def step(i: int) -> float:
-        loss = model.loss(**make_batch(order[i * size : (i + 1) * size], generator))
+        loss = model.loss(make_batch(order[i * size : (i + 1) * size], generator))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

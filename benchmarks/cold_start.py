@@ -20,8 +20,8 @@ from pathlib import Path
 from bsarec.api import SequentialRecommender
 from bsarec.config import RunConfig
 from bsarec.data.registry import resolve_dataset
+from bsarec.evaluation.popularity import Popularity
 from bsarec.io import atomic_write_text
-from bsarec.models.popularity import Popularity
 
 RESULTS = Path("benchmarks/results")
 VARIANTS = {

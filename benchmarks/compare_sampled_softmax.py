@@ -18,8 +18,7 @@ from pathlib import Path
 
 from bsarec.environment import machine_line
 from bsarec.io import atomic_write_text
-from bsarec.run_dir import RunDir
-from bsarec.training.history import read_history
+from bsarec.run_dir import RunDir, read_history
 
 METRICS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")
 

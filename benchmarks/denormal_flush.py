@@ -28,7 +28,7 @@ from bsarec.data.dataset import SequenceDataset
 from bsarec.data.split import leave_one_out
 from bsarec.environment import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
-from bsarec.training.checkpoint import Checkpointer, restore_optimizer
+from bsarec.training.checkpoint import Checkpointer, unflatten
 from bsarec.training.numerics import cpu_denormal_mode
 from bsarec.training.sampling import BatchMaker
 from bsarec.training.trainer import LossOf, make_optimizer
@@ -50,9 +50,9 @@ def measure(run_dir: Path, steps: int, repeats: int) -> dict:
     config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     dataset = SequenceDataset.load(run_dir / "dataset")
     split = leave_one_out(dataset, config.max_len, config.padding)
-    saved = Checkpointer(run_dir / "checkpoints", 1).latest()
+    saved = Checkpointer(run_dir / "checkpoints", 1).newest()
     if saved is not None:
-        tensors, state = saved
+        _, tensors, state = saved
         source = f"checkpoint after epoch {state['epoch']}"
     else:
         tensors = {f"model.{k}": v for k, v in load_file(run_dir / "model.safetensors").items()}
@@ -73,7 +73,7 @@ def measure(run_dir: Path, steps: int, repeats: int) -> dict:
         model.load_state_dict(start)
         optimizer = make_optimizer(model, config)
         if state is not None:
-            restore_optimizer(optimizer, tensors, state["optimizer_groups"])
+            optimizer.load_state_dict(unflatten(state["optimizer"], tensors))
         with cpu_denormal_mode(flush):
             began = time.perf_counter()
             for batch in batches:
@@ -106,7 +106,7 @@ def measure(run_dir: Path, steps: int, repeats: int) -> dict:
 
 
 def adam_moment(key: str) -> Callable[[str], bool]:
-    """Names of one Adam moment in a checkpoint: optimizer.<param index>.<key>."""
+    """Names of one Adam moment in a checkpoint: optimizer.state.<param index>.<key>."""
     return lambda name: name.startswith("optimizer.") and name.endswith(f".{key}")
 
 

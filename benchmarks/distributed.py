@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bsarec.environment import provenance
 from bsarec.io import atomic_write_json, atomic_write_text
-from bsarec.training.history import read_history
+from bsarec.run_dir import read_history
 
 SETTINGS = ((1, 1), (1, 2), (2, 1))  # (processes, threads per process)
 

@@ -50,7 +50,7 @@ def profile_model(model_name: str, dataset, args) -> dict:
     def step(i: int) -> None:
         with training_autocast(args.precision, "cpu"):
             loss = model.loss(
-                **make_batch(order[(i % n_batches) * batch : (i % n_batches + 1) * batch], generator)
+                make_batch(order[(i % n_batches) * batch : (i % n_batches + 1) * batch], generator)
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

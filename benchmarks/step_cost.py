@@ -72,7 +72,7 @@ def main() -> None:
         started = time.perf_counter()
         for i in range(args.steps):
             with training_autocast(variant.precision, "cpu"):
-                loss = model.loss(**make_batch(batches[(first + i) % len(batches)], generator))
+                loss = model.loss(make_batch(batches[(first + i) % len(batches)], generator))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -14,6 +14,7 @@ from bsarec.cli import app
 from bsarec.data.item_features import read_item_features
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import ConfigError, DataError
+from bsarec.runs import read_run_item_features
 from bsarec.serving.export import ScoringGraph, export_run
 
 SMALL = {"epochs": 2, "hidden_size": 16, "max_len": 8, "batch_size": 64}
@@ -153,13 +154,27 @@ def test_cold_items_are_withheld_from_training_and_reported_by_group(data, files
 
 def test_a_loaded_run_with_features_scores_as_the_trained_model(data, files, tmp_path):
     rec = SequentialRecommender("bsarec", cold_items=0.25, **SMALL).fit(
-        data, run_dir=tmp_path / "run", item_features=str(files / "items.csv"), progress=False
+        data,
+        run_dir=tmp_path / "run",
+        item_features=read_item_features(files / "items.csv", data),
+        progress=False,
     )
     loaded = SequentialRecommender.load(tmp_path / "run")
     rec.model.eval()
     assert torch.equal(loaded.model.item_embeddings, rec.model.item_embeddings)  # untrained id rows included
     user = data.user_ids[0]
     assert loaded.recommend(user=user, k=10).items == rec.recommend(user=user, k=10).items
+
+
+def test_fit_takes_read_features_only(data, files):
+    """fit reads no file: a path is refused, and so is a config that names files without them being read."""
+    with pytest.raises(TypeError, match="item_features must be read .*read_run_item_features"):
+        SequentialRecommender("sasrec", **SMALL).fit(data, str(files / "items.csv"), progress=False)
+    named = SequentialRecommender("sasrec", item_features=str(files / "items.csv"), **SMALL)
+    with pytest.raises(ConfigError, match="which fit\\(\\) does not read"):
+        named.fit(data, progress=False)
+    features = read_run_item_features(named.config, data)
+    assert named.fit(data, features, progress=False).item_features.names == ["cluster", "price"]
 
 
 def test_features_only_needs_features(data):
@@ -176,7 +191,7 @@ def test_id_dropout_needs_features_with_ids_and_trains_with_them(data, files, tm
     with pytest.raises(ConfigError, match="id_dropout: with features_only"):
         SequentialRecommender("sasrec", id_dropout=0.5, features_only=True, **SMALL)
     rec = SequentialRecommender("bsarec", id_dropout=0.5, **SMALL).fit(
-        data, item_features=str(files / "items.csv"), progress=False
+        data, item_features=read_item_features(files / "items.csv", data), progress=False
     )
     assert rec.config.id_dropout == 0.5 and len(rec.recommend(user=data.user_ids[0], k=3).items) == 3
 
@@ -220,7 +235,7 @@ def test_cli_trains_with_features_recommends_new_items_and_prepares_them(data, f
 def test_training_reports_matched_items_and_refuses_a_file_that_matches_none(data, files, tmp_path, caplog):
     with caplog.at_level("INFO", logger="bsarec"):
         SequentialRecommender("sasrec", **{**SMALL, "epochs": 1}).fit(
-            data, item_features=str(files / "items.csv"), progress=False
+            data, item_features=read_item_features(files / "items.csv", data), progress=False
         )
     n = data.n_items - 1
     assert f"items.csv: {n} of {n} items of {data.name} matched, 0 rows for unknown items" in caplog.text
@@ -230,13 +245,15 @@ def test_training_reports_matched_items_and_refuses_a_file_that_matches_none(dat
     pl.DataFrame({"item_id": data.item_ids[1 : 1 + n // 3], "cluster": "c"}).write_csv(few)
     with caplog.at_level("INFO", logger="bsarec"):
         SequentialRecommender("sasrec", **{**SMALL, "epochs": 1}).fit(
-            data, item_features=str(few), progress=False
+            data, item_features=read_item_features(few, data), progress=False
         )
     assert f"few.csv describe only {n // 3} of {n} items" in caplog.text
     strangers = tmp_path / "strangers.csv"  # ids of another catalogue, e.g. internal indices
     pl.DataFrame({"item_id": ["x1", "x2"], "cluster": ["a", "b"]}).write_csv(strangers)
     with pytest.raises(DataError, match="strangers.csv: no row names an item of .*2 rows for unknown items"):
-        SequentialRecommender("sasrec", **SMALL).fit(data, item_features=str(strangers), progress=False)
+        SequentialRecommender("sasrec", **SMALL).fit(
+            data, item_features=read_item_features(strangers, data), progress=False
+        )
 
 
 def test_cli_names_a_bad_features_file(data, tmp_path):

@@ -10,13 +10,14 @@ from bsarec.data import (
     read_interaction_log,
     resolve_dataset,
 )
+from bsarec.data.item_features import ItemFeatures, read_item_features
 from bsarec.evaluation import evaluate
-from bsarec.run_dir import RunDir
-from bsarec.training.history import read_history
+from bsarec.run_dir import RunDir, read_history
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ItemFeatures",
     "Recommendations",
     "RunConfig",
     "RunDir",
@@ -28,5 +29,6 @@ __all__ = [
     "read_benchmark_file",
     "read_history",
     "read_interaction_log",
+    "read_item_features",
     "resolve_dataset",
 ]

@@ -16,8 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,8 @@ from bsarec.data.item_features import (
     conform,
     file_item_ids,
     read_item_features,
-    resolve_item_features,
 )
-from bsarec.data.split import LeaveOneOutSplit, choose_cold_items, leave_one_out, pad_left
+from bsarec.data.split import LeaveOneOutSplit, choose_cold_items, leave_one_out
 from bsarec.distributed import SINGLE, ProcessGroup, process_group_from_env
 from bsarec.environment import environment
 from bsarec.errors import ConfigError, DataError, NonFiniteError
@@ -44,29 +42,16 @@ from bsarec.evaluation.metrics import (
     evaluate,
     metrics_from_ranks,
     sampled_candidates,
-    top_k,
 )
 from bsarec.io import load_weights, save_weights
 from bsarec.models import SequentialModel, build_model
-from bsarec.models.item_features import FeatureItemEmbedding, attach_item_features, item_table_of
-from bsarec.run_dir import RunDir
-from bsarec.tracking import Trackers
-from bsarec.training.history import HistoryLog
+from bsarec.models.item_features import FeatureItemEmbedding, attach_item_features
+from bsarec.run_dir import RunDir, training_session
+from bsarec.scoring import Recommendations, candidate_mask, recommend_histories
 from bsarec.training.numerics import cpu_denormal_mode, cuda_matmul_precision
-from bsarec.training.packed import RunLogFilter, about_run, check_packable, resumable, train_packed
 from bsarec.training.trainer import TrainResult, train
 
 log = logging.getLogger("bsarec")
-
-
-@dataclass
-class Recommendations:
-    """Top-k original item ids with scores, plus what could not be used from the request."""
-
-    items: list[Any]
-    scores: list[float]
-    unknown: list[Any]
-    empty_history: bool = False
 
 
 class SequentialRecommender:
@@ -88,129 +73,71 @@ class SequentialRecommender:
     def fit(
         self,
         dataset: SequenceDataset,
+        item_features: ItemFeatures | None = None,
+        *,
         run_dir: str | Path | None = None,
         progress: bool = True,
         resume: bool = False,
         evaluate_test: bool = True,
         on_epoch: Callable[[int, dict[str, float]], None] | None = None,
         overwrite: bool = False,
-        item_features: ItemFeatures | str | Path | list[str | Path] | None = None,
     ) -> SequentialRecommender:
-        """Train with early stopping on validation, restore the best weights, evaluate on test once.
-        With `resume`, continue from the run directory's newest checkpoint. `evaluate_test=False` never
-        touches the test targets (tuning); `on_epoch(epoch, valid_metrics)` is called after every validation.
-        A new run refuses a `run_dir` that holds a run unless `overwrite` (RunDir.prepare_new).
-        `item_features` (docs/item_features.md) are the items' side information, read (ItemFeatures) or as
-        files to read; without them, the config's `item_features` setting names the files (a resumed run reads
-        its own copy).
+        """Train on `dataset` with early stopping on validation, restore the best weights, evaluate on test
+        once. `dataset` and `item_features` (docs/item_features.md) come read: `resolve_dataset`,
+        `read_item_features`, or `bsarec.runs.read_run_item_features(config, dataset)` for the files a config's
+        `item_features` setting names; fit reads no input file.
+        With `run_dir`, the run's files are written there as training goes (RunDir: config, dataset, history,
+        best weights, checkpoints, metrics); a new run refuses a `run_dir` that holds a run unless `overwrite`,
+        and `resume` continues from its newest checkpoint (`SequentialRecommender.resume` reads what a run was
+        trained on back from its directory). `evaluate_test=False` never touches the test targets (tuning);
+        `on_epoch(epoch, valid_metrics)` is called after every validation.
         Under torchrun, every process calls `fit` and trains with DistributedDataParallel; only rank 0 writes
         to `run_dir` (see bsarec/distributed.py). Sets the process's torch thread count (`threads`); the CPU
         denormal mode (`flush_denormal`) holds while `fit` runs and is restored afterwards."""
-        if isinstance(item_features, (str, Path, list)):  # files: read as the item_features setting is
-            files = [item_features] if isinstance(item_features, (str, Path)) else item_features
-            self.config = self.config.updated(item_features=",".join(str(f) for f in files))
-            item_features = None
-        if self.config.threads:
-            torch.set_num_threads(self.config.threads)
-        with (
-            cpu_denormal_mode(self.config.flush_denormal) as supported,
-            cuda_matmul_precision(self.config.precision),
-        ):
-            if self.config.flush_denormal and not supported:
+        if item_features is not None and not isinstance(item_features, ItemFeatures):
+            raise TypeError(
+                f"fit: item_features must be read (ItemFeatures), not a {type(item_features).__name__}; read "
+                "files with bsarec.read_item_features(path, dataset) or "
+                "bsarec.runs.read_run_item_features(config, dataset)"
+            )
+        config = self.config
+        if item_features is None and config.item_features:
+            raise ConfigError(
+                f"item_features: the setting names {config.item_features!r}, which fit() does not read; read them "
+                "with bsarec.runs.read_run_item_features(config, dataset) and pass them as item_features"
+            )
+        if item_features is None and config.features_only:
+            raise ConfigError("features_only: items would have no representation; give item features too")
+        if item_features is None and config.id_dropout:
+            raise ConfigError("id_dropout: leaves out the id part of items with features; give item features")
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        with ExitStack() as context:
+            supported = context.enter_context(cpu_denormal_mode(config.flush_denormal))
+            context.enter_context(cuda_matmul_precision(config.precision))
+            if config.flush_denormal and not supported:
                 log.info("this CPU cannot flush denormal floats to zero; training with them")
-            return self._fit(
-                dataset, run_dir, progress, resume, evaluate_test, on_epoch, overwrite, item_features
-            )
-
-    def _fit(self, dataset, run_dir, progress, resume, evaluate_test, on_epoch, overwrite, item_features):
-        config = self.config
-        if item_features is None and not config.item_features:  # refused before a run directory is made
-            if config.features_only:
-                raise ConfigError("features_only: items would have no representation; give item features too")
-            if config.id_dropout:
-                raise ConfigError(
-                    "id_dropout: leaves out the id part of items with features; give item features"
-                )
-        group = self._group = process_group_from_env(config.torch_device())
-        run = RunDir(run_dir) if run_dir is not None else None
-        writes = run is not None and group.is_main
-        with run.owned() if writes else nullcontext():  # no other process writes the run meanwhile
-            return self._fit_owned(
-                dataset,
-                run,
-                group,
-                writes,
-                progress,
-                resume,
-                evaluate_test,
-                on_epoch,
-                overwrite,
-                item_features,
-            )
-
-    def _fit_owned(
-        self, dataset, run, group, writes, progress, resume, evaluate_test, on_epoch, overwrite, item_features
-    ):
-        config = self.config
-        if writes and not resume:
-            run.prepare_new(overwrite)
-        handler = _attach_log_file(run) if group.is_main else None
-        try:
-            if resume and writes:
-                _log_resumption(run, config)
+            group = self._group = process_group_from_env(config.torch_device())
             torch.manual_seed(config.seed)
-            self.dataset = dataset
-            if resume and run is not None and ItemFeatures.saved_in(run.item_features_dir):
-                item_features = ItemFeatures.load(run.item_features_dir)
-            elif item_features is None and config.item_features:
-                item_features = resolve_item_features(
-                    config.item_features, dataset, config.data_dir, check=False
+            self._take_data(dataset, item_features)  # checked, split
+            config = self.config
+            run = RunDir(run_dir) if run_dir is not None else None
+            session = context.enter_context(
+                training_session(
+                    run,
+                    config,
+                    dataset,
+                    item_features,
+                    resume=resume,
+                    overwrite=overwrite,
+                    writes=group.is_main,
                 )
-            if item_features is not None and config.item_features is None:  # config.json names the files
-                files = [f["file"] for f in item_features.report.get("files", [])]
-                self.config = config = config.updated(item_features=",".join(files) or "given to fit()")
-            if item_features is not None and item_features.catalogue not in (
-                None,
-                dataset.item_ids_fingerprint(),
-            ):
-                raise DataError(
-                    f"item features read for another catalogue than {dataset.name}'s (its item ids differ); read "
-                    "them for this dataset"
-                )
-            if item_features is not None and item_features.n_items != dataset.n_items:
-                raise DataError(
-                    f"item features for {item_features.n_items - 1} items, but {dataset.name} has {dataset.n_items - 1}"
-                )
-            if item_features is not None:
-                check_matched(item_features, dataset.name)
-            self.item_features = item_features
-            if resume and run is not None:
-                features_id = item_features.fingerprint() if item_features is not None else None
-                run.check_identity(dataset.fingerprint(), features_id, config.to_dict())
-            self._split = self._make_split(dataset)
-            if len(self._split.train_targets) == 0:
-                if config.cold_items:
-                    raise DataError(
-                        f"{dataset.name}: cold_items {config.cold_items} withholds every item a training sample "
-                        "could hold, so there is nothing to train on; withhold fewer items"
-                    )
-                raise DataError(
-                    f"{dataset.name}: no user has 3 or more items, so there is nothing to train on "
-                    "(the last two items of each user are the validation and test targets)"
-                )
-            if len(self._split.valid.targets) == 0:
-                raise DataError(
-                    f"{dataset.name}: no user is left to validate on (cold_items {config.cold_items} withholds "
-                    "every validation target), so no epoch could be chosen; withhold fewer items"
-                )
-            self._candidates = {}
+            )
             self.model = build_run_model(config, dataset, item_features, self._split).to(
                 config.torch_device()
             )
             if group.rank > 0:  # the same initial weights everywhere, but each process its own dropout
                 torch.manual_seed(config.seed + group.rank)
-            if writes and not resume:
-                _write_run_data(run, config, dataset, item_features)
             log.info(
                 "training %s on %s: %d users, %d items, %d training samples",
                 config.model,
@@ -219,32 +146,65 @@ class SequentialRecommender:
                 dataset.n_items - 1,
                 len(self._split.train_targets),
             )
-            trackers = _trackers(config, run, dataset) if group.is_main else None
-            try:
-                self.result = train(
-                    self.model,
-                    self._split,
-                    config,
-                    run,
-                    progress=progress,
-                    candidates=self.candidates("valid"),
-                    resume=resume,
-                    on_epoch=on_epoch,
-                    group=group,
-                    on_record=trackers.epoch if trackers else None,
-                )
-                self.metrics = self._final_metrics(evaluate_test)
-                if writes:
-                    run.write_metrics(self.metrics)
-            except BaseException:
-                if trackers:
-                    trackers.finish(None, failed=True)
-                raise
-            if trackers:
-                trackers.finish(self.metrics)
-        finally:
-            _detach_log_file(handler)
+            self.result = train(
+                self.model,
+                self._split,
+                config,
+                session.recorder,
+                session.checkpointer,
+                progress=progress,
+                candidates=self.candidates("valid"),
+                resume=resume,
+                on_epoch=on_epoch,
+                group=group,
+            )
+            self.metrics = self._final_metrics(evaluate_test)
+            session.finish(self.metrics)
         return self
+
+    def _take_data(self, dataset: SequenceDataset, item_features: ItemFeatures | None) -> None:
+        """Hold the dataset and its item features (checked against its catalogue; the config names their files)
+        and split it, refusing a split with nothing to train or validate on."""
+        self.dataset, self.item_features, self._candidates = dataset, item_features, {}
+        if item_features is not None:
+            self._check_features(item_features, dataset)
+            if self.config.item_features is None:  # config.json names the files
+                files = [f["file"] for f in item_features.report.get("files", [])]
+                self.config = self.config.updated(item_features=",".join(files) or "given to fit()")
+        self._split = self._make_split(dataset)
+        self._check_split(dataset)
+
+    def _check_features(self, item_features: ItemFeatures, dataset: SequenceDataset) -> None:
+        """Refuse item features read for another catalogue, or that match none of its items."""
+        if item_features.catalogue not in (None, dataset.item_ids_fingerprint()):
+            raise DataError(
+                f"item features read for another catalogue than {dataset.name}'s (its item ids differ); read "
+                "them for this dataset"
+            )
+        if item_features.n_items != dataset.n_items:
+            raise DataError(
+                f"item features for {item_features.n_items - 1} items, but {dataset.name} has {dataset.n_items - 1}"
+            )
+        check_matched(item_features, dataset.name)
+
+    def _check_split(self, dataset: SequenceDataset) -> None:
+        """Refuse a split with nothing to train or validate on, naming why."""
+        cold_items = self.config.cold_items
+        if len(self._split.train_targets) == 0:
+            if cold_items:
+                raise DataError(
+                    f"{dataset.name}: cold_items {cold_items} withholds every item a training sample "
+                    "could hold, so there is nothing to train on; withhold fewer items"
+                )
+            raise DataError(
+                f"{dataset.name}: no user has 3 or more items, so there is nothing to train on "
+                "(the last two items of each user are the validation and test targets)"
+            )
+        if len(self._split.valid.targets) == 0:
+            raise DataError(
+                f"{dataset.name}: no user is left to validate on (cold_items {cold_items} withholds "
+                "every validation target), so no epoch could be chosen; withhold fewer items"
+            )
 
     def _final_metrics(self, evaluate_test: bool = True) -> dict[str, Any]:
         """metrics.json of a finished training: the best validation metrics, test (once, unless told not to),
@@ -418,42 +378,6 @@ class SequentialRecommender:
         known = [(item, dataset.item_index(item)) for item in items]
         return [i for _, i in known if i is not None], [item for item, i in known if i is None]
 
-    def _candidate_mask(
-        self, allow: list[Any] | None, deny: list[Any] | None, where: dict[str, list[Any]] | None = None
-    ) -> torch.Tensor | None:
-        """The items an answer may hold (None: all), refusing, with the reason, conditions that leave none:
-        an empty answer would give none."""
-        if where is not None:
-            if self.item_features is None:
-                raise ConfigError("where: this run has no item features to select by")
-            matching = torch.from_numpy(self.item_features.matching(where))
-            if not matching.any():
-                raise ConfigError(f"where: no item holds {where}")
-            rest = self._candidate_mask(allow, deny)
-            if rest is None:
-                return matching
-            if allow is not None and not (matching & rest).any():
-                raise ConfigError(f"where: none of the allowed items holds {where}")
-            return matching & rest
-        if allow is None and deny is None:
-            return None
-        dataset = self._require_dataset()
-        mask = torch.ones(dataset.n_items, dtype=torch.bool)
-        if allow is not None:
-            if not allow:
-                raise ConfigError("allow: an empty list allows no item; leave it out to allow every item")
-            known = [i for i in (dataset.item_index(i) for i in allow) if i is not None]
-            if not known:
-                raise ConfigError(
-                    f"allow: none of its {len(allow)} ids is in the catalogue (first: {allow[0]!r})"
-                )
-            mask[:] = False
-            mask[known] = True
-        for index in (dataset.item_index(i) for i in deny or []):
-            if index is not None:
-                mask[index] = False
-        return mask
-
     def _recommend_internal(
         self,
         histories: list[list[int]],
@@ -465,32 +389,22 @@ class SequentialRecommender:
         deny: list[Any] | None = None,
         where: dict[str, list[Any]] | None = None,
     ) -> list[Recommendations]:
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        model = self._require_model()
         dataset = self._require_dataset()
-        max_len, padding = self.config.max_len, self.config.padding
-        inputs = torch.from_numpy(
-            np.stack([pad_left(np.asarray(h, np.int64), max_len, padding) for h in histories])
+        allowed = candidate_mask(dataset, self.item_features, allow, deny, where)
+        c = self.config
+        return recommend_histories(
+            self._require_model(),
+            dataset,
+            histories,
+            unknowns,
+            rows,
+            k,
+            c.max_len,
+            c.padding,
+            exclude_seen,
+            allowed,
+            self.encoder,
         )
-        exclude = [torch.as_tensor(h, dtype=torch.int64) for h in histories] if exclude_seen else None
-        users = torch.tensor(
-            [row if row is not None else 0 for row in rows]
-        )  # Caser: raw histories use row 0
-        allowed = self._candidate_mask(allow, deny, where)
-        indices, scores = top_k(model, inputs, k, exclude, users=users, allowed=allowed, encode=self.encoder)
-        out = []
-        for i, history in enumerate(histories):
-            keep = torch.isfinite(scores[i])
-            out.append(
-                Recommendations(
-                    items=[dataset.item_ids[j] for j in indices[i][keep].tolist()],
-                    scores=scores[i][keep].tolist(),
-                    unknown=unknowns[i],
-                    empty_history=len(history) == 0,
-                )
-            )
-        return out
 
     def add_items(
         self,
@@ -507,7 +421,7 @@ class SequentialRecommender:
         catalogue of integer ids, new ids written as integers are integers. Returns what was added and what of
         the file the model cannot use (values it never saw, its fields the file does not give)."""
         model, dataset = self._require_model(), self._require_dataset()
-        table = item_table_of(model)
+        table = model.item_table()
         if self.item_features is None or not isinstance(table, FeatureItemEmbedding):
             raise ConfigError("add_items: this run was trained without item features; new items need them")
         if table.ids.num_embeddings > table.n_featured:
@@ -545,7 +459,7 @@ class SequentialRecommender:
             raise ConfigError("save: items were added after training; save the run before adding them")
         run = RunDir(directory)
         with run.owned():
-            _write_run_data(run, self.config, self._require_dataset(), self.item_features)
+            run.write_run_data(self.config, self._require_dataset(), self.item_features)
             save_weights(self._require_model(), run.weights_file)
             if self.metrics:
                 run.write_metrics(self.metrics)
@@ -568,8 +482,10 @@ class SequentialRecommender:
         config = run.read_run_config(**changes)
         if run.status == "finished":
             raise ConfigError(f"{run}: this run has finished (metrics.json exists); nothing to resume")
-        rec = cls(config=config)
-        return rec.fit(SequenceDataset.load(run.dataset_dir), run.path, progress=progress, resume=True)
+        dataset, item_features = SequenceDataset.load(run.dataset_dir), run_item_features(run, config)
+        return cls(config=config).fit(
+            dataset, item_features, run_dir=run.path, progress=progress, resume=True
+        )
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> SequentialRecommender:
@@ -586,10 +502,7 @@ class SequentialRecommender:
         config = run.read_run_config(device=device)
         rec = cls(config=config)
         rec.dataset = SequenceDataset.load(run.dataset_dir)
-        if ItemFeatures.saved_in(run.item_features_dir):
-            rec.item_features = ItemFeatures.load(run.item_features_dir)
-        elif config.item_features:
-            raise DataError(f"{run.item_features_dir}: missing; this run was trained with item features")
+        rec.item_features = run_item_features(run, config)
         features_id = rec.item_features.fingerprint() if rec.item_features is not None else None
         run.check_identity(rec.dataset.fingerprint(), features_id, config.to_dict())
         torch.manual_seed(config.seed)
@@ -614,108 +527,6 @@ class SequentialRecommender:
         return self.dataset
 
 
-def fit_packed(
-    configs: list[RunConfig],
-    dataset: SequenceDataset,
-    run_dirs: list[str | Path | None] | None = None,
-    overwrite: bool = False,
-    evaluate_test: bool = True,
-    on_epoch: Callable[[int, dict[str, Any]], bool | None] | None = None,
-    resume: bool = False,
-) -> list[SequentialRecommender]:
-    """Train several runs of one model on `dataset` together, as one batched model (training/packed.py): they
-    may differ in seed, lr, weight_decay, patience, epochs, hidden_dropout, attn_dropout and (BSARec) alpha and
-    c. Each run is built, evaluated and written to its run directory (config, dataset, history, best weights,
-    metrics) as `fit` writes it, with a checkpoint of each run after every epoch. `resume=True` continues the pack from its runs' newest
-    checkpoints when they make one pack again (the same runs, cut off together); otherwise it starts them
-    anew. `evaluate_test=False` never touches the test targets (tuning); `on_epoch(index, record)` after each
-    run's validation may return True to stop that run (pruning). Returns one fitted recommender per config."""
-    check_packable(configs)
-    run_dirs = list(run_dirs) if run_dirs is not None else [None] * len(configs)
-    runs = [RunDir(d) if d is not None else None for d in run_dirs]
-    checkpointers = [
-        r.checkpoints(c.keep_checkpoints) if r else None for r, c in zip(runs, configs, strict=True)
-    ]
-    saved = None
-    if resume:
-        latest = [c.latest() if c is not None else None for c in checkpointers]
-        if resumable(latest, configs):
-            saved = latest
-        else:
-            log.warning("no common checkpoint of the pack's runs: training them from the start")
-    recs, histories, handlers, trackers = [], [], [], []
-
-    def record_epoch(index: int, record: dict[str, Any]) -> bool | None:
-        histories[index].append(record)
-        if trackers[index]:
-            trackers[index].epoch(record)
-        if record["best"] and runs[index] is not None:
-            save_weights(recs[index].model, runs[index].weights_file)
-        return on_epoch(index, record) if on_epoch is not None else None
-
-    split = None
-    owners = ExitStack()  # each run is this process's until the pack ends
-    try:
-        for index, (config, run) in enumerate(zip(configs, runs, strict=True)):
-            rec = SequentialRecommender(config=config)
-            rec.dataset = dataset
-            if run is not None:
-                owners.enter_context(run.owned())
-            if run is not None and saved is None:
-                run.prepare_new(overwrite or resume)
-                _write_run_data(run, config, dataset, None)
-            handlers.append(_attach_log_file(run, RunLogFilter(index)))  # its own lines and the pack's
-            torch.manual_seed(config.seed)  # each run's weights are drawn as its unpacked run draws them
-            if split is None:  # the same for every run of a pack
-                split = rec._make_split(dataset)
-            rec._split = split
-            rec.model = build_run_model(config, dataset).to(config.torch_device())
-            recs.append(rec)
-            trackers.append(_trackers(config, run, dataset))
-            records = saved[index][1]["history"] if saved is not None else []
-            histories.append(HistoryLog(run.history_file if run is not None else None, records))
-            with about_run(index):
-                log.info(
-                    "training %s on %s as run %d of a pack of %d (seed %d): %d users, %d items, %d training samples",
-                    config.model,
-                    dataset.name,
-                    index,
-                    len(configs),
-                    config.seed,
-                    dataset.num_users,
-                    dataset.n_items - 1,
-                    len(split.train_targets),
-                )
-        with cuda_matmul_precision(configs[0].precision):
-            results = train_packed(
-                [r.model for r in recs],
-                split,
-                configs,
-                [r.candidates("valid") for r in recs],
-                record_epoch,
-                checkpointers=checkpointers,
-                resume_from=saved,
-            )
-        for rec, run, result, tracker in zip(recs, runs, results, trackers, strict=True):
-            rec.result = result
-            rec.metrics = rec._final_metrics(evaluate_test)
-            if run is not None:
-                save_weights(rec.model, run.weights_file)
-                run.write_metrics(rec.metrics)
-            if tracker:
-                tracker.finish(rec.metrics)
-    except BaseException:
-        for tracker in trackers:
-            if tracker:
-                tracker.finish(None, failed=True)
-        raise
-    finally:
-        for handler in handlers:
-            _detach_log_file(handler)
-        owners.close()
-    return recs
-
-
 def build_run_model(
     config: RunConfig,
     dataset: SequenceDataset,
@@ -737,61 +548,10 @@ def build_run_model(
     return attach_item_features(model, item_features, trained, config.features_only, config.id_dropout)
 
 
-def _trackers(config: RunConfig, run: RunDir | None, dataset: SequenceDataset) -> Trackers | None:
-    """The run's experiment trackers, started with its settings (None when it asks for none)."""
-    if not config.track:
-        return None
-    name = run.path.name if run is not None else f"{config.model}-{dataset.name}"
-    if run is not None and run.path.name.startswith("seed"):  # a grid cell: model/protocol/seedN
-        name = "-".join(run.path.parts[-4:])
-    trackers = Trackers(config, run.path if run is not None else None, name)
-    trackers.start(config.to_dict())
-    return trackers
-
-
-def _write_run_data(
-    run: RunDir, config: RunConfig, dataset: SequenceDataset, item_features: ItemFeatures | None
-) -> None:
-    """What a run is trained on, written once at its start: config, dataset, item features, identity."""
-    run.write_config(config.to_dict())
-    dataset.save(run.dataset_dir)
-    if item_features is not None:
-        item_features.save(run.item_features_dir)
-    features_id = item_features.fingerprint() if item_features is not None else None
-    run.write_identity(dataset.fingerprint(), features_id, config.to_dict())
-
-
-def _log_resumption(run: RunDir, config: RunConfig) -> None:
-    """Say in the run's own log how this resumption differs from the run as it was started."""
-    status = run.status
-    if status == "interrupted":  # its interim metrics are replaced at the end
-        log.info("continuing a run stopped by Ctrl-C from its newest checkpoint")
-    if status == "new":
-        return  # the trainer says what is missing
-    saved = run.read_config()
-    changed = {
-        name: value for name, value in config.to_dict().items() if name in saved and saved[name] != value
-    }
-    if changed:
-        log.info("resuming with %s", ", ".join(f"{name}={value}" for name, value in changed.items()))
-
-
-def _attach_log_file(run: RunDir | None, only: logging.Filter | None = None) -> logging.Handler | None:
-    """Append bsarec's log lines (those `only` passes, if given) to the run's train.log."""
-    if run is None:
-        return None
-    run.path.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(run.log_file, mode="a")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    if only is not None:
-        handler.addFilter(only)
-    logger = logging.getLogger("bsarec")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    return handler
-
-
-def _detach_log_file(handler: logging.Handler | None) -> None:
-    if handler is not None:
-        logging.getLogger("bsarec").removeHandler(handler)
-        handler.close()
+def run_item_features(run: RunDir, config: RunConfig) -> ItemFeatures | None:
+    """The item features a run was trained with, from its own copy (None for a run without)."""
+    if ItemFeatures.saved_in(run.item_features_dir):
+        return ItemFeatures.load(run.item_features_dir)
+    if config.item_features:
+        raise DataError(f"{run.item_features_dir}: missing; this run was trained with item features")
+    return None

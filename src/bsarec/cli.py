@@ -27,6 +27,7 @@ from bsarec.experiments import BenchmarkGrid, demo_report, run_demo, run_speed_b
 from bsarec.extras import require, require_extra
 from bsarec.io import atomic_write_json
 from bsarec.models import MODELS
+from bsarec.runs import read_run_item_features
 from bsarec.serving.batch import check_output_file, score_file
 from bsarec.serving.engine import choose_engine
 from bsarec.serving.export import export_run
@@ -212,14 +213,10 @@ def train(
     features = None
     if config.item_features:
         options = _feature_options(item_id_col, categorical, multi_separator)
-        features = resolve_item_features(config.item_features, data, config.data_dir, check=False, **options)
+        features = read_run_item_features(config, data, **options)
     output = output or Path("runs") / f"{config.model}-{data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rec = SequentialRecommender(config=config).fit(
-        data,
-        run_dir=output,
-        progress=_bars(progress) and main_process,
-        overwrite=overwrite,
-        item_features=features,
+        data, features, run_dir=output, progress=_bars(progress) and main_process, overwrite=overwrite
     )
     leave_process_group()
     if main_process:

@@ -20,18 +20,28 @@ the ones it was trained with (`check_identity`), naming what changed.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from filelock import FileLock, Timeout
 
 from bsarec.config import RUNTIME_SETTINGS, RunConfig
 from bsarec.errors import ConfigError, DataError
 from bsarec.io import atomic_write_json, is_partial_write
+from bsarec.tracking import Trackers, run_trackers
 from bsarec.training.checkpoint import Checkpointer
+from bsarec.training.recorder import EpochRecorder
+
+if TYPE_CHECKING:  # what a run is trained on, written by write_run_data
+    from bsarec.data.dataset import SequenceDataset
+    from bsarec.data.item_features import ItemFeatures
+
+log = logging.getLogger("bsarec")
 
 Status = Literal["new", "running", "interrupted", "finished"]
 
@@ -207,6 +217,46 @@ class RunDir:
                 + " may change. Train a new run for other settings"
             )
 
+    def write_run_data(
+        self, config: RunConfig, dataset: SequenceDataset, item_features: ItemFeatures | None
+    ) -> None:
+        """What a run is trained on, written once at its start: config, dataset, item features, identity."""
+        self.write_config(config.to_dict())
+        dataset.save(self.dataset_dir)
+        if item_features is not None:
+            item_features.save(self.item_features_dir)
+        features_id = item_features.fingerprint() if item_features is not None else None
+        self.write_identity(dataset.fingerprint(), features_id, config.to_dict())
+
+    def log_resumption(self, config: RunConfig) -> None:
+        """Say in the run's own log how this resumption differs from the run as it was started."""
+        status = self.status
+        if status == "interrupted":  # its interim metrics are replaced at the end
+            log.info("continuing a run stopped by Ctrl-C from its newest checkpoint")
+        if status == "new":
+            return  # the trainer says what is missing
+        saved = self.read_config()
+        changed = {k: v for k, v in config.to_dict().items() if k in saved and saved[k] != v}
+        if changed:
+            log.info("resuming with %s", ", ".join(f"{name}={value}" for name, value in changed.items()))
+
+    @contextmanager
+    def logging_to_file(self, only: logging.Filter | None = None) -> Iterator[None]:
+        """Append bsarec's log lines (those `only` passes, if given) to the run's train.log meanwhile."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.log_file, mode="a")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        if only is not None:
+            handler.addFilter(only)
+        logger = logging.getLogger("bsarec")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+
     def read_metrics(self) -> dict[str, Any] | None:
         """metrics.json, finished or interrupted; None when there is none yet."""
         return self._read_json(self.metrics_file) if self.metrics_file.is_file() else None
@@ -232,6 +282,21 @@ class RunDir:
     def checkpoints(self, keep: int = 2) -> Checkpointer:
         return Checkpointer(self.checkpoint_dir, keep)
 
+    def read_history(self) -> list[dict[str, Any]]:
+        """The run's per-epoch records (loss, validation metrics, speed), in order: its learning curves."""
+        path = self.history_file
+        if not path.is_file():
+            raise DataError(f"{path}: no such file; is {self.path} a run directory?")
+        records = []
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            try:
+                records.append(json.loads(line))
+            except ValueError as error:
+                raise DataError(
+                    f"{path}, line {number}: expected one JSON object per epoch ({error})"
+                ) from None
+        return records
+
     def newest_checkpoint(self) -> Path | None:
         """The JSON file of the newest complete checkpoint, or None."""
         complete = self.checkpoints().complete()
@@ -246,3 +311,83 @@ class RunDir:
         if not isinstance(value, dict):
             raise DataError(f"{path}: expected a JSON object")
         return value
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """A run's learning curves: `RunDir(run_dir).read_history()`."""
+    return RunDir(run_dir).read_history()
+
+
+@dataclass
+class RunSession:
+    """A run in training: where its epochs are recorded (`recorder`), its checkpoints (`checkpointer`, None
+    without a run directory) and, at the end, `finish(metrics)`: metrics.json and the trackers' last values."""
+
+    recorder: EpochRecorder
+    checkpointer: Checkpointer | None
+    run: RunDir | None  # the run directory this process writes, if any
+    trackers: Trackers | None
+
+    def finish(self, metrics: dict[str, Any]) -> None:
+        if self.run is not None:
+            self.run.write_metrics(metrics)
+        if self.trackers:
+            self.trackers.finish(metrics)
+
+
+@contextmanager
+def training_session(
+    run: RunDir | None,
+    config: RunConfig,
+    dataset: SequenceDataset,
+    item_features: ItemFeatures | None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    writes: bool = True,
+    who: str = "",
+    log_filter: logging.Filter | None = None,
+) -> Iterator[RunSession]:
+    """Everything a run directory does around training, in one place. A new run: own the directory
+    (`owned`), refuse or replace what it holds (`prepare_new`), log to its train.log, write what the run is
+    trained on (`write_run_data`). A resumed run: own it, check that its dataset, features and settings are
+    those it was trained with (`check_identity`), say in its log what changed. Then the run's trackers start,
+    and the session yields its recorder and checkpointer. `writes=False` (a process other than the main one
+    under torchrun) writes nothing and only reads the checkpoints; without `run`, epochs are recorded in
+    memory. Trackers are told of a failure."""
+    features_id = item_features.fingerprint() if item_features is not None else None
+    with ExitStack() as context:
+        if run is not None and writes:
+            context.enter_context(run.owned())  # no other process writes the run meanwhile
+            if not resume:
+                run.prepare_new(overwrite)
+            context.enter_context(run.logging_to_file(log_filter))
+        if run is not None and resume:
+            run.check_identity(dataset.fingerprint(), features_id, config.to_dict())
+            if writes:
+                run.log_resumption(config)
+        elif run is not None and writes:
+            run.write_run_data(config, dataset, item_features)
+        writing = run if writes else None
+        trackers = run_trackers(config, writing.path if writing else None, dataset.name) if writes else None
+        on_record = trackers.epoch if trackers else None
+        checkpointer = run.checkpoints(config.keep_checkpoints) if run is not None else None
+        session = RunSession(
+            epoch_recorder(writing, config.monitor, on_record, who), checkpointer, writing, trackers
+        )
+        try:
+            yield session
+        except BaseException:
+            if trackers:
+                trackers.finish(None, failed=True)
+            raise
+
+
+def epoch_recorder(
+    run: RunDir | None, monitor: str, on_record: Callable[[dict[str, Any]], None] | None = None, who: str = ""
+) -> EpochRecorder:
+    """What each epoch of a run leaves behind: in its run directory (history.jsonl, the best weights) when it
+    has one, in memory otherwise."""
+    if run is None:
+        return EpochRecorder(monitor, on_record=on_record, who=who)
+    return EpochRecorder(monitor, run.history_file, run.weights_file, on_record, who)

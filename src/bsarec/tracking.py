@@ -143,3 +143,16 @@ class Trackers:
             except Exception as error:  # a tracker's failure must not lose the run
                 log.warning("tracking: %s could not finish (%s)", type(tracker).__name__, error)
         self.trackers = []  # finished once
+
+
+def run_trackers(config: Any, run_dir: Path | None, dataset_name: str) -> Trackers | None:
+    """A run's experiment trackers, started with its settings (None when it asks for none). A grid cell
+    (RUNS/dataset/model/protocol/seedN) is named by those parts."""
+    if not config.track:
+        return None
+    name = run_dir.name if run_dir is not None else f"{config.model}-{dataset_name}"
+    if run_dir is not None and run_dir.name.startswith("seed"):
+        name = "-".join(run_dir.parts[-4:])
+    trackers = Trackers(config, run_dir, name)
+    trackers.start(config.to_dict())
+    return trackers

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from bsarec.data.split import EvalSet
-from bsarec.evaluation.metrics import evaluate, metrics_from_ranks, target_ranks, top_k
+from bsarec.evaluation.metrics import evaluate, metrics_from_ranks, target_ranks
+from bsarec.scoring import top_k
 
 
 class TableModel:

@@ -47,7 +47,7 @@ def test_model_trains_and_its_loss_falls(name):
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     losses = []
     for _ in range(40):
-        loss = model.loss(**data)
+        loss = model.loss(data)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -125,9 +125,9 @@ def test_caser_loss_adds_plain_l2_norms():
     torch.manual_seed(0)
     model = Caser(N_ITEMS, N_USERS, hidden_size=16, max_len=MAX_LEN, reg_weight=0.5).eval()
     data = batch(model, n=4)
-    with_reg = model.loss(**data).item()
+    with_reg = model.loss(data).item()
     model.reg_weight = 0.0
-    without = model.loss(**data).item()
+    without = model.loss(data).item()
     norms = sum(
         w.norm().item()
         for w in (
@@ -168,7 +168,7 @@ def test_bert4rec_reads_a_masked_slot():
 
     model.forward = spy
     ids = torch.randint(1, N_ITEMS, (5, MAX_LEN))
-    loss = model.loss(ids, torch.ones(5, dtype=torch.long))
+    loss = model.loss({"inputs": ids, "targets": torch.ones(5, dtype=torch.long)})
     assert ((seen["ids"] == N_ITEMS).sum(1) == model.mask_count).all()
     assert torch.isfinite(loss)
 
@@ -261,7 +261,7 @@ def test_fearec_loss_equals_the_loss_of_three_full_passes():
     computed from the three passes' whole outputs, value and gradients."""
     model = small_model("fearec", hidden_dropout=0.0, attn_dropout=0.0).train()
     data = batch(model)
-    fast = model.loss(**data)
+    fast = model.loss(data)
     fast_grads = torch.autograd.grad(fast, list(model.parameters()))
     states = model(torch.cat([data["inputs"], data["inputs"], data["positives"]]), groups=3)
     anchor, augmented, semantic = states.split(len(data["targets"]))

@@ -101,7 +101,7 @@ def test_training_reduces_the_loss_and_gradients_reach_beta():
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     losses = []
     for _ in range(30):
-        loss = model.loss(ids, targets)
+        loss = model.loss({"inputs": ids, "targets": targets})
         opt.zero_grad()
         loss.backward()
         assert model.blocks[0].frequency.sqrt_beta.grad.abs().sum() > 0

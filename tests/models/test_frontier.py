@@ -74,7 +74,7 @@ def test_tvrec_loss_adds_the_basis_orthogonality_penalty():
         orthogonality_penalty(b.filter.basis[..., 0]) + orthogonality_penalty(b.filter.basis[..., 1])
         for b in model.blocks
     )
-    assert torch.allclose(model.loss(inputs, targets), plain + 0.5 * penalty)
+    assert torch.allclose(model.loss({"inputs": inputs, "targets": targets}), plain + 0.5 * penalty)
     assert orthogonality_penalty(torch.eye(3, 5) * 4) == 0  # orthogonal rows of any length cost nothing
     assert torch.isclose(orthogonality_penalty(torch.ones(2, 3)), torch.tensor(2.0))
 

@@ -11,7 +11,6 @@ from bsarec.models.item_features import (
     FeatureItemEmbedding,
     attach_item_features,
     freeze_item_features,
-    item_table_of,
 )
 
 N_ITEMS = 7
@@ -137,7 +136,7 @@ def test_every_model_trains_with_item_features(name):
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     losses = []
     for _ in range(30):
-        loss = model.loss(**batch)
+        loss = model.loss(batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -146,5 +145,5 @@ def test_every_model_trains_with_item_features(name):
     model.eval()
     scores = model.encode(inputs[:2]) @ model.item_embeddings.T
     frozen = freeze_item_features(model)
-    assert type(item_table_of(frozen)) is torch.nn.Embedding
+    assert type(frozen.item_table()) is torch.nn.Embedding
     assert torch.allclose(frozen.encode(inputs[:2]) @ frozen.item_embeddings.T, scores, atol=1e-6)

@@ -43,7 +43,7 @@ def test_sasrec_bce_and_ce_losses_fall():
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
         first = last = None
         for _ in range(30):
-            loss = model.loss(ids, targets, negatives=negatives)
+            loss = model.loss({"inputs": ids, "targets": targets, "negatives": negatives})
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -27,7 +27,7 @@ def test_fused_cross_entropy_under_bf16_autocast():
     model = SASRec(n_items=30, hidden_size=16, max_len=6, num_heads=1, loss="ce")
     ids, targets = torch.randint(1, 30, (8, 6)), torch.randint(1, 30, (8,))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = model.loss(ids, targets)
+        loss = model.loss({"inputs": ids, "targets": targets})
     loss.backward()
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert (

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from bsarec.data.split import leave_one_out
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.distributed import ProcessGroup
-from bsarec.training.history import read_history
+from bsarec.run_dir import read_history
 
 # no dropout: each process draws its own dropout masks, so with dropout the runs agree only in distribution
 SETTINGS = ["hidden_size=16", "max_len=12", "patience=100", "hidden_dropout=0", "attn_dropout=0"]

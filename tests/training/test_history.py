@@ -1,7 +1,7 @@
 import pytest
 
 from bsarec.errors import DataError
-from bsarec.training.history import read_history
+from bsarec.run_dir import read_history
 
 
 def test_read_history_names_the_file_and_line_of_a_bad_record(tmp_path):

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from bsarec import SequentialRecommender
-from bsarec.api import fit_packed
 from bsarec.config import RunConfig
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.errors import ConfigError
 from bsarec.models.layers import Dropout, per_run_dropout
 from bsarec.run_dir import RunDir
+from bsarec.runs import fit_packed
 from bsarec.training.packed import PackedAdam, check_packable
 
 NO_DROPOUT = {"hidden_dropout": 0.0, "attn_dropout": 0.0, "hidden_size": 16, "max_len": 10, "batch_size": 64}

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from bsarec.data.synthetic import generate_synthetic
-from bsarec.training.history import read_history
+from bsarec.run_dir import read_history
 
 SETTINGS = [
     "--set",

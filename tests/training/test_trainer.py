@@ -7,9 +7,9 @@ from bsarec.api import SequentialRecommender
 from bsarec.data.split import leave_one_out
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.evaluation.metrics import evaluate
+from bsarec.evaluation.popularity import Popularity
 from bsarec.io import load_weights
-from bsarec.models.popularity import Popularity
-from bsarec.training.history import read_history
+from bsarec.run_dir import read_history
 
 SMALL = dict(hidden_size=32, max_len=20, num_heads=1, batch_size=128, lr=0.003, threads=2)
 

@@ -14,7 +14,7 @@ from bsarec.config import resolve_config
 from bsarec.data.split import leave_one_out
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.evaluation.metrics import evaluate
-from bsarec.models.popularity import Popularity
+from bsarec.evaluation.popularity import Popularity
 
 COLUMNS = ("HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR")
 DEMO_MODELS = ("bsarec", "sasrec")

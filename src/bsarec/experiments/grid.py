@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from filelock import FileLock, Timeout
 
-from bsarec.api import SequentialRecommender, fit_packed
+from bsarec.api import SequentialRecommender
 from bsarec.config import RUNTIME_SETTINGS, RunConfig
 from bsarec.data.registry import resolve_dataset
 from bsarec.environment import machine_line
@@ -47,6 +47,7 @@ from bsarec.experiments.tables import (
 )
 from bsarec.models import MODELS
 from bsarec.run_dir import RunDir
+from bsarec.runs import fit_packed, read_run_item_features
 from bsarec.training.packed import PACKABLE, check_packable
 
 log = logging.getLogger("bsarec")
@@ -235,7 +236,8 @@ def _train_cell(job: dict[str, Any]) -> dict[str, Any]:
     if run.path.exists():  # an unfinished run without a usable checkpoint: start it again
         shutil.rmtree(run.path)
     data = resolve_dataset(cell.dataset, config.data_dir, kcore=config.kcore)
-    rec = SequentialRecommender(config=config).fit(data, run_dir=run.path, progress=False)
+    features = read_run_item_features(config, data)
+    rec = SequentialRecommender(config=config).fit(data, features, run_dir=run.path, progress=False)
     return rec.metrics["test"]
 
 

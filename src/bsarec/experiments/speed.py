@@ -135,7 +135,7 @@ def measure(
             loss = straightforward_loss(model, inputs, targets, negatives, loss_name)
             optimizer.zero_grad()
         else:
-            loss = model.loss(**make_batch(index, generator))  # the training loop's own batches
+            loss = model.loss(make_batch(index, generator))  # the training loop's own batches
             optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

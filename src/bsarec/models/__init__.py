@@ -14,7 +14,6 @@ from bsarec.models.duorec import DuoRec
 from bsarec.models.fearec import FEARec
 from bsarec.models.fmlprec import FMLPRec
 from bsarec.models.gru4rec import GRU4Rec
-from bsarec.models.popularity import Popularity
 from bsarec.models.sasrec import SASRec
 from bsarec.models.tvrec import TVRec
 from bsarec.models.wearec import WEARec
@@ -78,7 +77,6 @@ __all__ = [
     "FEARec",
     "FMLPRec",
     "GRU4Rec",
-    "Popularity",
     "SASRec",
     "SequentialModel",
     "StackedBlocksModel",

@@ -2,15 +2,16 @@
 
 A model (`SequentialModel`) states:
 - `losses`: the objectives it can train with, its paper's objective first (the default);
-- what the training loop must hand to `loss` besides `inputs` and `targets`: `needs_negatives` (one sampled
-  negative per sample: true exactly when the objective is "bce" or "bpr"), `needs_users` (dataset rows, a
-  class attribute) and `needs_positives` (a same-target sample's input, a class attribute);
+- what the training loop must put in a batch besides `inputs` and `targets` (models/batch.py names every
+  field): `needs_negatives` (one sampled negative per sample: true exactly when the objective is "bce" or
+  "bpr"), `needs_users` (dataset rows, a class attribute) and `needs_positives` (a same-target sample's
+  input, a class attribute);
 - `encode(input_ids, users=None)`: the user representation (B, d) of left-padded item windows;
 - `item_embeddings`: the output table (V, d); the score of item v is encode(...) · item_embeddings[v];
-- `loss(inputs, targets, **batch)`: the scalar training loss of a batch (the batch also carries sampled
-  softmax items when the run asks for them);
-- `item_table`: the attribute path of its item `nn.Embedding` (read on the input and the output side), which
-  item side information replaces (models/item_features.py);
+- `loss(batch)`: the scalar training loss of a `Batch` (which also carries sampled softmax items when the
+  run asks for them);
+- `item_table()` / `set_item_table(module)`: the module that holds its items (read on the input and the
+  output side), which item side information replaces (models/item_features.py);
 - `train_samples`: the training samples its paper built, "prefixes" (every prefix of the last max_len
   training items, the empty one included; BSARec's protocol) or "nonempty" (TV-Rec's: no empty input).
 The run config reads each model's hyperparameters and their defaults from its constructor signature, so a
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from bsarec.errors import ConfigError
+from bsarec.models.batch import Batch
 from bsarec.models.layers import ItemPositionEmbedding, MultiHeadSelfAttention, causal_padding_mask
 from bsarec.models.losses import next_item_loss, target_negative_bce
 
@@ -44,7 +46,6 @@ class SequentialModel(nn.Module):
     needs_users: ClassVar[bool] = False
     needs_positives: ClassVar[bool] = False
     train_samples: ClassVar[str] = "prefixes"
-    item_table: ClassVar[str] = "embedding.item"
 
     def __init__(self, n_items: int, loss: str | None):
         super().__init__()
@@ -64,8 +65,16 @@ class SequentialModel(nn.Module):
     def encode(self, input_ids: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def loss(self, inputs: torch.Tensor, targets: torch.Tensor, **batch: torch.Tensor) -> torch.Tensor:
+    def loss(self, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
+
+    def item_table(self) -> nn.Module:
+        """The module that holds the items (read on the input and the output side): an nn.Embedding, or
+        the FeatureItemEmbedding that item side information puts in its place."""
+        return self.embedding.item
+
+    def set_item_table(self, table: nn.Module) -> None:
+        self.embedding.item = table
 
 
 class StackedBlocksModel(SequentialModel):
@@ -86,12 +95,15 @@ class StackedBlocksModel(SequentialModel):
         """The output table: tied to the input item embeddings, row 0 (padding) included."""
         return self.embedding.item.weight
 
-    def attention_mask(self, input_ids: torch.Tensor) -> torch.Tensor | None:
+    def block_mask(self, input_ids: torch.Tensor) -> torch.Tensor | None:
+        """What every block is given, besides its input, to tell items from padding: here the additive causal
+        attention mask (B, 1, N, N); BERT4Rec's is bidirectional, TV-Rec's the rows that hold items (B, N, 1),
+        and FMLP-Rec's and WEARec's None (their filters see every slot)."""
         return causal_padding_mask(input_ids)
 
     def forward(self, input_ids: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """Hidden states (B, N, d), or (B, d) for the last position only."""
-        mask = self.attention_mask(input_ids)
+        mask = self.block_mask(input_ids)
         x = self.embedding(input_ids)
         for i, block in enumerate(self.blocks):
             x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1)
@@ -103,7 +115,7 @@ class StackedBlocksModel(SequentialModel):
 
     def hidden_states(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
         """[embedding output, block 1 output, ...] for analysis."""
-        mask = self.attention_mask(input_ids)
+        mask = self.block_mask(input_ids)
         states = [self.embedding(input_ids)]
         for block in self.blocks:
             states.append(block(states[-1], mask))
@@ -113,24 +125,18 @@ class StackedBlocksModel(SequentialModel):
         """Each block's self-attention probabilities (B, heads, N, N), for analysis; [] without attention."""
         if not all(isinstance(getattr(b, "attention", None), MultiHeadSelfAttention) for b in self.blocks):
             return []
-        mask = self.attention_mask(input_ids)
+        mask = self.block_mask(input_ids)
         x, maps = self.embedding(input_ids), []
         for block in self.blocks:
             maps.append(block.attention.attention_map(x, mask))
             x = block(x, mask)
         return maps
 
-    def loss(
-        self,
-        inputs: torch.Tensor,
-        targets: torch.Tensor,
-        negatives: torch.Tensor | None = None,
-        **sampled: torch.Tensor,
-    ) -> torch.Tensor:
-        h = self.encode(inputs)
+    def loss(self, batch: Batch) -> torch.Tensor:
+        h = self.encode(batch["inputs"])
         if (
             self.objective == "bce"
         ):  # label 1 for the target, 0 for one sampled negative (SASRec as the paper ran it)
-            return target_negative_bce(h, self.item_embeddings, targets, negatives)
+            return target_negative_bce(h, self.item_embeddings, batch["targets"], batch["negatives"])
         # full-softmax CE against every item (row 0 included, as the reference), or sampled softmax
-        return next_item_loss(h, self.item_embeddings, targets, **sampled)
+        return next_item_loss(h, self.item_embeddings, batch)

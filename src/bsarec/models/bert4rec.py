@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from bsarec.models.base import StackedBlocksModel
+from bsarec.models.batch import Batch
 from bsarec.models.layers import bidirectional_padding_mask, init_weights
 from bsarec.models.losses import next_item_loss
 from bsarec.models.sasrec import SelfAttentionBlock
@@ -53,7 +54,7 @@ class BERT4Rec(StackedBlocksModel):
     def item_embeddings(self) -> torch.Tensor:
         return self.embedding.item.weight[: self.n_items]  # the mask row is never recommended
 
-    def attention_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def block_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
         return bidirectional_padding_mask(input_ids)
 
     def with_mask_token(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -69,9 +70,11 @@ class BERT4Rec(StackedBlocksModel):
     def attention_maps(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
         return super().attention_maps(self.with_mask_token(input_ids))
 
-    def loss(self, inputs: torch.Tensor, targets: torch.Tensor, **sampled) -> torch.Tensor:
+    def loss(self, batch: Batch) -> torch.Tensor:
+        inputs = batch["inputs"]
         b, n = inputs.shape
         slots = torch.rand(b, n, device=inputs.device).argsort(1)[:, : self.mask_count]  # step 1
         masked = inputs.scatter(1, slots, self.mask_token)  # step 2
         read = self.forward(masked)[torch.arange(b, device=inputs.device), slots[:, -1]]  # step 3
-        return next_item_loss(read, self.embedding.item.weight, targets, **sampled)
+        # scored against the whole table, mask row included, as the reference trains it
+        return next_item_loss(read, self.embedding.item.weight, batch)

@@ -20,13 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from bsarec.models.base import SequentialModel
+from bsarec.models.batch import Batch
 from bsarec.models.layers import Dropout, init_weights
 from bsarec.models.losses import target_negative_bce
 
 
 class Caser(SequentialModel):
     losses = ("bce",)
-    item_table = "item"
     needs_users = True
 
     def __init__(
@@ -56,6 +56,12 @@ class Caser(SequentialModel):
     def item_embeddings(self) -> torch.Tensor:
         return self.item.weight
 
+    def item_table(self) -> nn.Module:
+        return self.item
+
+    def set_item_table(self, table: nn.Module) -> None:
+        self.item = table
+
     def encode(self, input_ids: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         if users is None:
             users = input_ids.new_zeros(input_ids.size(0))
@@ -69,8 +75,9 @@ class Caser(SequentialModel):
         z = F.relu(self.fc1(self.dropout(torch.cat([o_v.flatten(1), *o_h], 1))))
         return F.relu(self.fc2(torch.cat([z, self.user(users)], 1)))
 
-    def loss(self, inputs, targets, negatives, users, **_) -> torch.Tensor:
-        bce = target_negative_bce(self.encode(inputs, users), self.item.weight, targets, negatives)
+    def loss(self, batch: Batch) -> torch.Tensor:
+        h = self.encode(batch["inputs"], batch["users"])
+        bce = target_negative_bce(h, self.item_embeddings, batch["targets"], batch["negatives"])
         weights = [self.user.weight, self.item.weight, self.conv_v.weight, self.fc1.weight, self.fc2.weight]
         reg = sum(w.norm(2) for w in weights) + sum(conv.weight.norm(2) for conv in self.conv_h)
         return bce + self.reg_weight * reg

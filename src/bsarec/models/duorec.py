@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from bsarec.models.base import StackedBlocksModel
+from bsarec.models.batch import Batch
 from bsarec.models.layers import init_weights
 from bsarec.models.losses import info_nce, next_item_loss
 from bsarec.models.sasrec import SelfAttentionBlock
@@ -45,8 +46,9 @@ class DuoRec(StackedBlocksModel):
         )
         self.apply(init_weights)
 
-    def loss(self, inputs, targets, positives, **sampled) -> torch.Tensor:
-        h, h_aug, h_sem = self.encode(torch.cat([inputs, inputs, positives])).split(len(targets))
-        return next_item_loss(h, self.item_embeddings, targets, **sampled) + self.lmd_sem * info_nce(
+    def loss(self, batch: Batch) -> torch.Tensor:
+        inputs = batch["inputs"]
+        h, h_aug, h_sem = self.encode(torch.cat([inputs, inputs, batch["positives"]])).split(len(inputs))
+        return next_item_loss(h, self.item_embeddings, batch) + self.lmd_sem * info_nce(
             h_aug, h_sem, self.tau, self.sim
         )

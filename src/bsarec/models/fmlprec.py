@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from bsarec.models.base import StackedBlocksModel
+from bsarec.models.batch import Batch
 from bsarec.models.layers import Dropout, FeedForward, init_weights
 
 
@@ -61,12 +62,12 @@ class FMLPRec(StackedBlocksModel):
         )
         self.apply(init_weights)
 
-    def attention_mask(self, input_ids: torch.Tensor) -> None:
+    def block_mask(self, input_ids: torch.Tensor) -> None:
         return None  # the filter sees every slot
 
-    def loss(self, inputs, targets, negatives, **_) -> torch.Tensor:
-        h = self.encode(inputs)
+    def loss(self, batch: Batch) -> torch.Tensor:
+        h = self.encode(batch["inputs"])
         table = self.item_embeddings
-        pos = torch.sigmoid((h * table[targets]).sum(-1))
-        neg = torch.sigmoid((h * table[negatives]).sum(-1))
+        pos = torch.sigmoid((h * table[batch["targets"]]).sum(-1))
+        neg = torch.sigmoid((h * table[batch["negatives"]]).sum(-1))
         return (-torch.log(pos + 1e-24) - torch.log(1 - neg + 1e-24)).mean()

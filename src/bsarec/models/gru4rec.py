@@ -13,12 +13,12 @@ import torch
 from torch import nn
 
 from bsarec.models.base import SequentialModel
+from bsarec.models.batch import Batch
 from bsarec.models.layers import Dropout, init_weights
 
 
 class GRU4Rec(SequentialModel):
     losses = ("bpr",)
-    item_table = "item"
 
     def __init__(
         self,
@@ -44,11 +44,18 @@ class GRU4Rec(SequentialModel):
     def item_embeddings(self) -> torch.Tensor:
         return self.item.weight
 
+    def item_table(self) -> nn.Module:
+        return self.item
+
+    def set_item_table(self, table: nn.Module) -> None:
+        self.item = table
+
     def encode(self, input_ids: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         states, _ = self.gru(self.dropout(self.item(input_ids)))
         return self.dense(states[:, -1])  # the dense layer is per slot; only the last slot is read
 
-    def loss(self, inputs, targets, negatives, **_) -> torch.Tensor:
-        y = self.encode(inputs)
-        margin = (y * (self.item.weight[targets] - self.item.weight[negatives])).sum(-1)
+    def loss(self, batch: Batch) -> torch.Tensor:
+        y = self.encode(batch["inputs"])
+        table = self.item_embeddings
+        margin = (y * (table[batch["targets"]] - table[batch["negatives"]])).sum(-1)
         return -torch.log(1e-10 + torch.sigmoid(margin)).mean()

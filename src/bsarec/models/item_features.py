@@ -1,6 +1,6 @@
 """Item representations from side information, shared by every model (docs/item_features.md).
 
-Every model keeps its items in one `nn.Embedding` (its `item_table`), read on the input side (the rows of a
+Every model keeps its items in one `nn.Embedding` (its `item_table()`), read on the input side (the rows of a
 sequence) and on the output side (the scoring table). `attach_item_features` puts a `FeatureItemEmbedding` in its
 place, so both sides see, for item i,
     e_i = [id_i]  +  Σ_fields mean(E_field[codes of i])  +  Σ_vectors (W_field v_i, or m_field where i has none)
@@ -189,14 +189,6 @@ def learned_codes(codes: np.ndarray, offsets: np.ndarray, n_vectors: int) -> tup
     return codes[order], offsets
 
 
-def _parent_and_name(model: nn.Module, path: str) -> tuple[nn.Module, str]:
-    *parents, name = path.split(".")
-    owner = model
-    for part in parents:
-        owner = getattr(owner, part)
-    return owner, name
-
-
 def attach_item_features(
     model: SequentialModel,
     features: ItemFeatures,
@@ -205,26 +197,18 @@ def attach_item_features(
     id_dropout: float = 0.0,
 ) -> SequentialModel:
     """Replace the model's item table by a FeatureItemEmbedding over the same id rows (in place)."""
-    owner, name = _parent_and_name(model, model.item_table)
-    ids = getattr(owner, name)
+    ids = model.item_table()
     if not isinstance(ids, nn.Embedding):
-        raise TypeError(f"{type(model).__name__}.{model.item_table} is not an nn.Embedding")
+        raise TypeError(f"{type(model).__name__}.item_table() is not an nn.Embedding")
     if ids.num_embeddings < features.n_items:
         raise ValueError(f"item features for {features.n_items} rows, but the model has {ids.num_embeddings}")
-    setattr(owner, name, FeatureItemEmbedding(ids, features, trained_ids, features_only, id_dropout))
+    model.set_item_table(FeatureItemEmbedding(ids, features, trained_ids, features_only, id_dropout))
     return model
-
-
-def item_table_of(model: SequentialModel) -> nn.Module:
-    """The module that holds the model's items: an nn.Embedding, or a FeatureItemEmbedding."""
-    owner, name = _parent_and_name(model, model.item_table)
-    return getattr(owner, name)
 
 
 def freeze_item_features(model: SequentialModel) -> SequentialModel:
     """Replace a FeatureItemEmbedding by a plain embedding of its current table (in place; for export)."""
-    owner, name = _parent_and_name(model, model.item_table)
-    table = getattr(owner, name)
+    table = model.item_table()
     if isinstance(table, FeatureItemEmbedding):
-        setattr(owner, name, table.plain())
+        model.set_item_table(table.plain())
     return model

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from bsarec.models.batch import Batch
+
 
 def _bf16_products(device: torch.device) -> bool:
     """Whether the step runs under bf16 autocast: the loss's matrix products then run in bf16 as every other
@@ -83,18 +85,14 @@ def sampled_softmax_cross_entropy(
     return (torch.logsumexp(logits.float(), 1) - target_logit.float()).mean()
 
 
-def next_item_loss(
-    h: torch.Tensor,
-    table: torch.Tensor,
-    targets: torch.Tensor,
-    sampled_items: torch.Tensor | None = None,
-    sampled_log_expected: torch.Tensor | None = None,
-    **_,
-) -> torch.Tensor:
-    """The cross-entropy of the next item: full softmax, or sampled softmax when the batch brings samples."""
-    if sampled_items is None:
-        return softmax_cross_entropy(h, table, targets)
-    return sampled_softmax_cross_entropy(h, table, targets, sampled_items, sampled_log_expected)
+def next_item_loss(h: torch.Tensor, table: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The cross-entropy of the batch's targets: full softmax, or sampled softmax when the batch brings
+    samples."""
+    if "sampled_items" not in batch:
+        return softmax_cross_entropy(h, table, batch["targets"])
+    return sampled_softmax_cross_entropy(
+        h, table, batch["targets"], batch["sampled_items"], batch["sampled_log_expected"]
+    )
 
 
 def target_negative_bce(

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bsarec.models.base import StackedBlocksModel
+from bsarec.models.batch import Batch
 from bsarec.models.layers import Dropout, FeedForward, ItemEmbedding, init_weights
 from bsarec.models.losses import next_item_loss
 
@@ -132,11 +133,11 @@ class TVRec(StackedBlocksModel):
         )
         self.apply(init_weights)
 
-    def attention_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def block_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
         """TV-Rec has no attention; its blocks take the rows that hold items, (B, N, 1), to zero the rest."""
         return (input_ids != 0).unsqueeze(-1).to(self.embedding.norm.weight.dtype)
 
-    def loss(self, inputs: torch.Tensor, targets: torch.Tensor, **sampled: torch.Tensor) -> torch.Tensor:
-        ce = next_item_loss(self.encode(inputs), self.item_embeddings, targets, **sampled)
+    def loss(self, batch: Batch) -> torch.Tensor:
+        ce = next_item_loss(self.encode(batch["inputs"]), self.item_embeddings, batch)
         penalty = sum(block.filter.regulariser() for block in self.blocks)
         return ce + self.basis_reg_weight * penalty

@@ -100,5 +100,5 @@ class WEARec(StackedBlocksModel):
         )
         self.apply(init_weights)
 
-    def attention_mask(self, input_ids: torch.Tensor) -> None:
+    def block_mask(self, input_ids: torch.Tensor) -> None:
         return None  # no mask: every slot, padding included, enters the filters

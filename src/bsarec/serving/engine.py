@@ -4,7 +4,7 @@ by ONNX Runtime (`bsarec serve --engine onnx`).
 Only the encoder (a history window, and for Caser the user rows, to the user representation h) goes through
 ONNX Runtime: it is where eager PyTorch spends its per-request overhead (many small operators). The scores
 h · item table, the exclusion of history, padding, `allow`/`deny`/`where` and the top-k stay one code path
-(`bsarec.evaluation.metrics.top_k`) for both engines, so their answers can only differ by the encoder's float
+(`bsarec.scoring.top_k`) for both engines, so their answers can only differ by the encoder's float
 rounding (a parity test holds them to the same items and scores within 1e-4).
 """
 

@@ -1,5 +1,7 @@
-"""Training checkpoints: the files in RUN_DIR/checkpoints, and what goes into one (model, optimizer, the
-train state, every random generator the loop uses)."""
+"""Training checkpoints, in torchtitan's pattern: a checkpoint is the state_dict of named stateful parts
+(model, optimizer, train state, best weights, random generators), each an object with `state_dict()` and
+`load_state_dict()`. `Checkpoint` saves and restores the parts; `Checkpointer` owns the files in
+RUN_DIR/checkpoints (tensors as safetensors, everything else as JSON, written atomically)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from safetensors import SafetensorError
@@ -18,19 +20,7 @@ from bsarec.distributed import ProcessGroup
 from bsarec.errors import DataError
 from bsarec.io import atomic_write_bytes, is_partial_write
 
-if TYPE_CHECKING:  # state.py imports this module
-    from bsarec.training.state import TrainState
-
 log = logging.getLogger("bsarec")
-
-
-def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {f"{prefix}{name}": value for name, value in tensors.items()}
-
-
-def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The tensors whose names start with `prefix`, under their names without it."""
-    return {name.removeprefix(prefix): value for name, value in tensors.items() if name.startswith(prefix)}
 
 
 class Checkpointer:
@@ -66,11 +56,6 @@ class Checkpointer:
             p for p in self.directory.glob("epoch*.json") if p.with_suffix(".safetensors").is_file()
         )
 
-    def latest(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-        """The newest readable checkpoint (tensors, state), or None (see `newest`)."""
-        newest = self.newest()
-        return None if newest is None else newest[1:]
-
     def newest(self) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
         """The newest readable checkpoint (its JSON file, tensors, state), or None. A damaged one is named in
         a warning and the one before it is used. Temporary files and incomplete checkpoints left by a process
@@ -94,125 +79,147 @@ class Checkpointer:
         return None
 
 
-def flat_optimizer_state(state: dict[int, dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """An optimizer's per-parameter state ({parameter index: {key: value}}) as named tensors
-    ("optimizer.INDEX.KEY"), as a checkpoint stores it."""
-    return {
-        f"optimizer.{index}.{key}": value if isinstance(value, torch.Tensor) else torch.tensor(value)
-        for index, values in state.items()
-        for key, value in values.items()
-    }
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any], /) -> Any: ...
 
 
-def optimizer_state_of(tensors: dict[str, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
-    """The per-parameter optimizer state among a checkpoint's tensors (flat_optimizer_state's inverse)."""
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, index, key = name.split(".", 2)
-            state.setdefault(int(index), {})[key] = value
-    return state
+Saved = tuple[Path, dict[str, torch.Tensor], dict[str, Any]]  # a checkpoint read back: file, tensors, values
 
 
-def optimizer_tensors(
-    optimizer: torch.optim.Optimizer,
-) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    """The optimizer's state as flat named tensors plus its JSON-able parameter groups."""
-    state = optimizer.state_dict()
-    groups = [
-        {k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state["param_groups"]
-    ]
-    return flat_optimizer_state(state["state"]), groups
+def flatten(value: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """`value` (nested dicts, lists and tuples of tensors and JSON values) as JSON, each tensor moved into
+    `tensors` under its path and replaced by {"@tensor": path}; integer dict keys and tuples are marked so
+    that `unflatten` gives back exactly what was saved (an optimizer's state is keyed by parameter index)."""
+    if isinstance(value, torch.Tensor):
+        tensors[path] = value
+        return {"@tensor": path}
+    if isinstance(value, dict):
+        if all(isinstance(key, str) for key in value):
+            return {key: flatten(item, f"{path}.{key}", tensors) for key, item in value.items()}
+        if all(isinstance(key, int) for key in value):
+            return {
+                "@int_keys": {
+                    str(key): flatten(item, f"{path}.{key}", tensors) for key, item in value.items()
+                }
+            }
+        raise TypeError(f"{path}: a checkpoint stores dicts keyed by str or by int, not {list(value)[:3]}")
+    if isinstance(value, tuple):
+        return {"@tuple": [flatten(item, f"{path}.{i}", tensors) for i, item in enumerate(value)]}
+    if isinstance(value, list):
+        return [flatten(item, f"{path}.{i}", tensors) for i, item in enumerate(value)]
+    return value
 
 
-def restore_optimizer(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list
-) -> None:
-    for group in groups:
-        if "betas" in group:
-            group["betas"] = tuple(group["betas"])
-    optimizer.load_state_dict({"state": optimizer_state_of(tensors), "param_groups": groups})
+def unflatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"@tensor"}:
+            return tensors[value["@tensor"]]
+        if set(value) == {"@int_keys"}:
+            return {int(key): unflatten(item, tensors) for key, item in value["@int_keys"].items()}
+        if set(value) == {"@tuple"}:
+            return tuple(unflatten(item, tensors) for item in value["@tuple"])
+        return {key: unflatten(item, tensors) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unflatten(item, tensors) for item in value]
+    return value
 
 
-def rng_tensors(generator: torch.Generator, group: ProcessGroup) -> dict[str, torch.Tensor]:
-    """The loop's generator (the same in every process) and each process's global generator (dropout).
-    A collective call: every process takes part."""
-    states = group.gather_states(torch.get_rng_state())
-    tensors = {"rng.torch": states[0], "rng.loop": generator.get_state()}
-    tensors |= {f"rng.torch.rank{rank}": s for rank, s in enumerate(states) if rank > 0}
-    if torch.cuda.is_available():
-        tensors |= {f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
-    return tensors
+class RandomState:
+    """The random generators a run draws from, as a stateful part: the loop's own generator (sample order,
+    negatives; the same in every process) and each process's global generator (dropout). `state_dict` is a
+    collective call under torchrun: every process takes part."""
+
+    def __init__(self, generator: torch.Generator, group: ProcessGroup):
+        self.generator, self.group = generator, group
+
+    def state_dict(self) -> dict[str, Any]:
+        states = self.group.gather_states(torch.get_rng_state())
+        cuda = list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else []
+        return {"loop": self.generator.get_state(), "processes": states, "cuda": cuda}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        processes = state["processes"]
+        torch.set_rng_state(processes[self.group.rank] if self.group.rank < len(processes) else processes[0])
+        self.generator.set_state(state["loop"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def restore_rng(tensors: dict[str, torch.Tensor], generator: torch.Generator, group: ProcessGroup) -> None:
-    torch.set_rng_state(tensors.get(f"rng.torch.rank{group.rank}", tensors["rng.torch"]))
-    generator.set_state(tensors["rng.loop"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
+class Checkpoint:
+    """What a run needs to continue exactly: the state_dicts of its named parts, saved together as one
+    checkpoint and restored together (or some parts first: `restore(saved, names)`)."""
 
+    def __init__(self, checkpointer: Checkpointer | None, parts: dict[str, Stateful], group: ProcessGroup):
+        self.checkpointer, self.parts, self.group = checkpointer, parts, group
 
-class TrainingCheckpoints:
-    """What a run needs to continue exactly, saved and restored in one place: the model, the optimizer, the
-    TrainState and every random generator the loop uses (the loop's own and each process's global one)."""
-
-    def __init__(
-        self,
-        checkpointer: Checkpointer,
-        model: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
-        state: TrainState,
-        generator: torch.Generator,
-        group: ProcessGroup,
-    ):
-        self.checkpointer, self.model, self.optimizer = checkpointer, model, optimizer
-        self.state, self.generator, self.group = state, generator, group
-
-    def save(self) -> None:
-        """Every process calls this (the generators are gathered); only the main process writes."""
-        rng = rng_tensors(self.generator, self.group)
+    def save(self, epoch: int, batch: int) -> None:
+        """Every process calls this (a part may gather from every process); only the main process writes."""
+        if self.checkpointer is None:
+            return
+        states = {name: part.state_dict() for name, part in self.parts.items()}
         if not self.group.is_main:
             return
-        optim, groups = optimizer_tensors(self.optimizer)
-        state_tensors, values = self.state.state_dict()
-        tensors = prefixed("model.", self.model.state_dict()) | state_tensors | optim | rng
-        self.checkpointer.save(
-            self.state.epoch, self.state.batch, tensors, values | {"optimizer_groups": groups}
-        )
+        tensors: dict[str, torch.Tensor] = {}
+        values = {name: flatten(state, name, tensors) for name, state in states.items()}
+        self.checkpointer.save(epoch, batch, tensors, {"epoch": epoch, "batch": batch, **values})
 
-    def restore_newest(self, device: str) -> bool:
-        """Load the newest complete checkpoint into model, optimizer, state and generators; False if none.
-        A checkpoint that does not fit this run (another model's, or a position its history contradicts)
-        raises DataError naming it."""
-        saved = self.checkpointer.newest()
-        if saved is None:
-            return False
+    def newest(self) -> Saved | None:
+        return self.checkpointer.newest() if self.checkpointer is not None else None
+
+    def restore(self, saved: Saved, names: tuple[str, ...] | None = None) -> None:
+        """Load the parts `names` (all by default) from a checkpoint read by `newest`. A checkpoint that does
+        not fit this run (another model's, an edited one, an older layout) raises DataError naming it."""
         path, tensors, values = saved
         check_position(path, values)
         try:
-            self.model.load_state_dict(unprefixed("model.", tensors))
-            restore_optimizer(self.optimizer, tensors, values["optimizer_groups"])
-            restore_rng(tensors, self.generator, self.group)
-            self.state.load_state_dict(tensors, values, device, self.group)
+            named: dict[str, torch.Tensor] = {}  # the tensors the manifest names: exactly the file's
+            flatten(
+                unflatten({k: v for k, v in values.items() if k not in ("epoch", "batch")}, tensors),
+                "",
+                named,
+            )
+            if len(named) != len(tensors):
+                raise ValueError(f"the file holds {len(tensors)} tensors, its manifest names {len(named)}")
+            for name in names or tuple(self.parts):
+                state = unflatten(values[name], tensors)
+                if isinstance(self.parts[name], torch.optim.Optimizer):
+                    check_optimizer_state(self.parts[name], state)
+                self.parts[name].load_state_dict(state)
         except (KeyError, ValueError, RuntimeError, TypeError) as error:
             detail = " ".join(str(error).split())[:300]
             raise DataError(
                 f"{path}: not a checkpoint of this run ({type(error).__name__}: {detail}); delete the "
                 "checkpoints directory to train the run from the start"
             ) from None
-        return True
+
+
+def check_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """torch's load_state_dict does not compare an optimizer's moments with its parameters: a checkpoint of
+    another model would pass and then corrupt the step."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, values in state["state"].items():
+        if not 0 <= index < len(params):
+            raise ValueError(f"optimizer state for parameter {index}, but the model has {len(params)}")
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != params[index].shape:
+                raise ValueError(
+                    f"optimizer {key} of parameter {index} has shape {tuple(value.shape)}, the parameter "
+                    f"{tuple(params[index].shape)}"
+                )
 
 
 def check_position(path: Path, values: dict[str, Any]) -> None:
     """A checkpoint's recorded position must be the one its file name gives, with one history record per
     finished epoch: anything else was edited or belongs elsewhere."""
     named = re.fullmatch(r"epoch(\d+)-batch(\d+)", path.stem)
-    history = values.get("history")
+    state = values.get("state") if isinstance(values.get("state"), dict) else {}
+    history = state.get("history")
     consistent = (
         named is not None
-        and values.get("epoch") == int(named.group(1))
-        and values.get("batch") == int(named.group(2))
+        and values.get("epoch") == int(named.group(1)) == state.get("epoch")
+        and values.get("batch") == int(named.group(2)) == state.get("batch")
         and isinstance(history, list)
         and len(history) == values["epoch"]
     )
@@ -220,5 +227,6 @@ def check_position(path: Path, values: dict[str, Any]) -> None:
         raise DataError(
             f"{path}: its position (epoch {values.get('epoch')!r}, batch {values.get('batch')!r}, "
             f"{len(history) if isinstance(history, list) else 'no'} epochs of history) does not match its name; "
-            "the checkpoint was edited or is damaged (delete it to resume from the one before)"
+            "the checkpoint was edited, is damaged or was written by another version of bsarec (delete it to "
+            "resume from the one before)"
         )

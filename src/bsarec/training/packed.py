@@ -12,10 +12,10 @@ of grad of the loss), so a GPU runs one kernel where it ran N. Each run keeps wh
 - its Adam state, learning rate and weight decay (PackedAdam: Adam's arithmetic per run);
 - its validation after every epoch, early stopping and best weights; a run that stops is frozen (its weights
   and optimizer state no longer change) while the others go on.
-The loop is `train`'s (trainer.py), for N runs; evaluation unstacks each run into its own model and uses the
-ordinary code. After every epoch each run that trained in it gets an ordinary checkpoint in its own run
-directory (its weights, its Adam state in torch.optim.Adam's layout, its TrainState and generators), so a pack
-that is cut off continues from there as a pack (`resume_from`), and each of its runs could also continue alone.
+The batches are the pack's own; the end of each epoch is the single run's (trainer.finish_epoch), for each run
+that trained in it: its model is unstacked, validated, recorded and checkpointed with the same parts as an
+unpacked run's (its Adam state in torch.optim.Adam's layout: RunAdam), so a pack that is cut off continues
+from there as a pack (`resume_from`), and each of its runs could also continue alone.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextvars
 import copy
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,25 +34,16 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from bsarec.config import RunConfig
 from bsarec.data.split import LeaveOneOutSplit
 from bsarec.distributed import SINGLE
-from bsarec.errors import ConfigError, NonFiniteError
-from bsarec.evaluation.metrics import evaluate
+from bsarec.errors import ConfigError
 from bsarec.models import SequentialModel
 from bsarec.models.layers import per_run_dropout
-from bsarec.training.checkpoint import (
-    Checkpointer,
-    flat_optimizer_state,
-    optimizer_state_of,
-    optimizer_tensors,
-    prefixed,
-    restore_rng,
-    rng_tensors,
-    unprefixed,
-)
+from bsarec.training.checkpoint import Checkpoint, Checkpointer, RandomState, Saved
 from bsarec.training.early_stopping import EarlyStopping
 from bsarec.training.numerics import training_autocast, warn_if_slow_precision
+from bsarec.training.recorder import EpochRecorder
 from bsarec.training.sampling import BatchMaker, softmax_sampler
-from bsarec.training.state import TrainState, copy_weights
-from bsarec.training.trainer import LossOf, TrainResult, epoch_record, log_epoch, make_optimizer
+from bsarec.training.state import BestWeights, TrainState
+from bsarec.training.trainer import LossOf, TrainResult, finish_epoch, make_optimizer
 
 log = logging.getLogger("bsarec")
 # the pack's run a log line is about (None: the whole pack); each run's train.log keeps its own lines and the
@@ -209,7 +199,23 @@ class PackedStep:
         return {k[len("model.") :]: v[run] for k, v in self.params.items()}
 
 
-Saved = tuple[dict[str, torch.Tensor], dict[str, Any]]  # a checkpoint: (tensors, JSON values)
+class RunAdam:
+    """Run `run`'s share of a PackedAdam as a checkpoint part, in torch.optim.Adam's state_dict layout (state
+    keyed by parameter index, and the param groups its unpacked run's Adam has), so that each run of a pack
+    can also continue alone."""
+
+    def __init__(self, step: PackedStep, run: int, model: SequentialModel, config: RunConfig):
+        self.step, self.run = step, run
+        self.names = [f"model.{name}" for name, _ in model.named_parameters()]
+        self.groups = make_optimizer(model, config).state_dict()["param_groups"]
+
+    def state_dict(self) -> dict[str, Any]:
+        adam = self.step.optimizer.run_state(self.run)
+        return {"state": {i: adam[name] for i, name in enumerate(self.names)}, "param_groups": self.groups}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        by_name = {name: state["state"][i] for i, name in enumerate(self.names)}
+        self.step.optimizer.load_run_state(self.run, by_name)
 
 
 def stopped(stopper: EarlyStopping, epoch: int, config: RunConfig) -> bool:
@@ -223,49 +229,15 @@ def resumable(saved: list[Saved | None], configs: list[RunConfig]) -> bool:
     if any(s is None for s in saved):
         return False
     epochs = set()
-    for (_, values), config in zip(saved, configs, strict=True):
+    for (_, _, values), config in zip(saved, configs, strict=True):
         stopper = EarlyStopping(config.patience)
-        stopper.load_state_dict(values["stopper"])
+        try:
+            stopper.load_state_dict(values["state"]["stopper"])
+        except (KeyError, TypeError):  # not a checkpoint this version wrote: start the pack anew
+            return False
         if not stopped(stopper, values["epoch"], config):
             epochs.add(values["epoch"])
     return len(epochs) <= 1
-
-
-class PackCheckpoints:
-    """Each run's ordinary checkpoint (training/checkpoint.py), written and read for a pack: the run's weights,
-    its Adam state as torch.optim.Adam keeps it, its TrainState, its own generator and the global one."""
-
-    def __init__(self, checkpointers: list[Checkpointer | None], models: list[SequentialModel], configs):
-        self.checkpointers, self.models = checkpointers, models
-        self.names = [[f"model.{name}" for name, _ in m.named_parameters()] for m in models]
-        # the optimizer's JSON part (param groups) as the unpacked run's Adam writes it
-        self.groups = [
-            optimizer_tensors(make_optimizer(m, c))[1] if checkpointer is not None else []
-            for m, c, checkpointer in zip(models, configs, checkpointers, strict=True)
-        ]
-
-    def save(self, run: int, step: PackedStep, state: TrainState, generator: torch.Generator) -> None:
-        checkpointer = self.checkpointers[run]
-        if checkpointer is None:
-            return
-        adam = step.optimizer.run_state(run)  # by parameter name; a checkpoint keys it by parameter index
-        optim = flat_optimizer_state({index: adam[name] for index, name in enumerate(self.names[run])})
-        state_tensors, values = state.state_dict()
-        tensors = prefixed("model.", self.models[run].state_dict()) | state_tensors | optim
-        tensors |= rng_tensors(generator, SINGLE)
-        checkpointer.save(state.epoch, 0, tensors, values | {"optimizer_groups": self.groups[run]})
-
-    def restore(self, run: int, saved: Saved, state: TrainState, device) -> None:
-        """Load run `run`'s checkpoint into its model and state (Adam and generators: `restore_rest`)."""
-        tensors, values = saved
-        self.models[run].load_state_dict(unprefixed("model.", tensors))
-        state.load_state_dict(tensors, values, device, SINGLE)
-
-    def restore_rest(self, run: int, saved: Saved, step: PackedStep, generator: torch.Generator) -> None:
-        tensors = saved[0]
-        restore_rng(tensors, generator, SINGLE)  # its own generator, and the pack's global one as it saved it
-        adam = optimizer_state_of(tensors)
-        step.optimizer.load_run_state(run, {name: adam[index] for index, name in enumerate(self.names[run])})
 
 
 def train_packed(
@@ -273,38 +245,53 @@ def train_packed(
     split: LeaveOneOutSplit,
     configs: list[RunConfig],
     candidates: list[torch.Tensor | None] | None = None,
-    on_epoch: Callable[[int, dict], bool | None] | None = None,
-    progress: bool = False,
+    recorders: list[EpochRecorder] | None = None,
     checkpointers: list[Checkpointer | None] | None = None,
     resume_from: list[Saved] | None = None,
+    on_epoch: Callable[[int, dict], bool | None] | None = None,
 ) -> list[TrainResult]:
     """Train `models` (one per config, already built as their unpacked runs build them, on one device)
-    together. `on_epoch(run, record)` is called after each run's validation with the epoch's record (loss,
-    validation metrics, "best": whether it improved), where a run directory writes its history and weights;
-    when it returns True the run stops there (a tuner prunes it). With `checkpointers` (one per run, or None),
-    each run that trained in an epoch is checkpointed after it; `resume_from`, the runs' newest checkpoints
-    (`resumable`), continues the pack from them. Returns each run's TrainResult; every model holds its best
-    weights afterwards."""
+    together. Each run has its `recorder` (what an epoch leaves behind: history, log line, trackers, best
+    weights) and its `checkpointer` (or None): each run that trained in an epoch is recorded and checkpointed
+    after it, as a single run is (trainer.finish_epoch). `resume_from`, the runs' newest checkpoints
+    (`resumable`), continues the pack from them. `on_epoch(run, record)` is called after each run's
+    validation; when it returns True the run stops there (a tuner prunes it). Returns each run's
+    TrainResult; every model holds its best weights afterwards."""
     check_packable(configs)
     n, base = len(models), configs[0]
     device = base.torch_device()
+    recorders = recorders or [EpochRecorder(c.monitor) for c in configs]
     generators = [torch.Generator().manual_seed(c.seed) for c in configs]
-    states = [TrainState.start(m, c.patience) for m, c in zip(models, configs, strict=True)]
-    checkpoints = PackCheckpoints(checkpointers or [None] * n, models, configs)
+    states = [TrainState.start(c.patience) for c in configs]
+    bests = [BestWeights(m) for m in models]
+
+    def parts(run: int) -> dict[str, Any]:
+        return {"model": models[run], "state": states[run], "best": bests[run]}
+
+    checkpoints = [
+        Checkpoint(checkpointer, parts(run), SINGLE)
+        for run, checkpointer in enumerate(checkpointers or [None] * n)
+    ]
     if resume_from is not None:  # the weights first: PackedStep stacks them
         for run, saved in enumerate(resume_from):
-            checkpoints.restore(run, saved, states[run], device)
+            checkpoints[run].restore(saved)
     step = PackedStep(models, configs)
+    for run, checkpoint in enumerate(checkpoints):  # Adam and the generators join once the step exists
+        checkpoint.parts |= {
+            "optimizer": RunAdam(step, run, models[run], configs[run]),
+            "rng": RandomState(generators[run], SINGLE),
+        }
+    if resume_from is not None:
+        # each run's own generator, and the global one (dropout) from the newest checkpoint, restored last: a
+        # run that stopped earlier saved an older one
+        for run in sorted(range(n), key=lambda r: states[r].epoch):
+            checkpoints[run].restore(resume_from[run], ("optimizer", "rng"))
+        log.info("resuming the pack at epoch %d", max(s.epoch for s in states))
+    for recorder, state in zip(recorders, states, strict=True):
+        recorder.start(state)
     makers = [
         BatchMaker(m, split, device, softmax_sampler(c, split)) for m, c in zip(models, configs, strict=True)
     ]
-    if (
-        resume_from is not None
-    ):  # Adam and the generators last, as they were when the checkpoints were written
-        # the global generator from the newest checkpoint: a run that stopped earlier saved an older one
-        for run in sorted(range(n), key=lambda r: states[r].epoch):
-            checkpoints.restore_rest(run, resume_from[run], step, generators[run])
-        log.info("resuming the pack at epoch %d", max(s.epoch for s in states))
     active = torch.tensor(
         [not stopped(s.stopper, s.epoch, c) for s, c in zip(states, configs, strict=True)], device=device
     )
@@ -332,49 +319,30 @@ def train_packed(
             if not bool(active[run]):
                 continue
             with about_run(run):
-                loss = float(totals[run]) / n_samples
-                if not math.isfinite(loss):
-                    raise NonFiniteError(
-                        f"packed run {run} (seed {config.seed}), epoch {epoch}: the training loss is {loss}"
-                    )
                 models[run].load_state_dict(step.weights_of(run), strict=False)
-                eval_started = time.perf_counter()
-                valid = evaluate(
-                    models[run], split.valid, config.history_mask, config.eval_batch_size, candidates[run]
-                )
-                improved = state.stopper.update(valid[config.monitor], epoch)
                 # the pack's time is shared by its running runs; samples per second are the whole pack's
-                record = epoch_record(
-                    epoch,
-                    loss,
+                state.loss_sum, state.seen, state.epoch_seconds = (
+                    float(totals[run]),
+                    n_samples,
                     seconds / running,
-                    n_samples * running / seconds,
-                    time.perf_counter() - eval_started,
-                    valid,
-                    improved,
                 )
-                state.history.append(record)
-                state.train_seconds += record["train_seconds"]
-                log_epoch(record, valid, config.monitor, f"run {run} (seed {config.seed}): ")
-                if improved:
-                    state.best_valid, state.best_weights = valid, copy_weights(models[run])
-                state.epoch = epoch + 1  # as TrainState.next_epoch: the epoch a checkpoint continues with
-                checkpoints.save(run, step, state, generators[run])
-                told_to_stop = bool(on_epoch(run, record)) if on_epoch is not None else False
+                finish_epoch(
+                    models[run],
+                    split,
+                    config,
+                    candidates[run],
+                    state,
+                    bests[run],
+                    recorders[run],
+                    checkpoints[run],
+                    samples_per_s=n_samples * running / seconds,
+                    label=f"packed run {run} (seed {config.seed}), ",
+                )
+                told_to_stop = bool(on_epoch(run, state.history[-1])) if on_epoch is not None else False
                 if told_to_stop or stopped(state.stopper, state.epoch, config):
                     active[run] = False
                     log.info("packed run %d (seed %d) stops after epoch %d", run, config.seed, epoch)
     step.release()
-    results = []
-    for model, state in zip(models, states, strict=True):
-        model.load_state_dict(state.best_weights)
-        results.append(
-            TrainResult(
-                best_epoch=state.stopper.best_epoch,
-                epochs=len(state.history),
-                best_valid=state.best_valid,
-                train_seconds=state.train_seconds,
-                history=state.history,
-            )
-        )
-    return results
+    for model, best in zip(models, bests, strict=True):
+        best.restore(model)
+    return [TrainResult.of(state) for state in states]

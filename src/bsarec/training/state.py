@@ -1,4 +1,6 @@
-"""TrainState: what training has done so far, besides the model's and the optimizer's own state."""
+"""What training has done so far besides the model's and the optimizer's own state: TrainState (the position
+and the running numbers) and BestWeights (the best epoch's weights). Both are stateful parts of a checkpoint
+(training/checkpoint.py): `state_dict()` returns one dict, `load_state_dict(d)` takes it back."""
 
 from __future__ import annotations
 
@@ -7,19 +9,16 @@ from typing import Any
 
 import torch
 
-from bsarec.distributed import ProcessGroup
-from bsarec.training.checkpoint import prefixed, unprefixed
 from bsarec.training.early_stopping import EarlyStopping
 
 
 @dataclass
 class TrainState:
     """The position of training (the epoch in progress, the batches of it done, its sample order), the
-    epoch's running loss and time, the best weights and validation metrics so far, early stopping, and the
-    history of finished epochs. Between epochs `batch` is 0 and `order` None."""
+    epoch's running loss and time, the best validation metrics so far, early stopping, and the history of
+    finished epochs. Between epochs `batch` is 0 and `order` None."""
 
     stopper: EarlyStopping
-    best_weights: dict[str, torch.Tensor]
     epoch: int = 0
     batch: int = 0
     order: torch.Tensor | None = None
@@ -31,21 +30,18 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, model: torch.nn.Module, patience: int) -> TrainState:
-        return cls(EarlyStopping(patience), copy_weights(model))
+    def start(cls, patience: int) -> TrainState:
+        return cls(EarlyStopping(patience))
 
     def next_epoch(self) -> None:
         self.epoch, self.batch, self.order = self.epoch + 1, 0, None
         self.loss_sum, self.seen, self.epoch_seconds = 0.0, 0, 0.0
 
-    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """(tensors, JSON-able values), as a checkpoint stores them."""
-        tensors = prefixed("best.", self.best_weights)
-        if self.order is not None:
-            tensors["order"] = self.order
-        values = {
+    def state_dict(self) -> dict[str, Any]:
+        return {
             "epoch": self.epoch,
             "batch": self.batch,
+            "order": self.order,
             "loss_sum": self.loss_sum,
             "seen": self.seen,
             "epoch_seconds": self.epoch_seconds,
@@ -54,21 +50,40 @@ class TrainState:
             "best_valid": self.best_valid,
             "history": self.history,
         }
-        return tensors, values
 
-    def load_state_dict(
-        self, tensors: dict[str, torch.Tensor], values: dict[str, Any], device: str, group: ProcessGroup
-    ) -> None:
-        self.best_weights = {k: v.to(device) for k, v in unprefixed("best.", tensors).items()}
-        self.epoch, self.batch = values["epoch"], values["batch"]
-        self.order = tensors["order"] if self.batch > 0 else None
-        # the running loss is a sum over the processes: counted once, by the main process
-        self.loss_sum = values["loss_sum"] if group.is_main and self.batch > 0 else 0.0
-        self.seen = values["seen"] if self.batch > 0 else 0
-        self.epoch_seconds = values["epoch_seconds"] if self.batch > 0 else 0.0
-        self.train_seconds = values["train_seconds"]
-        self.stopper.load_state_dict(values["stopper"])
-        self.best_valid, self.history = values["best_valid"], values["history"]
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.batch = state["epoch"], state["batch"]
+        within = self.batch > 0  # the running numbers of an epoch cut off midway
+        self.order = state["order"] if within else None
+        self.loss_sum = state["loss_sum"] if within else 0.0
+        self.seen = state["seen"] if within else 0
+        self.epoch_seconds = state["epoch_seconds"] if within else 0.0
+        self.train_seconds = state["train_seconds"]
+        self.stopper.load_state_dict(state["stopper"])
+        self.best_valid, self.history = state["best_valid"], state["history"]
+
+
+class BestWeights:
+    """A copy of the model's weights at its best epoch so far (its initial weights before any): restored at
+    the end of training, and kept in checkpoints so that a resumed run ends with them."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.weights = copy_weights(model)
+
+    def take(self, model: torch.nn.Module) -> None:
+        self.weights = copy_weights(model)
+
+    def restore(self, model: torch.nn.Module) -> None:
+        model.load_state_dict(self.weights)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.weights
+
+    def load_state_dict(self, weights: dict[str, torch.Tensor]) -> None:
+        devices = {name: value.device for name, value in self.weights.items()}
+        if set(weights) != set(devices):
+            raise KeyError(f"best weights: expected {len(devices)} tensors of the model, got {len(weights)}")
+        self.weights = {name: value.to(devices[name]) for name, value in weights.items()}
 
 
 def copy_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -26,16 +26,12 @@ from bsarec.data.split import LeaveOneOutSplit
 from bsarec.distributed import SINGLE, ProcessGroup
 from bsarec.errors import NonFiniteError
 from bsarec.evaluation.metrics import evaluate
-from bsarec.io import save_weights
 from bsarec.models import SequentialModel
-from bsarec.training.checkpoint import TrainingCheckpoints
-from bsarec.training.history import HistoryLog
+from bsarec.training.checkpoint import Checkpoint, Checkpointer, RandomState
 from bsarec.training.numerics import training_autocast, warn_if_slow_precision
+from bsarec.training.recorder import EpochRecorder, epoch_record
 from bsarec.training.sampling import BatchMaker, softmax_sampler
-from bsarec.training.state import TrainState, copy_weights
-
-if TYPE_CHECKING:  # the run directory layer sits above training
-    from bsarec.run_dir import RunDir
+from bsarec.training.state import BestWeights, TrainState
 
 log = logging.getLogger("bsarec")
 REPORT_SECONDS = 30.0  # how often a long epoch without a progress bar logs a line
@@ -49,6 +45,17 @@ class TrainResult:
     train_seconds: float
     interrupted: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, state: TrainState, interrupted: bool = False) -> TrainResult:
+        return cls(
+            best_epoch=state.stopper.best_epoch,
+            epochs=len(state.history),
+            best_valid=state.best_valid,
+            train_seconds=state.train_seconds,
+            interrupted=interrupted,
+            history=state.history,
+        )
 
 
 def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer:
@@ -72,7 +79,7 @@ class LossOf(torch.nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if len(batch["targets"]) == 0:
             return sum(p.sum() for p in self.model.parameters()) * 0.0
-        return self.model.loss(**batch)
+        return self.model.loss(batch)
 
 
 def loss_module(model: SequentialModel, group: ProcessGroup, compile: bool = False) -> torch.nn.Module:
@@ -93,42 +100,43 @@ def train(
     model: SequentialModel,
     split: LeaveOneOutSplit,
     config: RunConfig,
-    run_dir: RunDir | None = None,
+    recorder: EpochRecorder | None = None,
+    checkpointer: Checkpointer | None = None,
     progress: bool = True,
     candidates: torch.Tensor | None = None,
     resume: bool = False,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     group: ProcessGroup = SINGLE,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
-    """Train `model` (already on its device); `candidates` are the validation's sampled negatives, if any;
-    `on_epoch(epoch, valid_metrics)` is called after every validation (a tuner reports and prunes there),
-    `on_record(record)` with each epoch's history record (experiment trackers).
-    Under torchrun, `group` is this process's place in the process group (see bsarec/distributed.py)."""
+    """Train `model` (already on its device). `recorder` writes what each epoch leaves behind (kept in memory
+    only by default), `checkpointer` the checkpoints (none by default); `candidates` are the validation's
+    sampled negatives, if any; `on_epoch(epoch, valid_metrics)` is called after every validation (a tuner
+    reports and prunes there). Under torchrun, `group` is this process's place in the process group (see
+    bsarec/distributed.py)."""
     device = config.torch_device()
+    recorder = recorder or EpochRecorder(config.monitor)
     generator = torch.Generator().manual_seed(config.seed)  # sample order, negatives, positives
     optimizer = make_optimizer(model, config)
     make_batch = BatchMaker(model, split, device, softmax_sampler(config, split))
     compute_loss = loss_module(model, group, config.compile)
     warn_if_slow_precision(config.precision, device)
-    state = TrainState.start(model, config.patience)
-    checkpoints = None
-    if run_dir is not None:
-        checkpointer = run_dir.checkpoints(config.keep_checkpoints)
-        checkpoints = TrainingCheckpoints(checkpointer, model, optimizer, state, generator, group)
-    resumed = resume and checkpoints is not None and checkpoints.restore_newest(device)
-    if resumed:
+    state, best = TrainState.start(config.patience), BestWeights(model)
+    parts = {"model": model, "optimizer": optimizer, "state": state, "best": best}
+    checkpoint = Checkpoint(checkpointer, parts | {"rng": RandomState(generator, group)}, group)
+    saved = checkpoint.newest() if resume else None
+    if saved is not None:
+        checkpoint.restore(saved)
+        if not group.is_main:  # the running loss is a sum over the processes, counted once by the main one
+            state.loss_sum = 0.0
         log.info("resuming at epoch %d, batch %d", state.epoch, state.batch)
     elif resume:
-        log.warning("no checkpoint in %s: training from the start", run_dir)
+        log.warning("no checkpoint to resume from: training from the start")
     group.barrier()  # every process has read the checkpoint before rank 0 writes the next one
-    history = HistoryLog(run_dir.history_file if run_dir and group.is_main else None, state.history)
-    checkpoint = checkpoints.save if checkpoints is not None else lambda: None
+    recorder.start(state)
     interrupted = False
     try:
-        while state.epoch < config.epochs:
-            if state.stopper.should_stop:  # resumed from the checkpoint of the epoch that stopped the run
-                break
+        # a run resumed from the checkpoint of the epoch that stopped it trains no further
+        while state.epoch < config.epochs and not state.stopper.should_stop:
             train_epoch(
                 state,
                 model,
@@ -141,69 +149,83 @@ def train(
                 progress,
                 checkpoint,
             )
-            if not math.isfinite(state.loss_sum):
-                raise NonFiniteError(
-                    f"epoch {state.epoch}: the training loss is {state.loss_sum / max(state.seen, 1)}: the run "
-                    f"diverged (lr {config.lr}); the best weights so far are in the run directory"
-                )
-            state.train_seconds += state.epoch_seconds
-            eval_started = time.perf_counter()
-            valid = evaluate(
-                model, split.valid, config.history_mask, config.eval_batch_size, candidates, group
-            )
-            valid_seconds = time.perf_counter() - eval_started
-            improved = group.broadcast_flag(state.stopper.update(valid[config.monitor], state.epoch))
-            record = epoch_record(
-                state.epoch,
-                state.loss_sum / max(state.seen, 1),
-                state.epoch_seconds,
-                state.seen / state.epoch_seconds,
-                valid_seconds,
-                valid,
-                improved,
-            )
-            state.history.append(record)
-            history.append(record)
-            log_epoch(record, valid, config.monitor)
-            if on_record is not None and group.is_main:  # experiment trackers (bsarec/tracking.py)
-                on_record(record)
-            if improved:
-                state.best_valid, state.best_weights = valid, copy_weights(model)
-                if run_dir is not None and group.is_main:
-                    save_weights(model, run_dir.weights_file)
             epoch = state.epoch
-            state.next_epoch()
-            checkpoint()
+            valid = finish_epoch(
+                model,
+                split,
+                config,
+                candidates,
+                state,
+                best,
+                recorder,
+                checkpoint,
+                samples_per_s=state.seen / state.epoch_seconds,
+                group=group,
+            )
             if on_epoch is not None:
                 on_epoch(epoch, valid)
             if group.broadcast_flag(state.stopper.should_stop):
                 log.info("early stop: no %s improvement for %d epochs", config.monitor, config.patience)
-                break
     except KeyboardInterrupt:
         interrupted = True
-        if state.stopper.best_epoch < 0:
-            log.warning(
-                "interrupted during epoch %d, before any epoch was validated: the run has no trained weights "
-                "(--resume continues it)",
-                state.epoch,
-            )
-        else:
-            log.warning(
-                "interrupted during epoch %d; restoring the best weights (epoch %d)",
-                state.epoch,
-                state.stopper.best_epoch,
-            )
-    model.load_state_dict(state.best_weights)
-    if run_dir is not None and group.is_main and state.stopper.best_epoch >= 0 and resumed:
-        save_weights(model, run_dir.weights_file)  # the best weights on disk, whatever happened before
-    return TrainResult(
-        best_epoch=state.stopper.best_epoch,
-        epochs=len(state.history),
-        best_valid=state.best_valid,
-        train_seconds=state.train_seconds,
-        interrupted=interrupted,
-        history=state.history,
+        log_interruption(state)
+    best.restore(model)
+    if saved is not None and state.stopper.best_epoch >= 0:
+        recorder.save_best(model)  # the best weights on disk, whatever happened before the run was cut off
+    return TrainResult.of(state, interrupted)
+
+
+def finish_epoch(
+    model: SequentialModel,
+    split: LeaveOneOutSplit,
+    config: RunConfig,
+    candidates: torch.Tensor | None,
+    state: TrainState,
+    best: BestWeights,
+    recorder: EpochRecorder,
+    checkpoint: Checkpoint,
+    samples_per_s: float,
+    group: ProcessGroup = SINGLE,
+    label: str = "",
+) -> dict[str, float]:
+    """The end of an epoch whose loss and time `state` holds, the same for a single run and for each run of a
+    pack: refuse a non-finite loss, validate, update early stopping, record the epoch (history, log line,
+    trackers, best weights) and checkpoint at the start of the next one. Returns the validation metrics."""
+    loss = state.loss_sum / max(state.seen, 1)
+    if not math.isfinite(loss):
+        raise NonFiniteError(
+            f"{label}epoch {state.epoch}: the training loss is {loss}: the run diverged (lr {config.lr}); the "
+            "best weights so far are in the run directory"
+        )
+    state.train_seconds += state.epoch_seconds
+    started = time.perf_counter()
+    valid = evaluate(model, split.valid, config.history_mask, config.eval_batch_size, candidates, group)
+    valid_seconds = time.perf_counter() - started
+    improved = group.broadcast_flag(state.stopper.update(valid[config.monitor], state.epoch))
+    if improved:
+        state.best_valid = valid
+    record = epoch_record(
+        state.epoch, loss, state.epoch_seconds, samples_per_s, valid_seconds, valid, improved
     )
+    recorder.epoch(state, record, best, model)
+    state.next_epoch()
+    checkpoint.save(state.epoch, 0)
+    return valid
+
+
+def log_interruption(state: TrainState) -> None:
+    if state.stopper.best_epoch < 0:
+        log.warning(
+            "interrupted during epoch %d, before any epoch was validated: the run has no trained weights "
+            "(--resume continues it)",
+            state.epoch,
+        )
+    else:
+        log.warning(
+            "interrupted during epoch %d; restoring the best weights (epoch %d)",
+            state.epoch,
+            state.stopper.best_epoch,
+        )
 
 
 def train_epoch(
@@ -216,7 +238,7 @@ def train_epoch(
     config: RunConfig,
     group: ProcessGroup,
     progress: bool,
-    checkpoint: Callable[[], None],
+    checkpoint: Checkpoint,
 ) -> None:
     """Train the rest of `state.epoch`: all of it, or what a resumed checkpoint left. Afterwards the state's
     loss_sum, seen and epoch_seconds describe the whole epoch."""
@@ -267,43 +289,6 @@ def train_epoch(
         ):
             state.loss_sum = group.sum(total_loss).item()
             state.epoch_seconds = earlier_seconds + time.perf_counter() - started
-            checkpoint()
+            checkpoint.save(state.epoch, state.batch)
     state.loss_sum = group.sum(total_loss).item()
     state.epoch_seconds = earlier_seconds + time.perf_counter() - started
-
-
-def epoch_record(
-    epoch: int,
-    loss: float,
-    train_seconds: float,
-    samples_per_s: float,
-    valid_seconds: float,
-    valid: dict[str, float],
-    best: bool,
-) -> dict[str, Any]:
-    """An epoch's line of history.jsonl (the same keys for single and packed runs)."""
-    return {
-        "epoch": epoch,
-        "loss": loss,
-        "train_seconds": train_seconds,
-        "samples_per_s": samples_per_s,
-        "valid_seconds": valid_seconds,
-        **{f"valid_{k}": v for k, v in valid.items()},
-        "best": best,
-    }
-
-
-def log_epoch(record: dict[str, Any], valid: dict[str, float], monitor: str, who: str = "") -> None:
-    """One line per epoch; `who` names the run where several train together (a pack)."""
-    log.info(
-        "%sepoch %d loss %.4f valid %s %.4f HR@10 %.4f (%.1fs, %.0f samples/s)%s",
-        who,
-        record["epoch"],
-        record["loss"],
-        monitor,
-        valid[monitor],
-        valid["HR@10"],
-        record["train_seconds"],
-        record["samples_per_s"],
-        " *" if record["best"] else "",
-    )

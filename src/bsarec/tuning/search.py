@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 
 from bsarec.analysis.figures import pyplot, save_figure
-from bsarec.api import SequentialRecommender, fit_packed
+from bsarec.api import SequentialRecommender
 from bsarec.config import MODEL_SETTINGS, RunConfig, resolve_config
 from bsarec.data.registry import dataset_name, resolve_dataset
 from bsarec.errors import ConfigError, NonFiniteError
 from bsarec.extras import require
 from bsarec.io import atomic_write_json, atomic_write_text
 from bsarec.models import model_parameters
+from bsarec.runs import fit_packed, read_run_item_features
 from bsarec.training.packed import PACKABLE
 
 log = logging.getLogger("bsarec")
@@ -177,6 +178,7 @@ def tune(
             f"varies {', '.join(sorted(set(space) - set(PACKABLE)))} (give --space FILE without them)"
         )
     data = resolve_dataset(dataset, data_dir, kcore=base.kcore)
+    features = read_run_item_features(base, data)  # read once, for every trial
     output.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(output / 'study.db').resolve()}"
     study = optuna.create_study(
@@ -200,6 +202,7 @@ def tune(
 
         rec = SequentialRecommender(config=config).fit(
             data,
+            features,
             run_dir=output / "trials" / f"trial{trial.number:04d}",
             progress=progress,
             evaluate_test=False,

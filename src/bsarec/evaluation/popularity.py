@@ -1,4 +1,6 @@
-"""Most-popular baseline: every user gets the items ranked by training frequency."""
+"""Most-popular reference: every user gets the items ranked by training frequency. Not a trainable model
+(models/base.py): it has only what evaluation and top-k scoring read, `encode` and `item_embeddings`, so that
+`evaluate` ranks it as it ranks a model."""
 
 from __future__ import annotations
 
