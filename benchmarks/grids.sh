@@ -27,6 +27,22 @@ case "${1:-}" in
   baselines-beauty)  # BSARec against SASRec, FMLPRec, FEARec, TV-Rec and WEARec on Beauty
     grid -d Beauty -m bsarec,sasrec,fmlprec,fearec,tvrec,wearec --seeds 42,43,44 --set checkpoint_steps=100 \
       $paper_runs --output $RESULTS/baselines/Beauty ;;
+  baselines-beauty-rest)  # the four baselines Beauty's table lacks, into the same results: all ten models
+    grid -d Beauty -m duorec,caser,gru4rec,bert4rec --seeds $(seeds 42,43,44) --set checkpoint_steps=100 \
+      $paper_runs --output $RESULTS/baselines/Beauty ;;
+  baselines-toys)  # the paper's table on Toys_and_Games: 3 seeds of the models the paper compares most closely,
+    # seed 42 of Caser, GRU4Rec and BERT4Rec (TV-Rec and WEARec published no Toys setting: their defaults)
+    toys="-d Toys_and_Games --set checkpoint_steps=100 $paper_runs --output $RESULTS/baselines/Toys_and_Games"
+    grid $toys -m bsarec,sasrec,fmlprec,tvrec,wearec,duorec,fearec --seeds $(seeds 42,43,44)
+    grid $toys -m caser,gru4rec,bert4rec --seeds 42 ;;
+  baselines-sports-yelp)  # Sports_and_Outdoors and Yelp: seeds 43-44 of the models run at 42, the other
+    # baselines at 42-44 (Caser, GRU4Rec, BERT4Rec at 42), so both tables have every model
+    sy="-d Sports_and_Outdoors,Yelp --set checkpoint_steps=100"
+    grid $sy -m bsarec,tvrec,wearec --seeds $(seeds 42,43,44) $paper_runs --output $RESULTS/baselines/Sports_Yelp
+    grid $sy -m sasrec --set loss=ce --seeds $(seeds 42,43,44) $paper_runs --output $RESULTS/sasrec_ce/Sports_Yelp
+    grid $sy -m sasrec,fmlprec,duorec,fearec --seeds $(seeds 42,43,44) $paper_runs \
+      --output $RESULTS/baselines/Sports_Yelp
+    grid $sy -m caser,gru4rec,bert4rec --seeds 42 $paper_runs --output $RESULTS/baselines/Sports_Yelp ;;
   sasrec-ce-lastfm)  # SASRec trained with full cross-entropy, as BSARec is
     grid -d LastFM -m bsarec,sasrec --set loss=ce --seeds 42,43,44 $paper_runs --output $RESULTS/sasrec_ce/LastFM ;;
   padding-lastfm)  # BSARec with cyclic instead of zero padding
@@ -119,7 +135,8 @@ case "${1:-}" in
     grid -d LastFM -m bsarec --preset best --seeds 42,43,44 --runs benchmarks/runs/best \
       --output $RESULTS/best/LastFM ;;
   *)
-    echo "usage: bash benchmarks/grids.sh baselines-lastfm|baselines-beauty|sasrec-ce-lastfm|padding-lastfm|" \
+    echo "usage: bash benchmarks/grids.sh baselines-lastfm|baselines-beauty|baselines-beauty-rest|baselines-toys|" \
+      "baselines-sports-yelp|sasrec-ce-lastfm|padding-lastfm|" \
       "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|studies-padding|studies-patience|studies-lr|" \
       "studies-dropout|" \
       "frontier-sports-yelp|frontier-max-len-lastfm|best-lastfm|" \
