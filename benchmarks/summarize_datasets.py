@@ -1,0 +1,152 @@
+"""One row per dataset across the paper-table grids: which model is best by its 3-seed mean, and whether
+BSARec's lead over the best of the paper's seven baselines is significant (paired t-test over the shared
+seeds), against the paper's claim that BSARec is best on every dataset.
+
+Reads the results.json of the grids `baselines-lastfm`, `baselines-beauty`(`-rest`), `baselines-toys` and
+`baselines-sports-yelp` (benchmarks/grids.sh); a model counts for "best" only with 3 seeds, and a dataset whose
+BSARec or best baseline has fewer says so instead of a test.
+
+    python benchmarks/summarize_datasets.py            # writes benchmarks/results/summary_datasets.{md,json}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from bsarec.environment import provenance
+from bsarec.experiments.tables import significance
+from bsarec.io import atomic_write_json, atomic_write_text
+
+RESULTS = Path(__file__).parent / "results"
+GRIDS = ("baselines/LastFM", "baselines/Beauty", "baselines/Toys_and_Games", "baselines/Sports_Yelp")
+DATASETS = ("LastFM", "Beauty", "Toys_and_Games", "Sports_and_Outdoors", "Yelp")
+PAPER_BASELINES = ("caser", "gru4rec", "sasrec", "bert4rec", "fmlprec", "duorec", "fearec")
+NAMES = {
+    "bsarec": "BSARec",
+    "caser": "Caser",
+    "gru4rec": "GRU4Rec",
+    "sasrec": "SASRec",
+    "bert4rec": "BERT4Rec",
+    "fmlprec": "FMLPRec",
+    "duorec": "DuoRec",
+    "fearec": "FEARec",
+    "tvrec": "TV-Rec",
+    "wearec": "WEARec",
+}
+SEEDS = 3
+
+
+def read_rows(results: Path) -> list[dict]:
+    """Every finished cell of the grids, once."""
+    rows: dict[tuple, dict] = {}
+    for grid in GRIDS:
+        path = results / grid / "results.json"
+        if path.is_file():
+            for row in json.loads(path.read_text())["per_seed"]:
+                rows[(row["dataset"], row["model"], row["seed"])] = row
+    return list(rows.values())
+
+
+def mean_of(rows: list[dict], model: str, metric: str) -> tuple[float, int]:
+    values = [r[metric] for r in rows if r["model"] == model]
+    return (statistics.fmean(values) if values else float("nan")), len(values)
+
+
+def summarize(rows: list[dict], metric: str) -> list[dict]:
+    out = []
+    for dataset in DATASETS:
+        here = [r for r in rows if r["dataset"] == dataset]
+        if not here:
+            out.append({"dataset": dataset, "status": "not run"})
+            continue
+        models = sorted({r["model"] for r in here})
+        means = {m: mean_of(here, m, metric) for m in models}
+        complete = {m: v for m, (v, n) in means.items() if n >= SEEDS}
+        best = max(complete, key=complete.get) if complete else None
+        baselines = {m: v for m, v in complete.items() if m in PAPER_BASELINES}
+        baseline = max(baselines, key=baselines.get) if baselines else None
+        row = {
+            "dataset": dataset,
+            "models": {m: n for m, (_, n) in means.items()},
+            "best": best,
+            "best_mean": complete.get(best),
+            "bsarec_mean": means.get("bsarec", (None, 0))[0],
+            "bsarec_seeds": means.get("bsarec", (None, 0))[1],
+            "best_baseline": baseline,
+            "best_baseline_mean": baselines.get(baseline),
+            "missing_baselines": [m for m in PAPER_BASELINES if means.get(m, (0, 0))[1] < SEEDS],
+        }
+        if baseline is not None and row["bsarec_seeds"] >= SEEDS:
+            test = significance([r for r in here if r["model"] in ("bsarec", baseline)])[dataset][baseline]
+            row["lead_pct"] = test[metric].get("improvement_pct")
+            row["p"] = test[metric].get("p")
+            row["wins"] = test[metric]["wins"]
+        out.append(row)
+    return out
+
+
+def markdown(summary: list[dict], metric: str) -> list[str]:
+    lines = [
+        f"| dataset | best model by 3-seed mean {metric} | BSARec | best of the seven paper baselines | BSARec's "
+        "lead over it | paired t-test p (seeds won) | the paper's claim: BSARec beats the seven |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in summary:
+        if row.get("status") == "not run":
+            lines.append(f"| {row['dataset']} | not run | | | | | |")
+            continue
+        best = f"{NAMES[row['best']]} {row['best_mean']:.4f}" if row["best"] else "no model with 3 seeds"
+        seeds = row["bsarec_seeds"]
+        bsarec = f"{row['bsarec_mean']:.4f} ({seeds} seed{'s' if seeds > 1 else ''})" if seeds else "–"
+        baseline = (
+            f"{NAMES[row['best_baseline']]} {row['best_baseline_mean']:.4f}"
+            if row["best_baseline"]
+            else "none with 3 seeds"
+        )
+        if "lead_pct" in row:
+            p = f"{row['p']:.3f}" if row.get("p") is not None else "–"
+            lead, test = f"{row['lead_pct']:+.1f}%", f"{p} ({row['wins']} of {SEEDS})"
+            significant = row.get("p") is not None and row["p"] < 0.05
+            if row["lead_pct"] <= 0:
+                holds = f"does not hold ({NAMES[row['best_baseline']]} leads{'' if significant else ', not significantly'})"
+            else:
+                holds = "holds" if significant else "BSARec leads, not significantly"
+        else:
+            lead, test, holds = "–", "–", "not testable yet"
+        lines.append(f"| {row['dataset']} | {best} | {bsarec} | {baseline} | {lead} | {test} | {holds} |")
+    missing = [
+        f"{r['dataset']}: {', '.join(NAMES[m] for m in r['missing_baselines'])}"
+        for r in summary
+        if r.get("missing_baselines")
+    ]
+    if missing:
+        lines += ["", 'Baselines with fewer than 3 seeds (left out of "best"): ' + "; ".join(missing) + "."]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--metric", default="NDCG@10")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    summary = summarize(read_rows(args.results), args.metric)
+    where = provenance()
+    lines = [
+        "# The paper's table across datasets: the best model and BSARec's lead",
+        "",
+        f"`{where['command']}` — {where['date']} — {where['machine']}",
+        "",
+        *markdown(summary, args.metric),
+    ]
+    atomic_write_text(args.results / "summary_datasets.md", "\n".join(lines) + "\n")
+    atomic_write_json(
+        args.results / "summary_datasets.json", {"meta": where, "metric": args.metric, "rows": summary}
+    )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
