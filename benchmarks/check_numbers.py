@@ -1,8 +1,9 @@
 """Refactor guard: every model trained for one epoch on LastFM with the paper preset and seed 1 must give
 exactly the test HR@10 / NDCG@10 recorded in benchmarks/results/numbers_lastfm_1epoch.json.
 
-This is the command `bsarec train --model M --dataset LastFM --data-dir DIR --preset paper --epochs 1 --seed 1`
-for each model, run through the Python API with the default thread count. A change that is meant to be a pure
+This is the command `bsarec train --model M --dataset LastFM --data-dir DIR --preset paper --epochs 1 --seed 1
+--set precision=fp32` for each model, run through the Python API with the default thread count: fp32, the
+papers' arithmetic, whatever the default precision is. A change that is meant to be a pure
 refactor must leave these numbers bit for bit. Runtime: about 5 minutes on 2 CPU cores. Writes what it found,
 with the command, date and machine, to benchmarks/results/check_numbers.md.
 
@@ -47,7 +48,14 @@ def main() -> int:
     failures = 0
     for model in models:
         config = resolve_config(
-            model, "LastFM", "LastFM", "paper", {}, seed=1, epochs=1, data_dir=args.data_dir
+            model,
+            "LastFM",
+            "LastFM",
+            "paper",
+            {"precision": "fp32"},
+            seed=1,
+            epochs=1,
+            data_dir=args.data_dir,
         )
         with tempfile.TemporaryDirectory() as run_dir:
             rec = SequentialRecommender(config=config).fit(data, run_dir=run_dir, progress=False)

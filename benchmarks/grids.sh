@@ -13,7 +13,13 @@ JOBS=${JOBS:-2}
 DEVICE=${DEVICE:-cpu}
 RESULTS=benchmarks/results
 THREADS=${THREADS:-1}  # torch threads per cell: 1 beside JOBS=2, 2 for one cell alone on a 2-core machine
-grid() { "$BIN/bsarec" benchmark --data-dir "$DATA" --jobs "$JOBS" --threads "$THREADS" --device "$DEVICE" "$@"; }
+# the committed tables are fp32, the papers' arithmetic, whatever the machine's default (a grid's own
+# --set precision=bf16 comes later and wins); PRECISION=auto trains in bf16 where the CPU computes it
+PRECISION=${PRECISION:-fp32}
+grid() {
+  "$BIN/bsarec" benchmark --data-dir "$DATA" --jobs "$JOBS" --threads "$THREADS" --device "$DEVICE" \
+    --set precision="$PRECISION" "$@"
+}
 paper_runs="--runs benchmarks/runs/baselines"
 seeds() { echo "${SEEDS:-$1}"; }  # a grid's seeds, or the SEEDS given (a subset: results of the others are kept)
 

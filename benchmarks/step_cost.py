@@ -56,7 +56,10 @@ def main() -> None:
         variants = {"ids": (config, None), "ids + attributes": (config, features)}
     else:
         detail = "autocast of the training step"
-        variants = {"fp32": (config, None), "bf16": (config.updated(precision="bf16"), None)}
+        variants = {
+            "fp32": (config.updated(precision="fp32"), None),
+            "bf16": (config.updated(precision="bf16"), None),
+        }
     order = torch.randperm(len(split.train_targets), generator=torch.Generator().manual_seed(0))
     size = config.batch_size
     batches = [order[i : i + size] for i in range(0, len(order) - size, size)]

@@ -23,8 +23,16 @@ USERS = 400
 
 
 def train_briefly(model: str) -> dict[str, float]:
-    config = RunConfig(
-        model=model, seed=3, epochs=2, max_len=20, hidden_size=32, batch_size=128, threads=1, num_heads=2
+    config = RunConfig(  # fp32: the recorded numbers are the papers' arithmetic, on every machine
+        model=model,
+        seed=3,
+        epochs=2,
+        max_len=20,
+        hidden_size=32,
+        batch_size=128,
+        threads=1,
+        num_heads=2,
+        precision="fp32",
     )
     rec = SequentialRecommender(config=config).fit(generate_synthetic(n_users=USERS), progress=False)
     return {

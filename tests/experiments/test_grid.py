@@ -53,6 +53,15 @@ def test_cells_of_different_presets_get_different_run_directories():
     assert protocol_tag({"max_len": 10, "c": 5}) == "c=5,max_len=10"
 
 
+def test_a_cells_precision_is_in_its_name_unless_fp32():
+    """bf16 cells, asked for or the machine's default, never share a run directory with fp32 ones."""
+    from bsarec.experiments.cells import protocol_tag
+
+    assert protocol_tag({"precision": "fp32"}, precision="fp32") == "paper"
+    assert protocol_tag({}, precision="bf16") == "precision=bf16"
+    assert protocol_tag({"precision": "bf16", "c": 5}, precision="bf16") == "c=5,precision=bf16"
+
+
 def test_a_packed_grid_trains_its_seeds_together_and_writes_ordinary_cells(tmp_path):
     from bsarec.experiments.grid import pack_jobs
 

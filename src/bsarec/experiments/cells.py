@@ -21,11 +21,14 @@ class Cell:
     seed: int
 
 
-def protocol_tag(overrides: dict[str, Any], preset: str | None = "paper") -> str:
+def protocol_tag(overrides: dict[str, Any], preset: str | None = "paper", precision: str = "fp32") -> str:
     """The run-directory name of a grid's preset and overrides: "paper" for the paper preset alone, else the
     preset's name (a file's stem; "defaults" for none) before the overrides. Runtime settings do not change
-    what a cell is."""
-    kept = {k: v for k, v in overrides.items() if k not in RUNTIME_SETTINGS}
+    what a cell is. The cells' resolved `precision` is named when it is not fp32 (the papers' arithmetic),
+    whether it was asked for or is the machine's default: a bf16 cell is never taken for an fp32 one."""
+    kept = {k: v for k, v in overrides.items() if k not in RUNTIME_SETTINGS and k != "precision"}
+    if precision != "fp32":
+        kept["precision"] = precision
     parts = [] if preset == "paper" else [Path(preset).stem if preset else "defaults"]
     parts += [f"{k}={v}" for k, v in sorted(kept.items())]
     return ",".join(parts) or "paper"

@@ -164,14 +164,17 @@ def plan(
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         raise ConfigError(f"--models: unknown {unknown}; choose from {', '.join(MODELS)}")
-    tag = protocol_tag(overrides, preset)
     jobs, cells, unchecked = [], [], []
+    tag = None
     for dataset in datasets:
         for model in models:
             for seed in seeds:
                 cell = Cell(model, dataset, seed)
-                run_dir = run_dir_of(runs, cell, tag)
                 config = cell_config(cell, preset, overrides, seed=seed, **explicit)
+                tag = tag or protocol_tag(
+                    overrides, preset, config.precision
+                )  # every cell's precision is one
+                run_dir = run_dir_of(runs, cell, tag)
                 cells.append((cell, run_dir))
                 if RunDir(run_dir).status == "finished":
                     saved, where = RunDir(run_dir).read_config(), run_dir

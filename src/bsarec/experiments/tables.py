@@ -291,7 +291,8 @@ def caption_for(overrides: dict[str, Any], preset: str | None, seeds: list[int],
         f"Test metrics, mean ± std over seeds {', '.join(map(str, seeds))}; preset {preset or 'defaults'}; "
         f"protocol: candidates {candidates}, history mask {config.history_mask}, padding {config.padding}, "
         f"early stopping on validation {config.monitor} (patience {config.patience})"
-        + (f"; overrides {protocol_tag(overrides)}" if overrides else "")
+        + (f"; overrides {protocol_tag(overrides)}" if protocol_tag(overrides) != "paper" else "")
+        + (f"; {config.precision} arithmetic" if config.precision != "fp32" else "")
         + ". Best mean per metric in bold."
         + published
     )
