@@ -435,11 +435,9 @@ def test_a_command_whose_extra_is_missing_names_the_extra(monkeypatch, command, 
     assert any(name in str(result.exception) for name in EXTRAS[extra])  # the first of its modules missing
 
 
-def test_bench_is_kept_as_a_hidden_name_of_speed():
-    assert "speed" in runner.invoke(app, ["--help"]).output
-    assert " bench " not in runner.invoke(app, ["--help"]).output
-    bench = runner.invoke(app, ["bench", "--help"]).output
-    assert "former name of" in bench and "--straightforward" in bench
+def test_speed_refuses_an_unknown_model_before_measuring():
+    result = runner.invoke(app, ["speed", "--model", "nosuchmodel", "--dataset", "synthetic"])
+    assert isinstance(result.exception, ConfigError) and "nosuchmodel" in str(result.exception)
 
 
 def test_train_output_refuses_an_existing_run_unless_overwrite(run_dir):

@@ -516,8 +516,6 @@ def speed(
         atomic_write_json(output, result)
 
 
-app.command("bench", hidden=True, help="The former name of `bsarec speed`.")(speed)
-
 
 def _split_list(values: list[str]) -> list[str]:
     return [v for value in values for v in value.replace(",", " ").split()]
