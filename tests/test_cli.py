@@ -327,6 +327,7 @@ def test_benchmark_keeps_the_cells_its_results_file_records_when_run_directories
     assert "results.json: per_seed[0] lacks dataset, seed, run_dir" in str(broken.exception)
 
 
+@pytest.mark.slow
 def test_benchmark_leaves_out_and_continues_a_cell_stopped_by_ctrl_c(tmp_path, press_ctrl_c):
     args = small_sasrec_grid(tmp_path, seeds="1", epochs=3)
     straight = [str(tmp_path / "straight") if a == str(tmp_path / "runs") else a for a in args]

@@ -5,6 +5,8 @@ nothing again."""
 import json
 import shutil
 
+import pytest
+
 from bsarec.data.synthetic import generate_synthetic
 from bsarec.experiments import BenchmarkGrid, run_benchmark
 from bsarec.experiments.tables import model_order
@@ -62,6 +64,7 @@ def test_a_cells_precision_is_in_its_name_unless_fp32():
     assert protocol_tag({"precision": "bf16", "c": 5}, precision="bf16") == "c=5,precision=bf16"
 
 
+@pytest.mark.slow
 def test_a_packed_grid_trains_its_seeds_together_and_writes_ordinary_cells(tmp_path):
     from bsarec.experiments.grid import pack_jobs
 
@@ -103,6 +106,7 @@ def test_a_grid_of_some_seeds_keeps_the_other_seeds_results(tmp_path):
     assert "over seeds 1, 2" in (grid.output / "table.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_table_lists_its_models_in_one_order_whichever_grid_filled_it(tmp_path):
     settings = tiny_grid(tmp_path, epochs=1) | {"models": ["sasrec"]}
     run_benchmark(**settings)

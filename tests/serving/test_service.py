@@ -13,7 +13,7 @@ import pytest
 from bsarec import SequentialRecommender
 from bsarec.data.synthetic import generate_synthetic
 
-pytestmark = pytest.mark.extras("serve")
+pytestmark = [pytest.mark.extras("serve"), pytest.mark.slow]  # a real server process
 
 
 def free_port() -> int:

@@ -49,6 +49,7 @@ def test_each_packed_run_equals_its_unpacked_run(data, tmp_path, model, varied):
     assert len((tmp_path / "run1" / "history.jsonl").read_text().splitlines()) == packed[1].result.epochs
 
 
+@pytest.mark.slow
 def test_each_packed_run_logs_its_own_epochs_to_its_train_log(data, tmp_path):
     configs = [RunConfig(model="bsarec", epochs=3, seed=s, **NO_DROPOUT) for s in (1, 2)]
     dirs = [tmp_path / f"run{i}" for i in range(2)]
@@ -143,6 +144,7 @@ def test_a_packed_run_cut_off_continues_alone_like_its_unpacked_run(data, tmp_pa
     assert resumed.result.epochs == 4
 
 
+@pytest.mark.slow
 def test_a_pack_without_a_common_checkpoint_starts_anew(data, tmp_path, caplog):
     configs = [RunConfig(model="bsarec", epochs=2, seed=s, **NO_DROPOUT) for s in (1, 2)]
     dirs = [tmp_path / f"run{i}" for i in range(2)]

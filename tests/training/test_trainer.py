@@ -43,6 +43,7 @@ def test_same_seed_same_numbers_and_another_seed_differs(data):
     assert runs[0].metrics["test"] != runs[2].metrics["test"]
 
 
+@pytest.mark.slow
 def test_run_directory_contents(data, tmp_path):
     SequentialRecommender("bsarec", epochs=3, **SMALL).fit(data, run_dir=tmp_path, progress=False)
     metrics = json.loads((tmp_path / "metrics.json").read_text())

@@ -45,6 +45,7 @@ def never_test(monkeypatch):
     return monkeypatch.undo
 
 
+@pytest.mark.slow
 def test_tune_runs_stops_resumes_and_writes_a_preset(prepared, tmp_path, never_test):
     out = tmp_path / "study"
     first = runner.invoke(app, tune_args(prepared, out, 3))
@@ -116,6 +117,7 @@ def test_a_diverged_trial_fails_instead_of_winning(prepared, tmp_path):
     assert ",FAIL," in (out / "trials.csv").read_text()
 
 
+@pytest.mark.slow
 def test_tune_packs_trials_and_never_evaluates_test(prepared, tmp_path, never_test):
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"alpha": {"choices": [0.3, 0.7]}, "lr": {"choices": [0.001, 0.003]}}))
