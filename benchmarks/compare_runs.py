@@ -60,6 +60,7 @@ def main() -> None:
         "Test metrics, mean ± std over the seeds both finished; difference of the means; paired t-test p (two-sided;"
         " – where fewer than 2 seeds).",
     ]
+    tests, beyond_spread = [], []  # (p, label, metric) of every paired test; differences beyond a seed std
     for pair in args.pair:
         label, specs = pair.split("=", 1)
         base_spec, variant_spec = specs.split(",")
@@ -74,6 +75,10 @@ def main() -> None:
             a, b = [base[s][metric] for s in seeds], [variant[s][metric] for s in seeds]
             diffs = [y - x for x, y in zip(a, b, strict=True)]
             p = f"{stats.ttest_rel(b, a).pvalue:.3f}" if len(seeds) > 1 and len(set(diffs)) > 1 else "–"
+            if p != "–":
+                tests.append((float(stats.ttest_rel(b, a).pvalue), label, metric))
+            if len(a) > 1 and abs(statistics.fmean(b) - statistics.fmean(a)) > statistics.stdev(a):
+                beyond_spread.append(f"{label} {metric}")
             lines.append(
                 f"| {metric} | {fmt(a)} | {fmt(b)} | {statistics.fmean(b) - statistics.fmean(a):+.4f} | {p} |"
             )
@@ -84,8 +89,28 @@ def main() -> None:
                 f"{m} {fmt([r[m] for r in base.values()])}" for m in ("HR@10", "NDCG@10", "NDCG@20")
             )
             lines.append(f"The {base_name} over all its seeds {sorted(base)}: {spread}.")
+    if tests:
+        lines += ["", "## All pairs", "", *overall(tests, beyond_spread, base_name)]
     atomic_write_text(args.output, "\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def overall(tests: list[tuple[float, str, str]], beyond_spread: list[str], base_name: str) -> list[str]:
+    """The gate's reading of every paired test at once: how many fall under 0.05, and the smallest p after
+    Holm's correction for the number of tests (with many tests, some fall under 0.05 by chance alone)."""
+    ranked = sorted(tests)
+    holm = min(1.0, len(ranked) * ranked[0][0])  # Holm's first step: the smallest p times the number of tests
+    under = [f"{label} {metric} (p {p:.3f})" for p, label, metric in ranked if p < 0.05]
+    return [
+        f"- {len(ranked)} paired tests; under 0.05: {', '.join(under) if under else 'none'}.",
+        f"- Holm's correction over the {len(ranked)}: the smallest adjusted p is {holm:.3f}"
+        f" ({ranked[0][1]} {ranked[0][2]}).",
+        "- Differences of the means larger than the "
+        + base_name
+        + "'s seed standard deviation: "
+        + (", ".join(beyond_spread) if beyond_spread else "none")
+        + ".",
+    ]
 
 
 if __name__ == "__main__":
