@@ -516,7 +516,6 @@ def speed(
         atomic_write_json(output, result)
 
 
-
 def _split_list(values: list[str]) -> list[str]:
     return [v for value in values for v in value.replace(",", " ").split()]
 
