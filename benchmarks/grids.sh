@@ -137,6 +137,15 @@ case "${1:-}" in
     # released settings otherwise: the successors at the window BSARec was given
     grid -d LastFM -m tvrec,wearec --set max_len=200 --seeds $(seeds 42,43,44) --runs benchmarks/runs/frontier_max_len \
       --output $RESULTS/frontier_max_len200/LastFM ;;
+  best-candidates-lastfm)  # bsarec's best recommender for LastFM, chosen on validation alone: every model at its
+    # paper preset with max_len 50 and 200, with and without the S3-Rec attributes, seed 42
+    cand="-d LastFM --seeds 42 --runs benchmarks/runs/candidates"
+    all=bsarec,caser,gru4rec,sasrec,bert4rec,fmlprec,duorec,fearec,tvrec,wearec
+    for len in 50 200; do
+      grid $cand -m $all --set max_len=$len --output $RESULTS/candidates/LastFM/max_len$len
+      grid $cand -m $all --set max_len=$len --set item_features=attributes \
+        --output $RESULTS/candidates/LastFM/max_len${len}_attributes
+    done ;;
   best-lastfm)  # BSARec with --preset best (chosen on validation, src/bsarec/presets/best.json), 3 seeds
     grid -d LastFM -m bsarec --preset best --seeds 42,43,44 --runs benchmarks/runs/best \
       --output $RESULTS/best/LastFM ;;
@@ -145,7 +154,7 @@ case "${1:-}" in
       "baselines-sports-yelp|sasrec-ce-lastfm|padding-lastfm|" \
       "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|studies-padding|studies-patience|studies-lr|" \
       "studies-dropout|" \
-      "frontier-sports-yelp|frontier-max-len-lastfm|best-lastfm|" \
+      "frontier-sports-yelp|frontier-max-len-lastfm|best-candidates-lastfm|best-lastfm|" \
       "item-features-lastfm|item-features-beauty|cold-start-lastfm|cold-start-beauty|precision-lastfm|" \
       "precision-beauty" >&2
     exit 2 ;;
