@@ -4,14 +4,17 @@ objectives that ask for them (models/base.py says how a model asks)."""
 
 from __future__ import annotations
 
-from typing import Required, TypedDict
+from typing import TypedDict
 
 import torch
 
 
-class Batch(TypedDict, total=False):
-    inputs: Required[torch.Tensor]  # (B, N) left-padded item windows
-    targets: Required[torch.Tensor]  # (B,) the next item of each window
+class _Always(TypedDict):
+    inputs: torch.Tensor  # (B, N) left-padded item windows
+    targets: torch.Tensor  # (B,) the next item of each window
+
+
+class Batch(_Always, total=False):  # (typing.Required needs Python 3.11; bsarec supports 3.10)
     negatives: torch.Tensor  # (B,) one sampled negative each: objectives "bce" and "bpr" (needs_negatives)
     users: torch.Tensor  # (B,) the windows' dataset rows: Caser's user embedding (needs_users)
     positives: torch.Tensor  # (B, N) another window with the same target: DuoRec, FEARec (needs_positives)
