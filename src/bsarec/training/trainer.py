@@ -2,10 +2,11 @@
 validation NDCG@20 (patience 10 by default), best weights restored at the end.
 
 Ctrl-C stops after the current batch; the best weights seen so far are already on disk and are restored.
-With a run directory, a checkpoint is written after every epoch (and every `checkpoint_steps` batches when
-set): model, optimizer, the TrainState (training/state.py) and the state of every random generator the loop
-uses. `resume=True` continues from the newest one, and the run ends exactly as if it had never stopped (same
-weights and metrics on CPU with the same thread count).
+With a checkpointer, a checkpoint is written after every epoch (and every `checkpoint_steps` batches when
+set) with the run's named parts: model, optimizer, TrainState, best weights (training/state.py) and every random
+generator the loop uses. `resume=True` continues from the newest one, and the run ends exactly as if it had
+never stopped (same weights and metrics on CPU with the same thread count). `finish_epoch`, the end of an
+epoch, is shared with packed runs (training/packed.py).
 """
 
 from __future__ import annotations
@@ -121,8 +122,14 @@ def train(
     compute_loss = loss_module(model, group, config.compile)
     warn_if_slow_precision(config.precision, device)
     state, best = TrainState.start(config.patience), BestWeights(model)
-    parts = {"model": model, "optimizer": optimizer, "state": state, "best": best}
-    checkpoint = Checkpoint(checkpointer, parts | {"rng": RandomState(generator, group)}, group)
+    parts = {
+        "model": model,
+        "optimizer": optimizer,
+        "state": state,
+        "best": best,
+        "rng": RandomState(generator, group),
+    }
+    checkpoint = Checkpoint(checkpointer, parts, group)
     saved = checkpoint.newest() if resume else None
     if saved is not None:
         checkpoint.restore(saved)
