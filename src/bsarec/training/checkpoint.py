@@ -126,6 +126,17 @@ def unflatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return value
 
 
+def tensor_names(value: Any) -> set[str]:
+    """The tensors a flattened value refers to."""
+    if isinstance(value, dict):
+        if set(value) == {"@tensor"}:
+            return {value["@tensor"]}
+        return set().union(*(tensor_names(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(tensor_names(item) for item in value))
+    return set()
+
+
 class RandomState:
     """The random generators a run draws from, as a stateful part: the loop's own generator (sample order,
     negatives; the same in every process) and each process's global generator (dropout). `state_dict` is a
@@ -174,14 +185,9 @@ class Checkpoint:
         path, tensors, values = saved
         check_position(path, values)
         try:
-            named: dict[str, torch.Tensor] = {}  # the tensors the manifest names: exactly the file's
-            flatten(
-                unflatten({k: v for k, v in values.items() if k not in ("epoch", "batch")}, tensors),
-                "",
-                named,
-            )
-            if len(named) != len(tensors):
-                raise ValueError(f"the file holds {len(tensors)} tensors, its manifest names {len(named)}")
+            extra = sorted(set(tensors) - tensor_names(values))  # the manifest names every tensor of the file
+            if extra:
+                raise ValueError(f"the file holds tensors its manifest does not name: {', '.join(extra[:3])}")
             for name in names or tuple(self.parts):
                 state = unflatten(values[name], tensors)
                 if isinstance(self.parts[name], torch.optim.Optimizer):
