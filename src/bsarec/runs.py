@@ -110,6 +110,5 @@ def fit_packed(
         for rec, result, session in zip(recs, results, sessions, strict=True):
             rec.result = result
             rec.metrics = rec._final_metrics(evaluate_test)
-            session.recorder.save_best(rec.model)
             session.finish(rec.metrics)
     return recs

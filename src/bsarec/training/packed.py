@@ -343,6 +343,8 @@ def train_packed(
                     active[run] = False
                     log.info("packed run %d (seed %d) stops after epoch %d", run, config.seed, epoch)
     step.release()
-    for model, best in zip(models, bests, strict=True):
+    for model, best, state, recorder in zip(models, bests, states, recorders, strict=True):
         best.restore(model)
+        if resume_from is not None and state.stopper.best_epoch >= 0:
+            recorder.save_best(model)  # as a single run does: the best weights on disk, whatever came before
     return [TrainResult.of(state) for state in states]
