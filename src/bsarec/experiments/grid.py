@@ -165,15 +165,14 @@ def plan(
     if unknown:
         raise ConfigError(f"--models: unknown {unknown}; choose from {', '.join(MODELS)}")
     jobs, cells, unchecked = [], [], []
-    tag = None
+    # every cell resolves the same precision (it depends on the device alone): the first one names it
+    first = cell_config(Cell(models[0], datasets[0], seeds[0]), preset, overrides, seed=seeds[0], **explicit)
+    tag = protocol_tag(overrides, preset, first.precision)
     for dataset in datasets:
         for model in models:
             for seed in seeds:
                 cell = Cell(model, dataset, seed)
                 config = cell_config(cell, preset, overrides, seed=seed, **explicit)
-                tag = tag or protocol_tag(
-                    overrides, preset, config.precision
-                )  # every cell's precision is one
                 run_dir = run_dir_of(runs, cell, tag)
                 cells.append((cell, run_dir))
                 if RunDir(run_dir).status == "finished":

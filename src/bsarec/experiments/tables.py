@@ -287,11 +287,12 @@ def caption_for(overrides: dict[str, Any], preset: str | None, seeds: list[int],
     candidates = (
         "full ranking" if config.candidates == "full" else f"{config.candidates} ({config.eval_negatives})"
     )
+    tag = protocol_tag(overrides)
     return (
         f"Test metrics, mean ± std over seeds {', '.join(map(str, seeds))}; preset {preset or 'defaults'}; "
         f"protocol: candidates {candidates}, history mask {config.history_mask}, padding {config.padding}, "
         f"early stopping on validation {config.monitor} (patience {config.patience})"
-        + (f"; overrides {protocol_tag(overrides)}" if protocol_tag(overrides) != "paper" else "")
+        + (f"; overrides {tag}" if tag != "paper" else "")
         + (f"; {config.precision} arithmetic" if config.precision != "fp32" else "")
         + ". Best mean per metric in bold."
         + published
