@@ -71,10 +71,10 @@ class SequentialModel(nn.Module):
     def item_table(self) -> nn.Module:
         """The module that holds the items (read on the input and the output side): an nn.Embedding, or
         the FeatureItemEmbedding that item side information puts in its place."""
-        return self.embedding.item
+        raise NotImplementedError
 
     def set_item_table(self, table: nn.Module) -> None:
-        self.embedding.item = table
+        raise NotImplementedError
 
 
 class StackedBlocksModel(SequentialModel):
@@ -94,6 +94,12 @@ class StackedBlocksModel(SequentialModel):
     def item_embeddings(self) -> torch.Tensor:
         """The output table: tied to the input item embeddings, row 0 (padding) included."""
         return self.embedding.item.weight
+
+    def item_table(self) -> nn.Module:
+        return self.embedding.item
+
+    def set_item_table(self, table: nn.Module) -> None:
+        self.embedding.item = table
 
     def block_mask(self, input_ids: torch.Tensor) -> torch.Tensor | None:
         """What every block is given, besides its input, to tell items from padding: here the additive causal
