@@ -74,14 +74,15 @@ def main() -> None:
         for metric in METRICS:
             a, b = [base[s][metric] for s in seeds], [variant[s][metric] for s in seeds]
             diffs = [y - x for x, y in zip(a, b, strict=True)]
-            p = f"{stats.ttest_rel(b, a).pvalue:.3f}" if len(seeds) > 1 and len(set(diffs)) > 1 else "–"
-            if p != "–":
-                tests.append((float(stats.ttest_rel(b, a).pvalue), label, metric))
-            if len(a) > 1 and abs(statistics.fmean(b) - statistics.fmean(a)) > statistics.stdev(a):
+            p = "–"
+            if len(seeds) > 1 and len(set(diffs)) > 1:
+                pvalue = float(stats.ttest_rel(b, a).pvalue)
+                p = f"{pvalue:.3f}"
+                tests.append((pvalue, label, metric))
+            difference = statistics.fmean(b) - statistics.fmean(a)
+            if len(a) > 1 and abs(difference) > statistics.stdev(a):
                 beyond_spread.append(f"{label} {metric}")
-            lines.append(
-                f"| {metric} | {fmt(a)} | {fmt(b)} | {statistics.fmean(b) - statistics.fmean(a):+.4f} | {p} |"
-            )
+            lines.append(f"| {metric} | {fmt(a)} | {fmt(b)} | {difference:+.4f} | {p} |")
         per_seed = ", ".join(f"{s}: {base[s]['NDCG@10']:.4f} → {variant[s]['NDCG@10']:.4f}" for s in seeds)
         lines += ["", f"NDCG@10 per seed ({base_name} → {variant_name}): {per_seed}."]
         if len(base) > len(seeds):  # fewer shared seeds than the base has: its own spread is the yardstick
