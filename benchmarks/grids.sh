@@ -137,15 +137,19 @@ case "${1:-}" in
     # released settings otherwise: the successors at the window BSARec was given
     grid -d LastFM -m tvrec,wearec --set max_len=200 --seeds $(seeds 42,43,44) --runs benchmarks/runs/frontier_max_len \
       --output $RESULTS/frontier_max_len200/LastFM ;;
-  best-candidates-lastfm)  # bsarec's best recommender for LastFM, chosen on validation alone: every model at its
-    # paper preset with max_len 50 and 200, with and without the S3-Rec attributes, seed 42
-    cand="-d LastFM --seeds 42 --runs benchmarks/runs/candidates"
-    all=bsarec,caser,gru4rec,sasrec,bert4rec,fmlprec,duorec,fearec,tvrec,wearec
-    for len in 50 200; do
-      grid $cand -m $all --set max_len=$len --output $RESULTS/candidates/LastFM/max_len$len
-      grid $cand -m $all --set max_len=$len --set item_features=attributes \
-        --output $RESULTS/candidates/LastFM/max_len${len}_attributes
+  best-candidates)  # bsarec's best recommender for DATASET (default LastFM), chosen on validation alone: the
+    # staged search of benchmarks/choose_best.py (every model, then max_len 200, then item attributes), seed 42,
+    # one stage's missing cells at a time; a cell another grid already ran with the same settings counts
+    d=${DATASET:-LastFM}; last=""
+    while stage=$("$BIN/python" benchmarks/choose_best.py -d "$d" --next-stage); do
+      [ "$stage" != "$last" ] || { echo "best-candidates: $stage left no validation score" >&2; exit 1; }
+      grid -d "$d" --seeds 42 --set checkpoint_steps=100 --runs benchmarks/runs/candidates $stage; last=$stage
     done ;;
+  best-recommender)  # DATASET's chosen recommender (best-candidates first) at seeds 42-44: its test numbers
+    d=${DATASET:-LastFM}
+    winner=$("$BIN/python" benchmarks/choose_best.py -d "$d" --winner)
+    grid -d "$d" $winner --seeds $(seeds 42,43,44) --set checkpoint_steps=100 --runs benchmarks/runs/best_recommender \
+      --output $RESULTS/best_recommender/$d ;;
   best-lastfm)  # BSARec with --preset best (chosen on validation, src/bsarec/presets/best.json), 3 seeds
     grid -d LastFM -m bsarec --preset best --seeds 42,43,44 --runs benchmarks/runs/best \
       --output $RESULTS/best/LastFM ;;
@@ -154,7 +158,7 @@ case "${1:-}" in
       "baselines-sports-yelp|sasrec-ce-lastfm|padding-lastfm|" \
       "sampled-softmax-beauty|studies-c|studies-alpha|studies-max-len|studies-padding|studies-patience|studies-lr|" \
       "studies-dropout|" \
-      "frontier-sports-yelp|frontier-max-len-lastfm|best-candidates-lastfm|best-lastfm|" \
+      "frontier-sports-yelp|frontier-max-len-lastfm|best-candidates|best-recommender|best-lastfm|" \
       "item-features-lastfm|item-features-beauty|cold-start-lastfm|cold-start-beauty|precision-lastfm|" \
       "precision-beauty" >&2
     exit 2 ;;

@@ -32,6 +32,8 @@ def test_best_preset_is_a_validation_choice_per_dataset():
     best = load_built_in_preset("best")
     for key, selection in best["selection"].items():
         model, dataset = key.split("/")
+        if model == "recommender":  # every model searched: tests/test_best_recommender.py
+            continue
         chosen = max(selection["candidates"], key=selection["candidates"].get)
         assert chosen == selection["chosen"]  # the argmax of the validation scores, nothing else
         assert "validation" in selection["criterion"]

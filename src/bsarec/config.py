@@ -382,21 +382,28 @@ def load_built_in_preset(name: str = "paper") -> dict[str, Any]:
     return json.loads(resources.files("bsarec").joinpath(f"presets/{name}.json").read_text())
 
 
-def preset_values(preset: str, model: str, dataset_name: str) -> dict[str, Any]:
+def preset_values(preset: str, model: str | None, dataset_name: str) -> dict[str, Any]:
     """Settings of a preset: a built-in one, per model and dataset ("paper": the papers' settings; "best":
-    ours, chosen on validation, docs/results.md), or a JSON file of flat key-value settings."""
+    ours, chosen on validation, docs/results.md), or a JSON file of flat key-value settings.
+
+    With no model, "best" gives the dataset's best recommender, its model included (the "recommender" table
+    of presets/best.json: every model searched, not BSARec's settings alone), and the other built-in presets
+    BSARec's settings."""
     if preset in BUILT_IN_PRESETS:
         built_in = load_built_in_preset(preset)
-        table = built_in.get(model, {})
-        for name, values in table.items():
-            if name.lower() == dataset_name.lower():
-                return dict(values)
-        if "*" in table:
-            return dict(table["*"])
-        raise ConfigError(
-            f"--preset {preset}: no {preset} settings for {model} on {dataset_name!r}; "
-            f"known: {sorted(table) or 'none for this model'}"
-        )
+        recommender = _for_dataset(built_in.get("recommender", {}), dataset_name)
+        if model is None and recommender is not None:
+            return recommender
+        table = built_in.get(model or "bsarec", {})
+        values = _for_dataset(table, dataset_name)
+        if values is None and recommender is not None and recommender["model"] == model:
+            values = recommender
+        if values is None:
+            raise ConfigError(
+                f"--preset {preset}: no {preset} settings for {model or 'bsarec'} on {dataset_name!r}; "
+                f"known: {sorted(table) or 'none for this model'}"
+            )
+        return values
     path = Path(preset)
     if not path.is_file():
         raise ConfigError(
@@ -419,6 +426,14 @@ def preset_values(preset: str, model: str, dataset_name: str) -> dict[str, Any]:
     return settings
 
 
+def _for_dataset(table: dict[str, Any], dataset_name: str) -> dict[str, Any] | None:
+    """A preset table's settings for a dataset (its name in any case), else its "*" entry, else None."""
+    for name, values in table.items():
+        if name.lower() == dataset_name.lower():
+            return dict(values)
+    return dict(table["*"]) if "*" in table else None
+
+
 def resolve_config(
     model: str | None,
     dataset: str,
@@ -427,11 +442,11 @@ def resolve_config(
     overrides: dict[str, Any] | None = None,
     **explicit: Any,
 ) -> RunConfig:
-    """The run config of `model` (None: a preset file's model, else bsarec) with the precedence of the module
-    docstring. A preset file written for another model than the one named is refused."""
+    """The run config of `model` (None: the preset's model, i.e. a preset file's or the best recommender's,
+    else bsarec) with the precedence of the module docstring. A preset file written for another model than the one named is refused."""
     from_preset: dict[str, Any] = {}
     if preset:
-        from_preset = preset_values(preset, model or "bsarec", dataset_name)
+        from_preset = preset_values(preset, model, dataset_name)
         if model is not None and from_preset.get("model", model) != model:
             raise ConfigError(
                 f"--preset {preset}: its settings are for {from_preset['model']!r}, not {model!r}; "

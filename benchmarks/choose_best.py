@@ -1,0 +1,270 @@
+"""bsarec's best recommender for a dataset, chosen on validation alone (docs/results.md, "Best recommender").
+
+The search is fixed and staged, so that its cost stays a few cells beyond the paper's table:
+  stage 1: every model at its paper preset with max_len 50 and without item attributes;
+  stage 2: the three best models of stage 1 at max_len 200;
+  stage 3: the best candidate of stages 1-2 with the dataset's item attributes (S3-Rec's files).
+Every candidate is one run at seed 42, scored by its validation NDCG@20 (the early-stopping criterion); the
+test split plays no part. The chosen recommender is the argmax over all candidates; ties go to the earlier one.
+
+A candidate's score comes from any committed grid result (benchmarks/results/**/results.json) holding a cell
+with exactly the candidate's settings (runtime settings and the preset's name aside), so a run another grid
+already made counts and is not trained twice.
+
+    python benchmarks/choose_best.py                       # each dataset's stages, scores and missing cells
+    python benchmarks/choose_best.py -d LastFM --next-stage  # `bsarec benchmark` arguments of the missing cells
+    python benchmarks/choose_best.py -d LastFM --winner      # the chosen candidate's benchmark arguments
+    python benchmarks/choose_best.py --write   # complete searches into presets/best.json and the results page
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bsarec.config import preset_values, resolve_config
+from bsarec.environment import provenance
+from bsarec.experiments.cells import comparable
+from bsarec.io import atomic_write_json, atomic_write_text
+from bsarec.models import MODELS
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+BEST_PRESET = ROOT / "src" / "bsarec" / "presets" / "best.json"
+DATASETS = ("LastFM", "Beauty", "Toys_and_Games")
+SEED = 42
+SCORE = "valid_NDCG@20"
+CARRIED = 3  # models of stage 1 carried to stage 2
+CRITERION = (
+    "validation NDCG@20 of one seed-42 run per candidate; stage 1: every model at its paper preset, max_len 50, "
+    "no item attributes; stage 2: the 3 best models of stage 1 at max_len 200; stage 3: the best candidate so "
+    "far with the dataset's item attributes (benchmarks/choose_best.py)"
+)
+# the single published runs to beat (test HR@10, max_len 50 unless said; none was published for Toys' successors)
+PUBLISHED = {
+    "LastFM": "HR@10 0.0899 (WEARec; 0.0972 at max_len 200)",
+    "Beauty": "HR@10 0.1041 (WEARec)",
+    "Toys_and_Games": "none for TV-Rec or WEARec; BSARec HR@5 0.0805",
+}
+METRICS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20")
+
+
+@dataclass
+class Candidate:
+    model: str
+    settings: dict[str, Any]
+    score: float | None = None
+    source: str | None = None  # results file and cell key that gave the score
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} " + ",".join(f"{k}={v}" for k, v in self.settings.items())
+
+
+@dataclass
+class Search:
+    dataset: str
+    stages: list[list[Candidate]] = field(default_factory=list)
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        return [c for stage in self.stages for c in stage]
+
+    @property
+    def missing(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.score is None]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.stages) == 3 and not self.missing
+
+    @property
+    def chosen(self) -> Candidate | None:
+        return best_of(self.candidates) if self.complete else None
+
+
+def best_of(candidates: list[Candidate]) -> Candidate:
+    """The first candidate with the highest score (max keeps the first of equals)."""
+    return max(candidates, key=lambda c: c.score if c.score is not None else -math.inf)
+
+
+def identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What makes a run what it is, whatever preset name produced its settings."""
+    return {k: v for k, v in comparable(config).items() if k != "preset"}
+
+
+def candidate_identity(dataset: str, candidate: Candidate) -> dict[str, Any]:
+    config = resolve_config(candidate.model, dataset, dataset, "paper", candidate.settings, seed=SEED)
+    return identity(config.to_dict())
+
+
+def recorded_cells(results: Path = RESULTS) -> list[tuple[dict[str, Any], float, str]]:
+    """(identity, validation score, source) of every committed cell that recorded its validation score."""
+    cells = []
+    for path in sorted(results.rglob("results.json")):
+        recorded = json.loads(path.read_text())
+        configs = recorded.get("configs", {})
+        for row in recorded.get("per_seed", []):
+            key = "/".join(Path(row["run_dir"]).parts[-4:])
+            if SCORE in row and key in configs:
+                source = f"{path.relative_to(ROOT)}#{key}"
+                cells.append((identity(configs[key]), row[SCORE], source))
+    return cells
+
+
+def score(dataset: str, candidate: Candidate, cells: list) -> Candidate:
+    """The candidate with the score of its recorded cell; two recordings that disagree are an error."""
+    wanted = candidate_identity(dataset, candidate)
+    found = [(value, source) for config, value, source in cells if config == wanted]
+    if found:
+        values = {round(value, 6) for value, _ in found}
+        if len(values) > 1:
+            raise SystemExit(f"{candidate.label} on {dataset}: recorded runs disagree: {found}")
+        candidate.score, candidate.source = found[0]
+    return candidate
+
+
+def search(dataset: str, cells: list) -> Search:
+    """The stages as far as the recorded scores allow (a stage needs the previous one complete)."""
+    result = Search(dataset)
+    first = [score(dataset, Candidate(m, {"max_len": 50}), cells) for m in MODELS]
+    result.stages.append(first)
+    if any(c.score is None for c in first):
+        return result
+    carried = sorted(first, key=lambda c: -c.score)[:CARRIED]  # stable: ties keep the models' order
+    second = [score(dataset, Candidate(c.model, {"max_len": 200}), cells) for c in carried]
+    result.stages.append(second)
+    if any(c.score is None for c in second):
+        return result
+    leader = best_of(first + second)
+    third = Candidate(leader.model, {**leader.settings, "item_features": "attributes"})
+    result.stages.append([score(dataset, third, cells)])
+    return result
+
+
+def benchmark_arguments(models: list[str], settings: dict[str, Any]) -> str:
+    return f"-m {','.join(models)} " + " ".join(f"--set {k}={v}" for k, v in settings.items())
+
+
+def next_stage(found: Search) -> str:
+    """`bsarec benchmark` arguments of the last stage's missing cells (one group of settings at a time)."""
+    missing = [c for c in found.stages[-1] if c.score is None]
+    settings = missing[0].settings
+    models = [c.model for c in missing if c.settings == settings]
+    name = "_".join(f"{v}" if k != "max_len" else f"max_len{v}" for k, v in settings.items())
+    output = f"benchmarks/results/candidates/{found.dataset}/{name}"
+    return f"{benchmark_arguments(models, settings)} --output {output}"
+
+
+def recommender_entry(dataset: str, chosen: Candidate) -> dict[str, Any]:
+    """presets/best.json's recommender for a dataset: the model and its paper preset changed by the candidate."""
+    return {"model": chosen.model, **preset_values("paper", chosen.model, dataset), **chosen.settings}
+
+
+def selection_entry(found: Search) -> dict[str, Any]:
+    chosen = found.chosen
+    return {
+        "criterion": CRITERION,
+        "stages": [[c.label for c in stage] for stage in found.stages],
+        "candidates": {c.label: round(c.score, 6) for c in found.candidates},
+        "sources": {c.label: c.source for c in found.candidates},
+        "chosen": chosen.label,
+    }
+
+
+def winner_test_rows(dataset: str, model: str) -> list[dict]:
+    path = RESULTS / "best_recommender" / dataset / "results.json"
+    if not path.is_file():
+        return []
+    return [r for r in json.loads(path.read_text())["per_seed"] if r["model"] == model]
+
+
+def report(searches: list[Search]) -> str:
+    where = provenance()
+    lines = [
+        "# bsarec's best recommender per dataset",
+        "",
+        f"`{where['command']}` — {where['date']} — {where['machine']}",
+        "",
+        f"Chosen on {CRITERION}. The test numbers are the winner's, over the seeds run "
+        "(`bash benchmarks/grids.sh best-recommender`, DATASET=...).",
+    ]
+    for found in searches:
+        lines += ["", f"## {found.dataset}", "", "| stage | candidate | validation NDCG@20 | recorded in |"]
+        lines.append("|---|---|---|---|")
+        for number, stage in enumerate(found.stages, 1):
+            for c in stage:
+                value = f"{c.score:.4f}" if c.score is not None else "not run yet"
+                bold = "**" if c is found.chosen else ""
+                where = c.source.split("#")[0] if c.source else ""
+                lines.append(f"| {number} | {bold}{c.label}{bold} | {value} | {where} |")
+        if not found.complete:
+            lines += ["", "The search is not complete: nothing is chosen yet."]
+            continue
+        rows = winner_test_rows(found.dataset, found.chosen.model)
+        lines += [
+            "",
+            f"Chosen: **{found.chosen.label}**. Published single run to beat: {PUBLISHED[found.dataset]}.",
+        ]
+        if rows:
+            seeds = ", ".join(str(r["seed"]) for r in rows)
+            lines += ["", f"Test, mean ± std over seeds {seeds}:", ""]
+            lines += ["| " + " | ".join(METRICS) + " |", "|" + "---|" * len(METRICS)]
+            cells = []
+            for metric in METRICS:
+                values = [r[metric] for r in rows]
+                spread = statistics.stdev(values) if len(values) > 1 else 0.0
+                cells.append(f"{statistics.fmean(values):.4f} ± {spread:.4f}")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write(searches: list[Search]) -> None:
+    best = json.loads(BEST_PRESET.read_text())
+    for found in searches:
+        if found.complete:
+            best.setdefault("recommender", {})[found.dataset] = recommender_entry(found.dataset, found.chosen)
+            best["selection"][f"recommender/{found.dataset}"] = selection_entry(found)
+    atomic_write_json(BEST_PRESET, best)
+    atomic_write_text(RESULTS / "best_recommender.md", report(searches))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-d", "--dataset", action="append", help=f"default: {', '.join(DATASETS)}")
+    parser.add_argument(
+        "--next-stage", action="store_true", help="print the missing cells' benchmark arguments"
+    )
+    parser.add_argument("--winner", action="store_true", help="print the chosen model")
+    parser.add_argument("--write", action="store_true", help="record complete searches in presets/best.json")
+    args = parser.parse_args()
+    cells = recorded_cells()
+    searches = [search(dataset, cells) for dataset in args.dataset or DATASETS]
+    if args.next_stage or args.winner:
+        if len(searches) != 1:
+            parser.error("--next-stage and --winner take one --dataset")
+        (found,) = searches
+        if args.winner:
+            if not found.complete:
+                sys.exit(f"{found.dataset}: the search is not complete; run its missing cells first")
+            print(benchmark_arguments([found.chosen.model], found.chosen.settings))
+        elif not found.complete:
+            print(next_stage(found))
+        else:
+            sys.exit(1)
+        return
+    if args.write:
+        write(searches)
+    print(report(searches), end="")
+
+
+if __name__ == "__main__":
+    main()

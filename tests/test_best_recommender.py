@@ -1,0 +1,91 @@
+"""`--preset best` without a model: each dataset's best recommender, chosen on validation by the staged search
+of benchmarks/choose_best.py, and re-derived here from the committed results it cites."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from bsarec import config as config_module
+from bsarec.config import load_built_in_preset, preset_values, resolve_config
+from bsarec.errors import ConfigError
+from bsarec.models import MODELS
+
+CHOOSER = Path(__file__).resolve().parents[1] / "benchmarks" / "choose_best.py"
+
+
+@pytest.fixture(scope="module")
+def choose():
+    spec = importlib.util.spec_from_file_location("choose_best", CHOOSER)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cells(choose, dataset, scores):
+    """Recorded cells with the identities of the candidates (model, settings) -> score."""
+    return [
+        (
+            choose.candidate_identity(dataset, choose.Candidate(model, dict(settings))),
+            score,
+            f"made-up#{model}",
+        )
+        for (model, settings), score in scores.items()
+    ]
+
+
+def test_staged_search_carries_the_three_best_then_adds_attributes_to_the_leader(choose):
+    at50 = {(m, (("max_len", 50),)): 0.01 * (i + 1) for i, m in enumerate(MODELS)}
+    at50[("bsarec", (("max_len", 50),))] = (
+        0.10  # ties with the last model's 0.10: the earlier model goes first
+    )
+    found = choose.search("LastFM", _cells(choose, "LastFM", at50))
+    assert len(found.stages) == 2 and not found.complete and found.chosen is None
+    carried = [c.model for c in found.stages[1]]
+    assert carried == ["bsarec", "wearec", "tvrec"]
+    assert choose.next_stage(found) == (
+        "-m bsarec,wearec,tvrec --set max_len=200 --output benchmarks/results/candidates/LastFM/max_len200"
+    )
+    at200 = {("wearec", (("max_len", 200),)): 0.2, ("bsarec", (("max_len", 200),)): 0.05}
+    at200[("tvrec", (("max_len", 200),))] = 0.15
+    found = choose.search("LastFM", _cells(choose, "LastFM", at50 | at200))
+    (third,) = found.stages[2]
+    assert (third.model, third.settings) == ("wearec", {"max_len": 200, "item_features": "attributes"})
+    assert choose.next_stage(found).endswith("candidates/LastFM/max_len200_attributes")
+    attributes = {("wearec", (("max_len", 200), ("item_features", "attributes"))): 0.19}
+    found = choose.search("LastFM", _cells(choose, "LastFM", at50 | at200 | attributes))
+    assert found.complete and found.chosen.label == "wearec max_len=200"  # 0.2 beats the attributes' 0.19
+
+
+def test_a_cell_counts_whatever_grid_and_preset_name_recorded_it(choose):
+    wearec = choose.Candidate("wearec", {"max_len": 200})
+    config = resolve_config("wearec", "LastFM", "LastFM", "paper", {"max_len": 200}, seed=42).to_dict()
+    assert choose.identity(config | {"preset": "best", "threads": 2}) == choose.candidate_identity(
+        "LastFM", wearec
+    )
+    other_seed = resolve_config("wearec", "LastFM", "LastFM", "paper", {"max_len": 200}, seed=43).to_dict()
+    assert choose.identity(other_seed) != choose.candidate_identity("LastFM", wearec)
+
+
+def test_recorded_runs_that_disagree_are_an_error(choose):
+    candidate = choose.Candidate("sasrec", {"max_len": 50})
+    identity = choose.candidate_identity("Beauty", candidate)
+    with pytest.raises(SystemExit, match="recorded runs disagree"):
+        choose.score("Beauty", candidate, [(identity, 0.05, "a#x"), (identity, 0.06, "b#x")])
+
+
+def test_preset_best_names_the_model_per_dataset(monkeypatch):
+    built_in = {
+        "recommender": {"Shop": {"model": "wearec", "max_len": 200}},
+        "bsarec": {"Shop": {"c": 9}, "Other": {"c": 7}},
+    }
+    monkeypatch.setattr(config_module, "load_built_in_preset", lambda name="paper": built_in)
+    assert resolve_config(None, "shop.csv", "Shop", "best").model == "wearec"
+    assert resolve_config(None, "shop.csv", "Shop", "best").max_len == 200
+    assert resolve_config("wearec", "shop.csv", "Shop", "best").max_len == 200
+    assert resolve_config("bsarec", "shop.csv", "Shop", "best").c == 9  # BSARec's own best settings
+    assert resolve_config(None, "x.csv", "Other", "best").c == 7  # no recommender: BSARec's
+    with pytest.raises(ConfigError, match="no best settings for sasrec on 'Shop'"):
+        preset_values("best", "sasrec", "Shop")
