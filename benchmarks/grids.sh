@@ -147,8 +147,10 @@ case "${1:-}" in
     done ;;
   best-recommender)  # DATASET's chosen recommender (best-candidates first) at seeds 42-44: its test numbers
     d=${DATASET:-LastFM}
+    # (its seeds 42-44 that no grid has run yet: the search's own seed-42 run counts)
     winner=$("$BIN/python" benchmarks/choose_best.py -d "$d" --winner)
-    grid -d "$d" $winner --seeds $(seeds 42,43,44) --set checkpoint_steps=100 --runs benchmarks/runs/best_recommender \
+    [ -n "$winner" ] || { echo "best-recommender: every seed of $d's recommender is recorded" >&2; exit 0; }
+    grid -d "$d" $winner --set checkpoint_steps=100 --runs benchmarks/runs/best_recommender \
       --output $RESULTS/best_recommender/$d ;;
   best-lastfm)  # BSARec with --preset best (chosen on validation, src/bsarec/presets/best.json), 3 seeds
     grid -d LastFM -m bsarec --preset best --seeds 42,43,44 --runs benchmarks/runs/best \

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bsarec import config as config_module
-from bsarec.config import load_built_in_preset, preset_values, resolve_config
+from bsarec.config import preset_values, resolve_config
 from bsarec.errors import ConfigError
 from bsarec.models import MODELS
 
@@ -29,7 +29,7 @@ def _cells(choose, dataset, scores):
     return [
         (
             choose.candidate_identity(dataset, choose.Candidate(model, dict(settings))),
-            score,
+            {choose.SCORE: score},
             f"made-up#{model}",
         )
         for (model, settings), score in scores.items()
@@ -38,9 +38,8 @@ def _cells(choose, dataset, scores):
 
 def test_staged_search_carries_the_three_best_then_adds_attributes_to_the_leader(choose):
     at50 = {(m, (("max_len", 50),)): 0.01 * (i + 1) for i, m in enumerate(MODELS)}
-    at50[("bsarec", (("max_len", 50),))] = (
-        0.10  # ties with the last model's 0.10: the earlier model goes first
-    )
+    # BSARec ties with the last model's 0.10: the earlier model goes first
+    at50[("bsarec", (("max_len", 50),))] = 0.10
     found = choose.search("LastFM", _cells(choose, "LastFM", at50))
     assert len(found.stages) == 2 and not found.complete and found.chosen is None
     carried = [c.model for c in found.stages[1]]
@@ -73,7 +72,7 @@ def test_recorded_runs_that_disagree_are_an_error(choose):
     candidate = choose.Candidate("sasrec", {"max_len": 50})
     identity = choose.candidate_identity("Beauty", candidate)
     with pytest.raises(SystemExit, match="recorded runs disagree"):
-        choose.score("Beauty", candidate, [(identity, 0.05, "a#x"), (identity, 0.06, "b#x")])
+        choose.score("Beauty", candidate, [(identity, {choose.SCORE: v}, f"{v}#x") for v in (0.05, 0.06)])
 
 
 def test_preset_best_names_the_model_per_dataset(monkeypatch):

@@ -49,9 +49,10 @@ def cell_config(cell: Cell, preset: str | None, overrides: dict[str, Any], **exp
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:
     """The settings that make a run what it is. A config.json written before a setting existed gets that
-    setting's default, which is what the run used."""
-    complete = RunConfig.from_dict(config).to_dict()
-    own = set(model_parameters(complete["model"]))
+    setting's default, which is what the run used; one that kept other models' hyperparameters (as older
+    versions wrote them) loses them."""
+    own = set(model_parameters(config.get("model", "bsarec")))
     # other models' hyperparameters (max_len also shapes the samples, so it always counts)
     others = MODEL_SETTINGS - own - {"max_len"}
+    complete = RunConfig.from_dict({k: v for k, v in config.items() if k not in others}).to_dict()
     return {k: v for k, v in complete.items() if k not in RUNTIME_SETTINGS and k not in others}
