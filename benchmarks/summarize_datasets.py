@@ -22,10 +22,16 @@ from pathlib import Path
 from bsarec.environment import provenance
 from bsarec.experiments.tables import load_published, markdown_table, model_order, significance, summarise
 from bsarec.io import atomic_write_json, atomic_write_text
+from choose_best import recorded_cells, search, seed_rows  # this directory's script
 
 RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
 GRIDS = ("baselines/LastFM", "baselines/Beauty", "baselines/Toys_and_Games", "baselines/Sports_Yelp")
 DATASETS = ("LastFM", "Beauty", "Toys_and_Games", "Sports_and_Outdoors", "Yelp")
+NOT_HERE = {  # the paper's sixth dataset: its raw ratings cannot be downloaded on the project's machines
+    "ML-1M": "not run here (its ratings cannot be downloaded on the project's machines): bsarec benchmark -d ML-1M -m "
+    "bsarec,caser,gru4rec,sasrec,bert4rec,fmlprec,duorec,fearec,tvrec,wearec --seeds 42,43,44"
+}
 PAPER_BASELINES = ("caser", "gru4rec", "sasrec", "bert4rec", "fmlprec", "duorec", "fearec")
 NAMES = {
     "bsarec": "BSARec",
@@ -60,10 +66,10 @@ def mean_of(rows: list[dict], model: str, metric: str) -> tuple[float, int]:
 
 def summarize(rows: list[dict], metric: str) -> list[dict]:
     out = []
-    for dataset in DATASETS:
+    for dataset in (*DATASETS, *NOT_HERE):
         here = [r for r in rows if r["dataset"] == dataset]
         if not here:
-            out.append({"dataset": dataset, "status": "not run"})
+            out.append({"dataset": dataset, "status": "not run here" if dataset in NOT_HERE else "not run"})
             continue
         models = sorted({r["model"] for r in here})
         means = {m: mean_of(here, m, metric) for m in models}
@@ -91,6 +97,17 @@ def summarize(rows: list[dict], metric: str) -> list[dict]:
     return out
 
 
+def claim(row: dict) -> str:
+    """Whether the paper's claim (BSARec beats the seven baselines) holds on a row's dataset."""
+    if "lead_pct" not in row:
+        return "not testable yet"
+    significant = row.get("p") is not None and row["p"] < 0.05
+    if row["lead_pct"] <= 0:
+        leader = NAMES[row["best_baseline"]]
+        return f"does not hold ({leader} leads{'' if significant else ', not significantly'})"
+    return "holds" if significant else "BSARec leads, not significantly"
+
+
 def markdown(summary: list[dict], metric: str) -> list[str]:
     lines = [
         f"| dataset | best model by 3-seed mean {metric} | BSARec | best of the seven paper baselines | BSARec's "
@@ -100,6 +117,9 @@ def markdown(summary: list[dict], metric: str) -> list[str]:
     for row in summary:
         if row.get("status") == "not run":
             lines.append(f"| {row['dataset']} | not run | | | | | |")
+            continue
+        if row.get("status") == "not run here":
+            lines.append(f"| {row['dataset']} | {NOT_HERE[row['dataset']]} | | | | | |")
             continue
         best = f"{NAMES[row['best']]} {row['best_mean']:.4f}" if row["best"] else "no model with 3 seeds"
         seeds = row["bsarec_seeds"]
@@ -112,13 +132,9 @@ def markdown(summary: list[dict], metric: str) -> list[str]:
         if "lead_pct" in row:
             p = f"{row['p']:.3f}" if row.get("p") is not None else "–"
             lead, test = f"{row['lead_pct']:+.1f}%", f"{p} ({row['wins']} of {SEEDS})"
-            significant = row.get("p") is not None and row["p"] < 0.05
-            if row["lead_pct"] <= 0:
-                holds = f"does not hold ({NAMES[row['best_baseline']]} leads{'' if significant else ', not significantly'})"
-            else:
-                holds = "holds" if significant else "BSARec leads, not significantly"
         else:
-            lead, test, holds = "–", "–", "not testable yet"
+            lead, test = "–", "–"
+        holds = claim(row)
         lines.append(f"| {row['dataset']} | {best} | {bsarec} | {baseline} | {lead} | {test} | {holds} |")
     missing = [
         f"{r['dataset']}: {', '.join(NAMES[m] for m in r['missing_baselines'])}"
@@ -148,6 +164,59 @@ def paper_tables(rows: list[dict], where: dict[str, str]) -> str:
     return header + table
 
 
+def recommenders(metric: str) -> dict[str, str]:
+    """Per dataset: bsarec's best recommender (benchmarks/choose_best.py) and its test metric over its seeds."""
+    cells = recorded_cells()
+    out = {}
+    for dataset in DATASETS:
+        found = search(dataset, cells)
+        if not found.complete:
+            ran = sum(c.score is not None for c in found.candidates)
+            out[dataset] = f"search not complete ({ran} candidates of {len(found.candidates)} so far)"
+            continue
+        chosen = found.chosen
+        values = [row[metric] for row in seed_rows(dataset, chosen, cells).values()]
+        name = f"{NAMES[chosen.model]}, " + ", ".join(f"{k} {v}" for k, v in chosen.settings.items())
+        spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
+        out[dataset] = f"{name}: {statistics.fmean(values):.4f}{spread} ({len(values)} seeds)"
+    return out
+
+
+def readme_table(summary: list[dict], metric: str) -> str:
+    """The README's results: one row per dataset."""
+    chosen = recommenders(metric)
+    lines = [
+        f"| dataset | best of the ten models (3-seed mean {metric}) | BSARec against the best of the seven "
+        f"baselines | bsarec's best recommender, chosen on validation (test {metric}) |",
+        "|---|---|---|---|",
+    ]
+    for row in summary:
+        dataset = row["dataset"]
+        if dataset in NOT_HERE:
+            continue
+        if row.get("status") == "not run":
+            lines.append(f"| {dataset} | not run yet | – | {chosen[dataset]} |")
+            continue
+        best = f"{NAMES[row['best']]} {row['best_mean']:.4f}" if row["best"] else "no model with 3 seeds yet"
+        if "lead_pct" in row:
+            p = f"p {row['p']:.3f}" if row.get("p") is not None else "no test"
+            lead = f"{row['lead_pct']:+.1f}% against {NAMES[row['best_baseline']]} ({p}): {claim(row)}"
+        else:
+            lead = claim(row)
+        lines.append(f"| {dataset} | {best} | {lead} | {chosen[dataset]} |")
+    return "\n".join(lines) + "\n"
+
+
+def replace_marked(path: Path, name: str, text: str) -> None:
+    """Put `text` between the lines <!-- NAME --> and <!-- /NAME --> of a document."""
+    start, end = f"<!-- {name} -->\n", f"<!-- /{name} -->"
+    document = path.read_text()
+    if start not in document or end not in document:
+        raise SystemExit(f"{path}: expected the lines {start.strip()} and {end} around the generated part")
+    head, rest = document.split(start, 1)
+    atomic_write_text(path, head + start + text + end + rest.split(end, 1)[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metric", default="NDCG@10")
@@ -164,7 +233,14 @@ def main() -> None:
         *markdown(summary, args.metric),
     ]
     atomic_write_text(args.results / "summary_datasets.md", "\n".join(lines) + "\n")
-    atomic_write_text(args.results / "paper_tables.md", paper_tables(rows, where))
+    tables = paper_tables(rows, where)
+    atomic_write_text(args.results / "paper_tables.md", tables)
+    if args.results == RESULTS:  # the committed results: the documents that quote them follow
+        replace_marked(
+            ROOT / "docs" / "results.md", "summary_datasets", "\n".join(markdown(summary, args.metric)) + "\n"
+        )
+        replace_marked(ROOT / "docs" / "results.md", "paper_tables", tables.split("\n\n", 2)[2])
+        replace_marked(ROOT / "README.md", "summary_datasets", readme_table(summary, args.metric))
     atomic_write_json(
         args.results / "summary_datasets.json", {"meta": where, "metric": args.metric, "rows": summary}
     )
