@@ -204,7 +204,7 @@ def report(searches: list[Search], cells: list) -> str:
         "(`bash benchmarks/grids.sh best-recommender`, DATASET=...).",
     ]
     for found in searches:
-        lines += ["", f"## {found.dataset}", "", "| stage | candidate | validation NDCG@20 | recorded in |"]
+        lines += ["", f"### {found.dataset}", "", "| stage | candidate | validation NDCG@20 | recorded in |"]
         lines.append("|---|---|---|---|")
         for number, stage in enumerate(found.stages, 1):
             for c in stage:
@@ -237,6 +237,16 @@ def report(searches: list[Search], cells: list) -> str:
     return "\n".join(lines) + "\n"
 
 
+def replace_marked(path: Path, name: str, text: str) -> None:
+    """Put `text` between the lines <!-- NAME --> and <!-- /NAME --> of a document."""
+    start, end = f"<!-- {name} -->\n", f"<!-- /{name} -->"
+    document = path.read_text()
+    if start not in document or end not in document:
+        raise SystemExit(f"{path}: expected the lines {start.strip()} and {end} around the generated part")
+    head, rest = document.split(start, 1)
+    atomic_write_text(path, head + start + text + end + rest.split(end, 1)[1])
+
+
 def write(searches: list[Search], cells: list) -> None:
     best = json.loads(BEST_PRESET.read_text())
     for found in searches:
@@ -244,7 +254,9 @@ def write(searches: list[Search], cells: list) -> None:
             best.setdefault("recommender", {})[found.dataset] = recommender_entry(found.dataset, found.chosen)
             best["selection"][f"recommender/{found.dataset}"] = selection_entry(found)
     atomic_write_json(BEST_PRESET, best)
-    atomic_write_text(RESULTS / "best_recommender.md", report(searches, cells))
+    text = report(searches, cells)
+    atomic_write_text(RESULTS / "best_recommender.md", text)
+    replace_marked(ROOT / "docs" / "results.md", "best_recommender", text.split("\n\n", 3)[3])
 
 
 def main() -> None:

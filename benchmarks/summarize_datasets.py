@@ -22,7 +22,7 @@ from pathlib import Path
 from bsarec.environment import provenance
 from bsarec.experiments.tables import load_published, markdown_table, model_order, significance, summarise
 from bsarec.io import atomic_write_json, atomic_write_text
-from choose_best import recorded_cells, search, seed_rows  # this directory's script
+from choose_best import recorded_cells, replace_marked, search, seed_rows  # this directory's script
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,16 +205,6 @@ def readme_table(summary: list[dict], metric: str) -> str:
             lead = claim(row)
         lines.append(f"| {dataset} | {best} | {lead} | {chosen[dataset]} |")
     return "\n".join(lines) + "\n"
-
-
-def replace_marked(path: Path, name: str, text: str) -> None:
-    """Put `text` between the lines <!-- NAME --> and <!-- /NAME --> of a document."""
-    start, end = f"<!-- {name} -->\n", f"<!-- /{name} -->"
-    document = path.read_text()
-    if start not in document or end not in document:
-        raise SystemExit(f"{path}: expected the lines {start.strip()} and {end} around the generated part")
-    head, rest = document.split(start, 1)
-    atomic_write_text(path, head + start + text + end + rest.split(end, 1)[1])
 
 
 def main() -> None:

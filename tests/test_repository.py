@@ -1,6 +1,7 @@
 """What the repository must never hold: run directories, checkpoints, weights or archives, or any file over
 1 MB (a clone should download the project, not its experiments)."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -36,3 +37,12 @@ def test_no_checkpoints_weights_archives_or_run_directories_are_tracked():
 def test_no_tracked_file_is_over_one_megabyte():
     sizes = {f: (ROOT / f).stat().st_size for f in tracked_files() if (ROOT / f).is_file()}
     assert {f: s for f, s in sizes.items() if s > 1_000_000} == {}
+
+
+def test_every_benchmark_grid_is_listed_in_the_benchmarks_readme():
+    script = (ROOT / "benchmarks" / "grids.sh").read_text()
+    grids = set(re.findall(r"^  ([a-z0-9-]+(?:\|[a-z0-9-]+)*)\)", script, flags=re.MULTILINE))
+    names = {name for case in grids for name in case.split("|")}
+    assert {"baselines-lastfm", "best-candidates", "best-recommender"} <= names
+    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    assert sorted(name for name in names if f"`{name}`" not in readme) == []
