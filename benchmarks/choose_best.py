@@ -9,7 +9,8 @@ test split plays no part. The chosen recommender is the argmax over all candidat
 
 A candidate's score comes from any committed grid result (benchmarks/results/**/results.json) holding a cell
 with exactly the candidate's settings (runtime settings and the preset's name aside), so a run another grid
-already made counts and is not trained twice.
+already made counts and is not trained twice; failing that, from the seed-42 studies of
+benchmarks/results/studies/summary.json (trained by older code, which kept four decimals).
 
     python benchmarks/choose_best.py                       # each dataset's stages, scores and missing cells
     python benchmarks/choose_best.py -d LastFM --next-stage  # `bsarec benchmark` arguments of the missing cells
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bsarec.config import preset_values, resolve_config
+from bsarec.config import parse_overrides, preset_values, resolve_config
 from bsarec.environment import provenance
 from bsarec.experiments.cells import comparable
 from bsarec.io import atomic_write_json, atomic_write_text
@@ -106,7 +107,9 @@ def candidate_identity(dataset: str, candidate: Candidate, seed: int = SEED) -> 
 
 
 def recorded_cells(results: Path = RESULTS) -> list[tuple[dict[str, Any], dict[str, Any], str]]:
-    """(identity, row of metrics, source) of every committed cell whose results file keeps its settings."""
+    """(identity, row of metrics, source) of every committed cell whose results file keeps its settings, then
+    the seed-42 studies summarised in studies/summary.json (their validation scores only: their run
+    directories are gone, and the key's protocol tag names their overrides of the paper preset)."""
     cells = []
     for path in sorted(results.rglob("results.json")):
         recorded = json.loads(path.read_text())
@@ -115,15 +118,24 @@ def recorded_cells(results: Path = RESULTS) -> list[tuple[dict[str, Any], dict[s
             key = "/".join(Path(row["run_dir"]).parts[-4:])
             if configs.get(key):  # a cell recorded before results files kept settings has none
                 cells.append((identity(configs[key]), row, f"{path.relative_to(ROOT)}#{key}"))
+    studies = results / "studies" / "summary.json"
+    if studies.is_file():
+        for key, entry in json.loads(studies.read_text()).items():
+            dataset, model, tag = key.split("/")
+            overrides = {} if tag == "paper" else parse_overrides(tag.split(","))
+            config = resolve_config(model, dataset, dataset, "paper", overrides, seed=SEED)
+            row = {SCORE: entry["valid"]["NDCG@20"]}
+            cells.append((identity(config.to_dict()), row, f"{studies.relative_to(ROOT)}#{key}"))
     return cells
 
 
 def score(dataset: str, candidate: Candidate, cells: list) -> Candidate:
-    """The candidate with the score of its recorded cell; two recordings that disagree are an error."""
+    """The candidate with the score of its first recorded cell (a results file's before the studies summary,
+    which older code trained); two results files that disagree are an error."""
     wanted = candidate_identity(dataset, candidate)
     found = [(row[SCORE], source) for config, row, source in cells if config == wanted and SCORE in row]
     if found:
-        values = {round(value, 6) for value, _ in found}
+        values = {round(value, 6) for value, source in found if "studies/summary.json" not in source}
         if len(values) > 1:
             raise SystemExit(f"{candidate.label} on {dataset}: recorded runs disagree: {found}")
         candidate.score, candidate.source = found[0]
@@ -183,7 +195,7 @@ def seed_rows(dataset: str, candidate: Candidate, cells: list) -> dict[int, dict
     rows = {}
     for seed in TEST_SEEDS:
         wanted = candidate_identity(dataset, candidate, seed)
-        found = [row for config, row, _ in cells if config == wanted]
+        found = [row for config, row, _ in cells if config == wanted and all(m in row for m in METRICS)]
         if found:
             rows[seed] = found[0]
     return rows
@@ -220,19 +232,20 @@ def report(searches: list[Search], cells: list) -> str:
         if not rows:
             continue
         seeds = ", ".join(str(seed) for seed in sorted(rows))
-        lines += ["", f"Its test metrics, mean ± std over seeds {seeds}:", ""]
+        still = [str(seed) for seed in TEST_SEEDS if seed not in rows]
+        later = f" (seeds {', '.join(still)} still to run)" if still else ""
+        lines += ["", f"Its test metrics, mean ± std over seeds {seeds}{later}:", ""]
         lines += ["| " + " | ".join(METRICS) + " |", "|" + "---|" * len(METRICS)]
         stats = {metric: mean_std([r[metric] for r in rows.values()]) for metric in METRICS}
-        lines.append("| " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in stats.values()) + " |")
+        shown = [f"{m:.4f} ± {s:.4f}" if len(rows) > 1 else f"{m:.4f}" for m, s in stats.values()]
+        lines.append("| " + " | ".join(shown) + " |")
         for metric, value, whose in PUBLISHED[found.dataset]:
             mean, spread = stats[metric]
-            verdict = "above" if mean > value else "below"
+            gap = f"{100 * (mean - value) / value:+.1f}%"
+            if spread:
+                gap += f", {abs(mean - value) / spread:.1f} seed deviations {'above' if mean > value else 'below'}"
             lines.append(
-                f"\nAgainst the published single run of {whose}, {metric} {value:.4f}: our mean is "
-                f"{100 * (mean - value) / value:+.1f}% ({verdict}), {abs(mean - value) / spread:.1f} seed "
-                f"deviations away."
-                if spread
-                else f"\nAgainst {whose}'s {metric} {value:.4f}: {mean:.4f}."
+                f"\nAgainst the published single run of {whose}, {metric} {value:.4f}: {mean:.4f} ({gap})."
             )
     return "\n".join(lines) + "\n"
 

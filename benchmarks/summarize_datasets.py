@@ -178,7 +178,8 @@ def recommenders(metric: str) -> dict[str, str]:
         values = [row[metric] for row in seed_rows(dataset, chosen, cells).values()]
         name = f"{NAMES[chosen.model]}, " + ", ".join(f"{k} {v}" for k, v in chosen.settings.items())
         spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
-        out[dataset] = f"{name}: {statistics.fmean(values):.4f}{spread} ({len(values)} seeds)"
+        seeds = f"{len(values)} seeds" if len(values) > 1 else "1 seed so far"
+        out[dataset] = f"{name}: {statistics.fmean(values):.4f}{spread} ({seeds})"
     return out
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bsarec import config as config_module
-from bsarec.config import preset_values, resolve_config
+from bsarec.config import load_built_in_preset, preset_values, resolve_config
 from bsarec.errors import ConfigError
 from bsarec.models import MODELS
 
@@ -73,6 +73,24 @@ def test_recorded_runs_that_disagree_are_an_error(choose):
     identity = choose.candidate_identity("Beauty", candidate)
     with pytest.raises(SystemExit, match="recorded runs disagree"):
         choose.score("Beauty", candidate, [(identity, {choose.SCORE: v}, f"{v}#x") for v in (0.05, 0.06)])
+
+
+def test_each_chosen_recommender_is_the_validation_argmax_of_its_committed_candidates(choose):
+    best = load_built_in_preset("best")
+    assert "LastFM" in best["recommender"]
+    cells = choose.recorded_cells()
+    for dataset, entry in best["recommender"].items():
+        selection = best["selection"][f"recommender/{dataset}"]
+        scores = selection["candidates"]
+        assert selection["chosen"] == max(scores, key=scores.get)
+        found = choose.search(dataset, cells)  # again, from the results files the scores came from
+        assert found.complete
+        assert {c.label: round(c.score, 6) for c in found.candidates} == scores
+        assert found.chosen.label == selection["chosen"]
+        assert entry == choose.recommender_entry(dataset, found.chosen)
+        # `bsarec train --preset best --dataset D` trains exactly the chosen candidate
+        trained = resolve_config(None, dataset, dataset, "best", seed=42).to_dict()
+        assert choose.identity(trained) == choose.candidate_identity(dataset, found.chosen)
 
 
 def test_preset_best_names_the_model_per_dataset(monkeypatch):
