@@ -233,7 +233,7 @@ def report(searches: list[Search], cells: list) -> str:
             continue
         seeds = ", ".join(str(seed) for seed in sorted(rows))
         still = [str(seed) for seed in TEST_SEEDS if seed not in rows]
-        later = f" (seeds {', '.join(still)} still to run)" if still else ""
+        later = f" (seed{'s' if len(still) > 1 else ''} {', '.join(still)} still to run)" if still else ""
         lines += ["", f"Its test metrics, mean ± std over seeds {seeds}{later}:", ""]
         lines += ["| " + " | ".join(METRICS) + " |", "|" + "---|" * len(METRICS)]
         stats = {metric: mean_std([r[metric] for r in rows.values()]) for metric in METRICS}
