@@ -5,7 +5,8 @@ two-sided paired t-test over the seeds both finished.
         --pair "BSARec=baselines/LastFM:bsarec,item_features/LastFM/bsarec:bsarec" \
         --pair "SASRec (CE)=sasrec_ce/LastFM:sasrec,item_features/LastFM/sasrec_ce:sasrec"
 
-A pair is LABEL=BASE_RESULTS:MODEL,VARIANT_RESULTS:MODEL, the results folders relative to benchmarks/results.
+A pair is LABEL=BASE_RESULTS:MODEL,VARIANT_RESULTS:MODEL, the results folders relative to benchmarks/results
+(A+B:MODEL joins the seeds of one setting that two grids ran).
 benchmarks/README.md lists the comparisons the committed results come from.
 """
 
@@ -28,11 +29,17 @@ RESULTS = Path("benchmarks/results")
 
 
 def rows(spec: str) -> dict[int, dict]:
-    folder, model = spec.rsplit(":", 1)
-    path = RESULTS / folder / "results.json"
-    if not path.is_file():
-        return {}
-    return {r["seed"]: r for r in json.loads(path.read_text())["per_seed"] if r["model"] == model}
+    """A side's rows by seed: FOLDER:MODEL, or FOLDER+FOLDER:MODEL for one setting whose seeds two grids ran
+    (the first folder's row wins a seed both hold)."""
+    folders, model = spec.rsplit(":", 1)
+    out: dict[int, dict] = {}
+    for folder in folders.split("+"):
+        path = RESULTS / folder / "results.json"
+        if path.is_file():
+            for r in json.loads(path.read_text())["per_seed"]:
+                if r["model"] == model:
+                    out.setdefault(r["seed"], r)
+    return out
 
 
 def fmt(values: list[float]) -> str:
