@@ -443,7 +443,8 @@ def resolve_config(
     **explicit: Any,
 ) -> RunConfig:
     """The run config of `model` (None: the preset's model, i.e. a preset file's or the best recommender's,
-    else bsarec) with the precedence of the module docstring. A preset file written for another model than the one named is refused."""
+    else bsarec) with the precedence of the module docstring. A preset written for another model than the one
+    named is refused."""
     from_preset: dict[str, Any] = {}
     if preset:
         from_preset = preset_values(preset, model, dataset_name)
