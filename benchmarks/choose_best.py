@@ -31,7 +31,8 @@ from typing import Any
 
 from bsarec.config import parse_overrides, preset_values, resolve_config
 from bsarec.environment import provenance
-from bsarec.experiments.cells import comparable
+from bsarec.experiments.cells import cell_key, comparable
+from bsarec.experiments.tables import METRICS
 from bsarec.io import atomic_write_json, atomic_write_text
 from bsarec.models import MODELS
 
@@ -54,7 +55,6 @@ PUBLISHED = {
     "Beauty": [("HR@10", 0.1041, "WEARec")],
     "Toys_and_Games": [("HR@5", 0.0805, "BSARec")],
 }
-METRICS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20")
 
 
 @dataclass
@@ -115,7 +115,7 @@ def recorded_cells(results: Path = RESULTS) -> list[tuple[dict[str, Any], dict[s
         recorded = json.loads(path.read_text())
         configs = recorded.get("configs", {})
         for row in recorded.get("per_seed", []):
-            key = "/".join(Path(row["run_dir"]).parts[-4:])
+            key = cell_key(row["run_dir"])
             if configs.get(key):  # a cell recorded before results files kept settings has none
                 cells.append((identity(configs[key]), row, f"{path.relative_to(ROOT)}#{key}"))
     studies = results / "studies" / "summary.json"
