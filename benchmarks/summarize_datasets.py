@@ -19,6 +19,7 @@ import json
 import statistics
 from pathlib import Path
 
+from bsarec.config import defaults_stand_in
 from bsarec.environment import provenance
 from bsarec.experiments.tables import load_published, markdown_table, model_order, significance, summarise
 from bsarec.io import atomic_write_json, atomic_write_text
@@ -146,6 +147,21 @@ def markdown(summary: list[dict], metric: str) -> list[str]:
     return lines
 
 
+def stand_in_notes(rows: list[dict]) -> dict[str, str]:
+    """Per dataset: the models that run at their reference defaults there because their authors published
+    settings for other datasets only (the paper preset's "*" entry, docs/baselines.md)."""
+    notes = {}
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        models = model_order([r["model"] for r in rows if r["dataset"] == dataset])
+        stand_ins = [NAMES[m] for m in models if defaults_stand_in(m, dataset)]
+        if stand_ins:
+            notes[dataset] = (
+                f"{' and '.join(stand_ins)}: no published setting for {dataset}, so "
+                f"{'their' if len(stand_ins) > 1 else 'its'} reference code's defaults."
+            )
+    return notes
+
+
 def paper_tables(rows: list[dict], where: dict[str, str]) -> str:
     """One table per dataset in the paper's layout, the datasets in DATASETS' order."""
     ordered = sorted(rows, key=lambda r: (DATASETS.index(r["dataset"]), r["model"], r["seed"]))
@@ -156,7 +172,7 @@ def paper_tables(rows: list[dict], where: dict[str, str]) -> str:
     )
     table = markdown_table(
         summarise(ordered), significance(ordered), load_published(), caption,
-        model_order([r["model"] for r in ordered]),
+        model_order([r["model"] for r in ordered]), notes=stand_in_notes(ordered),
     )  # fmt: skip
     header = (
         f"# The paper's table, per dataset\n\n`{where['command']}` — {where['date']} — {where['machine']}\n\n"

@@ -2,7 +2,14 @@ import re
 
 import pytest
 
-from bsarec.config import RunConfig, load_built_in_preset, parse_overrides, preset_values, resolve_config
+from bsarec.config import (
+    RunConfig,
+    defaults_stand_in,
+    load_built_in_preset,
+    parse_overrides,
+    preset_values,
+    resolve_config,
+)
 from bsarec.errors import ConfigError
 
 
@@ -24,6 +31,14 @@ def _settings(model: str, dataset: str, preset: str, label: str = "") -> dict:
     """The resolved run settings of PRESET changed by a candidate label's --set pairs ("c=3", "a=1,b=2")."""
     overrides = parse_overrides(label.removesuffix(" (paper)").split(",")) if label else {}
     return resolve_config(model, dataset, dataset, preset, overrides).to_dict() | {"preset": None}
+
+
+def test_defaults_stand_in_only_where_a_model_has_settings_for_other_datasets():
+    assert defaults_stand_in("tvrec", "Toys_and_Games") and defaults_stand_in("wearec", "yelp")
+    assert not defaults_stand_in("tvrec", "Beauty")  # its authors' own setting
+    assert not defaults_stand_in("sasrec", "Toys_and_Games")  # one setting everywhere, as in the paper
+    assert not defaults_stand_in("bsarec", "Toys_and_Games") and not defaults_stand_in("nomodel", "LastFM")
+    assert preset_values("paper", "tvrec", "Toys_and_Games") == load_built_in_preset("paper")["tvrec"]["*"]
 
 
 def test_best_preset_is_a_validation_choice_per_dataset():

@@ -426,6 +426,15 @@ def preset_values(preset: str, model: str | None, dataset_name: str) -> dict[str
     return settings
 
 
+def defaults_stand_in(model: str, dataset_name: str, preset: str = "paper") -> bool:
+    """Whether a built-in preset gives `model` its "*" defaults on this dataset although it has settings of
+    its own for others: the paper preset's TV-Rec and WEARec on datasets their authors published nothing for.
+    (The seven baselines have one "*" entry everywhere, as in the BSARec paper: never a stand-in.)"""
+    table = load_built_in_preset(preset).get(model, {})
+    own = {name.lower() for name in table if name != "*"}
+    return "*" in table and bool(own) and dataset_name.lower() not in own
+
+
 def _for_dataset(table: dict[str, Any], dataset_name: str) -> dict[str, Any] | None:
     """A preset table's settings for a dataset (its name in any case), else its "*" entry, else None."""
     for name, values in table.items():

@@ -59,6 +59,17 @@ def test_table_bolds_the_best_and_shows_published_and_improvement():
     assert "| metric | Caser | SASRec | BSARec | BSARec (published) | Improv. vs best baseline |" in table
 
 
+def test_a_dataset_note_stands_under_its_heading_only():
+    other = [{**r, "dataset": "E"} for r in ROWS]
+    notes = {"E": "SASRec: its reference defaults."}
+    table = markdown_table(
+        summarise(ROWS + other), {}, {}, "caption", ["caser", "sasrec", "bsarec"], notes=notes
+    )
+    lines = table.splitlines()
+    assert lines[lines.index("### E") + 2] == notes["E"] and table.count(notes["E"]) == 1
+    assert lines[lines.index("### D") + 2].startswith("| metric |")
+
+
 def test_table_shows_the_published_numbers_of_every_model_that_has_them():
     published = {"full": {"bsarec": {"D": {"HR@10": 0.5}}, "sasrec": {"D": {"HR@10": 0.25}}, "caser": {}}}
     table = markdown_table(summarise(ROWS), {}, published, "caption", ["caser", "sasrec", "bsarec"])

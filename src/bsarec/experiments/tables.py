@@ -213,7 +213,9 @@ def markdown_table(
     caption: str,
     models: list[str],
     target: str = "bsarec",
+    notes: dict[str, str] | None = None,
 ) -> str:
+    """The paper-style table per dataset, each with `notes[dataset]` (if any) under its heading."""
     lines = [caption, ""]
     published_key = "full"
     for dataset, by_model in summary.items():
@@ -228,7 +230,10 @@ def markdown_table(
         header += [f"{DISPLAY_NAMES[m]} (published)" for m in pub]
         if target in by_model and baselines:
             header.append("Improv. vs best baseline")
-        lines += [f"### {dataset}", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        lines += [f"### {dataset}", ""]
+        if notes and notes.get(dataset):
+            lines += [notes[dataset], ""]
+        lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         seeds = max(by_model[m][METRICS[0]]["n"] for m in present)
         for metric in METRICS:
             best = max(present, key=lambda m: by_model[m][metric]["mean"])
