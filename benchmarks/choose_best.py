@@ -124,7 +124,7 @@ def recorded_cells(results: Path = RESULTS) -> list[tuple[dict[str, Any], dict[s
             dataset, model, tag = key.split("/")
             overrides = {} if tag == "paper" else parse_overrides(tag.split(","))
             config = resolve_config(model, dataset, dataset, "paper", overrides, seed=SEED)
-            row = {SCORE: entry["valid"]["NDCG@20"]}
+            row = {SCORE: entry["valid"]["NDCG@20"], "older_code": True}  # four decimals, older trainer
             cells.append((identity(config.to_dict()), row, f"{studies.relative_to(ROOT)}#{key}"))
     return cells
 
@@ -133,12 +133,13 @@ def score(dataset: str, candidate: Candidate, cells: list) -> Candidate:
     """The candidate with the score of its first recorded cell (a results file's before the studies summary,
     which older code trained); two results files that disagree are an error."""
     wanted = candidate_identity(dataset, candidate)
-    found = [(row[SCORE], source) for config, row, source in cells if config == wanted and SCORE in row]
+    found = [(row, source) for config, row, source in cells if config == wanted and SCORE in row]
     if found:
-        values = {round(value, 6) for value, source in found if "studies/summary.json" not in source}
+        values = {round(row[SCORE], 6) for row, _ in found if not row.get("older_code")}
         if len(values) > 1:
-            raise SystemExit(f"{candidate.label} on {dataset}: recorded runs disagree: {found}")
-        candidate.score, candidate.source = found[0]
+            disagreeing = [(row[SCORE], source) for row, source in found]
+            raise SystemExit(f"{candidate.label} on {dataset}: recorded runs disagree: {disagreeing}")
+        candidate.score, candidate.source = found[0][0][SCORE], found[0][1]
     return candidate
 
 

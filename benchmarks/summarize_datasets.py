@@ -23,7 +23,7 @@ from bsarec.config import defaults_stand_in
 from bsarec.environment import provenance
 from bsarec.experiments.tables import load_published, markdown_table, model_order, significance, summarise
 from bsarec.io import atomic_write_json, atomic_write_text
-from choose_best import recorded_cells, replace_marked, search, seed_rows  # this directory's script
+from choose_best import mean_std, recorded_cells, replace_marked, search, seed_rows  # this directory's script
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,9 +193,10 @@ def recommenders(metric: str) -> dict[str, str]:
         chosen = found.chosen
         values = [row[metric] for row in seed_rows(dataset, chosen, cells).values()]
         name = f"{NAMES[chosen.model]}, " + ", ".join(f"{k} {v}" for k, v in chosen.settings.items())
-        spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
+        mean, std = mean_std(values)
+        spread = f" ± {std:.4f}" if len(values) > 1 else ""
         seeds = f"{len(values)} seeds" if len(values) > 1 else "1 seed so far"
-        out[dataset] = f"{name}: {statistics.fmean(values):.4f}{spread} ({seeds})"
+        out[dataset] = f"{name}: {mean:.4f}{spread} ({seeds})"
     return out
 
 

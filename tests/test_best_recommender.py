@@ -73,6 +73,12 @@ def test_recorded_runs_that_disagree_are_an_error(choose):
     identity = choose.candidate_identity("Beauty", candidate)
     with pytest.raises(SystemExit, match="recorded runs disagree"):
         choose.score("Beauty", candidate, [(identity, {choose.SCORE: v}, f"{v}#x") for v in (0.05, 0.06)])
+    # the older studies' four-decimal score may differ from a results file's: that file's score counts
+    older = (identity, {choose.SCORE: 0.0512, "older_code": True}, "studies#x")
+    assert (
+        choose.score("Beauty", candidate, [(identity, {choose.SCORE: 0.05123}, "grid#x"), older]).score
+        == 0.05123
+    )
 
 
 def test_each_chosen_recommender_is_the_validation_argmax_of_its_committed_candidates(choose):
