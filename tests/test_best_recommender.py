@@ -99,16 +99,20 @@ def test_each_chosen_recommender_is_the_validation_argmax_of_its_committed_candi
         assert choose.identity(trained) == choose.candidate_identity(dataset, found.chosen)
 
 
-def test_preset_best_names_the_model_per_dataset(monkeypatch):
+def test_preset_best_names_the_model_per_dataset(monkeypatch, caplog):
     built_in = {
         "recommender": {"Shop": {"model": "wearec", "max_len": 200}},
         "bsarec": {"Shop": {"c": 9}, "Other": {"c": 7}},
     }
     monkeypatch.setattr(config_module, "load_built_in_preset", lambda name="paper": built_in)
-    assert resolve_config(None, "shop.csv", "Shop", "best").model == "wearec"
+    with caplog.at_level("INFO", logger="bsarec"):
+        assert resolve_config(None, "shop.csv", "Shop", "best").model == "wearec"
     assert resolve_config(None, "shop.csv", "Shop", "best").max_len == 200
     assert resolve_config("wearec", "shop.csv", "Shop", "best").max_len == 200
     assert resolve_config("bsarec", "shop.csv", "Shop", "best").c == 9  # BSARec's own best settings
-    assert resolve_config(None, "x.csv", "Other", "best").c == 7  # no recommender: BSARec's
+    assert "no recommender" not in caplog.text
+    with caplog.at_level("INFO", logger="bsarec"):
+        assert resolve_config(None, "x.csv", "Other", "best").c == 7  # no recommender: BSARec's, and says so
+    assert "no recommender has been chosen for Other yet" in caplog.text
     with pytest.raises(ConfigError, match="no best settings for sasrec on 'Shop'"):
         preset_values("best", "sasrec", "Shop")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import logging
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -394,6 +395,12 @@ def preset_values(preset: str, model: str | None, dataset_name: str) -> dict[str
         recommender = _for_dataset(built_in.get("recommender", {}), dataset_name)
         if model is None and recommender is not None:
             return recommender
+        if model is None and "recommender" in built_in:  # say so: the user asked for the best of every model
+            logging.getLogger("bsarec").info(
+                "--preset %s: no recommender has been chosen for %s yet (docs/results.md); BSARec's settings",
+                preset,
+                dataset_name,
+            )
         table = built_in.get(model or "bsarec", {})
         values = _for_dataset(table, dataset_name)
         if values is None and recommender is not None and recommender["model"] == model:
