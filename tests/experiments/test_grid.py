@@ -169,6 +169,8 @@ def test_the_published_numbers_stand_only_beside_grids_of_the_papers_task(tmp_pa
         assert "Published numbers left out: " in grid.caption([1]) and reason in grid.caption([1])
     # beside a changed setting they stay, and the caption says they are the papers' own settings
     assert "not these overrides" not in BenchmarkGrid(**settings).caption([1])
+    runtime = {"checkpoint_steps": 100, "threads": 1, "precision": "fp32"}  # the paper's runs, however run
+    assert "not these overrides" not in BenchmarkGrid(**settings, overrides=runtime).caption([1])
     grid = BenchmarkGrid(**settings, overrides={"max_len": 200})
     assert "bsarec" in grid.published["full"]
     assert "each paper's run at its own settings, not these overrides" in grid.caption([1])

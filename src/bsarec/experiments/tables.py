@@ -283,16 +283,16 @@ def published_left_out(config: RunConfig) -> str | None:
 
 
 def caption_for(overrides: dict[str, Any], preset: str | None, seeds: list[int], config: RunConfig) -> str:
+    tag = protocol_tag(overrides)  # runtime settings (threads, checkpoint_steps, ...) change no result
     if reason := published_left_out(config):
         published = f" Published numbers left out: {reason}."
-    elif overrides:  # the published columns stand beside a changed setting
+    elif tag != "paper":  # the published columns stand beside a changed setting
         published = " Published numbers: each paper's run at its own settings, not these overrides."
     else:
         published = ""
     candidates = (
         "full ranking" if config.candidates == "full" else f"{config.candidates} ({config.eval_negatives})"
     )
-    tag = protocol_tag(overrides)
     return (
         f"Test metrics, mean ± std over seeds {', '.join(map(str, seeds))}; preset {preset or 'defaults'}; "
         f"protocol: candidates {candidates}, history mask {config.history_mask}, padding {config.padding}, "
