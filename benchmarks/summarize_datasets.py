@@ -188,7 +188,7 @@ def recommenders(metric: str) -> dict[str, str]:
         found = search(dataset, cells)
         if not found.complete:
             ran = sum(c.score is not None for c in found.candidates)
-            out[dataset] = f"search not complete ({ran} candidates of {len(found.candidates)} so far)"
+            out[dataset] = f"search not complete ({ran} of its {len(found.candidates)} candidates so far)"
             continue
         chosen = found.chosen
         values = [row[metric] for row in seed_rows(dataset, chosen, cells).values()]
