@@ -147,18 +147,28 @@ def markdown(summary: list[dict], metric: str) -> list[str]:
     return lines
 
 
-def stand_in_notes(rows: list[dict]) -> dict[str, str]:
+def dataset_notes(rows: list[dict]) -> dict[str, str]:
     """Per dataset: the models that run at their reference defaults there because their authors published
-    settings for other datasets only (the paper preset's "*" entry, docs/baselines.md)."""
+    settings for other datasets only (the paper preset's "*" entry, docs/baselines.md), and the cells trained
+    on another device than the CPU (the same code rounds differently there)."""
     notes = {}
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        models = model_order([r["model"] for r in rows if r["dataset"] == dataset])
-        stand_ins = [NAMES[m] for m in models if defaults_stand_in(m, dataset)]
+        here = [r for r in rows if r["dataset"] == dataset]
+        lines = []
+        stand_ins = [
+            NAMES[m] for m in model_order([r["model"] for r in here]) if defaults_stand_in(m, dataset)
+        ]
         if stand_ins:
-            notes[dataset] = (
+            lines.append(
                 f"{' and '.join(stand_ins)}: no published setting for {dataset}, so "
                 f"{'their' if len(stand_ins) > 1 else 'its'} reference code's defaults."
             )
+        elsewhere = [r for r in here if r.get("device", "cpu") != "cpu"]
+        if elsewhere:
+            cells = ", ".join(f"{NAMES[r['model']]} seed {r['seed']} ({r['device']})" for r in elsewhere)
+            lines.append(f"Trained on a GPU, the other cells on the CPU: {cells}.")
+        if lines:
+            notes[dataset] = " ".join(lines)
     return notes
 
 
@@ -172,7 +182,7 @@ def paper_tables(rows: list[dict], where: dict[str, str]) -> str:
     )
     table = markdown_table(
         summarise(ordered), significance(ordered), load_published(), caption,
-        model_order([r["model"] for r in ordered]), notes=stand_in_notes(ordered),
+        model_order([r["model"] for r in ordered]), notes=dataset_notes(ordered),
     )  # fmt: skip
     header = (
         f"# The paper's table, per dataset\n\n`{where['command']}` — {where['date']} — {where['machine']}\n\n"

@@ -116,3 +116,22 @@ def test_preset_best_names_the_model_per_dataset(monkeypatch, caplog):
     assert "no recommender has been chosen for Other yet" in caplog.text
     with pytest.raises(ConfigError, match="no best settings for sasrec on 'Shop'"):
         preset_values("best", "sasrec", "Shop")
+
+
+def test_the_paper_tables_note_default_settings_and_cells_from_another_device(choose, monkeypatch):
+    monkeypatch.syspath_prepend(str(CHOOSER.parent))
+    spec = importlib.util.spec_from_file_location(
+        "summarize_datasets", CHOOSER.parent / "summarize_datasets.py"
+    )
+    summarize = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summarize)
+    rows = [
+        {"dataset": "Toys_and_Games", "model": m, "seed": 42, "device": "cpu"}
+        for m in ("wearec", "tvrec", "sasrec")
+    ]
+    rows += [{"dataset": "LastFM", "model": "caser", "seed": 44, "device": "cuda"}]
+    rows += [{"dataset": "Beauty", "model": "tvrec", "seed": 42, "device": "cpu"}]
+    notes = summarize.dataset_notes(rows)
+    assert notes["Toys_and_Games"].startswith("TV-Rec and WEARec: no published setting for Toys_and_Games")
+    assert notes["LastFM"] == "Trained on a GPU, the other cells on the CPU: Caser seed 44 (cuda)."
+    assert "Beauty" not in notes  # TV-Rec's own Beauty setting, every cell on the CPU
