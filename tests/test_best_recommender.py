@@ -135,3 +135,29 @@ def test_the_paper_tables_note_default_settings_and_cells_from_another_device(ch
     assert notes["Toys_and_Games"].startswith("TV-Rec and WEARec: no published setting for Toys_and_Games")
     assert notes["LastFM"] == "Trained on a GPU, the other cells on the CPU: Caser seed 44 (cuda)."
     assert "Beauty" not in notes  # TV-Rec's own Beauty setting, every cell on the CPU
+
+
+def _marked(path: Path, name: str) -> str:
+    return path.read_text().split(f"<!-- {name} -->\n", 1)[1].split(f"<!-- /{name} -->", 1)[0]
+
+
+def test_the_documents_quote_the_committed_results(choose, monkeypatch):
+    """docs/results.md and the README's generated parts are what the scripts make of the committed result
+    files: a result committed without rerunning summarize_datasets.py and choose_best.py --write fails."""
+    monkeypatch.syspath_prepend(str(CHOOSER.parent))
+    spec = importlib.util.spec_from_file_location(
+        "summarize_datasets", CHOOSER.parent / "summarize_datasets.py"
+    )
+    summarize = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summarize)
+    root, metric = CHOOSER.parents[1], "NDCG@10"
+    rows = summarize.read_rows(summarize.RESULTS)
+    summary = summarize.summarize(rows, metric)
+    results, readme = root / "docs" / "results.md", root / "README.md"
+    assert _marked(results, "summary_datasets") == "\n".join(summarize.markdown(summary, metric)) + "\n"
+    where = {"command": "", "date": "", "machine": ""}
+    assert _marked(results, "paper_tables") == summarize.paper_tables(rows, where).split("\n\n", 2)[2]
+    assert _marked(readme, "summary_datasets") == summarize.readme_table(summary, metric)
+    cells = choose.recorded_cells()
+    searches = [choose.search(dataset, cells) for dataset in choose.DATASETS]
+    assert _marked(results, "best_recommender") == choose.report(searches, cells).split("\n\n", 3)[3]
