@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -381,11 +382,17 @@ def serve(
         "NEW_ITEMS": _absolute_features(new_items) if new_items is not None else "",
         "API_KEY_ENV": api_key_env or "",
         "ENGINE": engine,
+        "ONNX_GRAPH": "",
     }
-    os.environ.update({f"BSAREC_SERVE_{k}": str(v) for k, v in settings.items()})
-    uvicorn.run(
-        "bsarec.serving.app:app_from_environment", factory=True, host=host, port=port, workers=workers
-    )
+    with tempfile.TemporaryDirectory(prefix="bsarec-serve-") as folder:
+        if checked.encoder is not None:  # exported once, here: the workers load this graph
+            graph = Path(folder) / "encoder.onnx"
+            graph.write_bytes(checked.encoder.graph)
+            settings["ONNX_GRAPH"] = str(graph)
+        os.environ.update({f"BSAREC_SERVE_{k}": str(v) for k, v in settings.items()})
+        uvicorn.run(
+            "bsarec.serving.app:app_from_environment", factory=True, host=host, port=port, workers=workers
+        )
 
 
 def _absolute_features(spec: Path) -> str:

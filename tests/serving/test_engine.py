@@ -9,7 +9,7 @@ from bsarec import SequentialRecommender, generate_synthetic
 from bsarec.data.item_features import read_item_features
 from bsarec.errors import ConfigError
 from bsarec.models import MODELS, model_parameters
-from bsarec.serving.engine import choose_engine
+from bsarec.serving.engine import OnnxEncoder, choose_engine
 
 pytestmark = pytest.mark.extras("export")
 
@@ -86,3 +86,55 @@ def test_an_engine_that_cannot_serve_is_refused_or_replaced(tiny_run, monkeypatc
     assert choose_engine(rec, "auto") == "torch" and rec.encoder is None
     assert "serving with PyTorch: the ONNX engine is not available (exporter says no)" in caplog.text
     assert len(rec.recommend(items=["c00-i01"], k=3).items) == 3
+
+
+@pytest.mark.extras("serve")
+def test_the_workers_serve_the_graph_exported_once(tiny_run, tmp_path, monkeypatch):
+    """`bsarec serve` exports while it checks the run; each worker loads that graph instead of exporting."""
+    import asyncio
+
+    import httpx
+
+    from bsarec.serving.app import app_from_environment
+
+    checked, reference = SequentialRecommender.load(tiny_run), SequentialRecommender.load(tiny_run)
+    assert choose_engine(checked, "onnx") == "onnx"
+    (tmp_path / "encoder.onnx").write_bytes(checked.encoder.graph)
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("a worker exported the encoder again")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    for name, value in {
+        "RUN_DIR": tiny_run,
+        "ENGINE": "onnx",
+        "ONNX_GRAPH": tmp_path / "encoder.onnx",
+    }.items():
+        monkeypatch.setenv(f"BSAREC_SERVE_{name}", str(value))
+    app = app_from_environment()
+
+    async def ask():
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://service"
+        ) as client:
+            model = (await client.get("/model")).json()
+            return model, (
+                await client.post("/recommend", json={"items": ["c00-i01", "c00-i02"], "k": 5})
+            ).json()
+
+    model, answer = asyncio.run(ask())
+    assert model["engine"] == "onnx"
+    expected = reference.recommend(items=["c00-i01", "c00-i02"], k=5)
+    assert answer["items"] == expected.items
+    assert max(abs(a - b) for a, b in zip(answer["scores"], expected.scores, strict=True)) < 1e-4
+
+
+def test_a_graph_of_another_kind_of_encoder_is_refused(tiny_run):
+    rec = SequentialRecommender.load(tiny_run)
+    choose_engine(rec, "onnx")
+
+    class NeedsUsers(torch.nn.Module):  # Caser's encoder takes the user rows as a second input
+        needs_users = True
+
+    with pytest.raises(ConfigError, match="the ONNX graph given takes"):
+        OnnxEncoder(NeedsUsers(), 10, graph=rec.encoder.graph)

@@ -158,14 +158,19 @@ def create_app(
     new_items: str | Path | None = None,
     api_key: str | None = None,
     engine: str = "torch",
+    onnx_graph: bytes | None = None,
 ) -> FastAPI:
+    """The service of one run. `onnx_graph`: its encoder's ONNX export, made once by `bsarec serve`, so that
+    the workers do not each export it again."""
     limits = limits or ServiceLimits()
     if threads:
         torch.set_num_threads(threads)  # one intra-op thread per worker keeps latency flat under concurrency
     rec = SequentialRecommender.load(run_dir)
     if new_items:
         rec.add_items(new_items)
-    engine = choose_engine(rec, engine, threads or 1)  # after the new items: the encoder holds them
+    engine = choose_engine(
+        rec, engine, threads or 1, onnx_graph
+    )  # after the new items: the encoder holds them
     # as in training (a decayed Caser scores 9x faster); set for the whole process, which a worker owns
     torch.set_flush_denormal(rec.config.flush_denormal)
     unready = _cannot_score(rec)
@@ -341,4 +346,6 @@ def app_from_environment() -> FastAPI:
     key_variable = os.environ.get("BSAREC_SERVE_API_KEY_ENV") or None
     api_key = os.environ[key_variable] if key_variable else None  # the key never travels in our variables
     engine = os.environ.get("BSAREC_SERVE_ENGINE", "torch")
-    return create_app(os.environ["BSAREC_SERVE_RUN_DIR"], limits, threads, new_items, api_key, engine)
+    graph_file = os.environ.get("BSAREC_SERVE_ONNX_GRAPH") or None
+    graph = Path(graph_file).read_bytes() if graph_file else None
+    return create_app(os.environ["BSAREC_SERVE_RUN_DIR"], limits, threads, new_items, api_key, engine, graph)

@@ -42,11 +42,27 @@ class EncoderGraph(nn.Module):
 
 class OnnxEncoder:
     """The encoder of a loaded recommender, exported once to ONNX and run by ONNX Runtime on the CPU with
-    `threads` intra-op threads. Called as `encode(inputs, users=None)` like the model's own encoder."""
+    `threads` intra-op threads. Called as `encode(inputs, users=None)` like the model's own encoder.
 
-    def __init__(self, model: nn.Module, max_len: int, threads: int = 1):
+    `graph` is an export of this same encoder made earlier (`self.graph` of another OnnxEncoder): `bsarec
+    serve` exports once while it checks the run and hands the graph to its workers instead of exporting
+    in each one."""
+
+    def __init__(self, model: nn.Module, max_len: int, threads: int = 1, graph: bytes | None = None):
         onnxruntime = require("onnxruntime", "export", "bsarec serve --engine onnx")
         self.needs_users = bool(getattr(model, "needs_users", False))
+        self.graph = graph if graph is not None else self._export(model, max_len)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(self.graph, options, providers=["CPUExecutionProvider"])
+        expected = ["history", "users"] if self.needs_users else ["history"]
+        if [i.name for i in self.session.get_inputs()] != expected:
+            raise ConfigError(
+                f"the ONNX graph given takes {self.session.get_inputs()}, this model {expected}"
+            )
+
+    def _export(self, model: nn.Module, max_len: int) -> bytes:
         graph = EncoderGraph(freeze_item_features(model)).eval()
         history = torch.randint(1, 2, (2, max_len))
         history[0, : max_len // 2] = 0
@@ -68,12 +84,7 @@ class OnnxEncoder:
                 verbose=False,
                 external_data=False,
             )
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            self.session = onnxruntime.InferenceSession(
-                path.read_bytes(), options, providers=["CPUExecutionProvider"]
-            )
+            return path.read_bytes()
 
     def __call__(self, inputs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         feed: dict[str, Any] = {"history": inputs.numpy()}
@@ -85,17 +96,19 @@ class OnnxEncoder:
         return torch.from_numpy(np.ascontiguousarray(h))
 
 
-def choose_engine(rec: Any, engine: str, threads: int = 1) -> str:
+def choose_engine(rec: Any, engine: str, threads: int = 1, graph: bytes | None = None) -> str:
     """Give `rec` the engine asked for and return its name: "onnx" exports the encoder (refused with the reason
     when the export extra is missing or the model does not export), "torch" keeps PyTorch, "auto" takes ONNX
-    Runtime when it is installed and the model exports, PyTorch otherwise."""
+    Runtime when it is installed and the model exports, PyTorch otherwise. `graph`: the encoder's ONNX export
+    made earlier, used instead of exporting again."""
     if engine not in ENGINES:
         raise ConfigError(f"--engine: expected one of {ENGINES}, got {engine!r}")
     if engine == "torch":
         rec.encoder = None
         return "torch"
-    try:  # on a copy: freezing item features replaces the model's table module
-        rec.encoder = OnnxEncoder(copy.deepcopy(rec.model).eval(), rec.config.max_len, threads)
+    try:  # an export works on a copy: freezing item features replaces the model's table module
+        model = rec.model if graph is not None else copy.deepcopy(rec.model).eval()
+        rec.encoder = OnnxEncoder(model, rec.config.max_len, threads, graph)
     except Exception as error:  # the extra is missing, or the exporter cannot handle the model
         if engine == "onnx":
             raise ConfigError(f"--engine onnx: {type(error).__name__}: {error}") from error
