@@ -24,6 +24,17 @@ def choose():
     return module
 
 
+@pytest.fixture(scope="module")
+def summarize(choose):
+    """benchmarks/summarize_datasets.py, which imports choose_best (the fixture has put it in sys.modules)."""
+    spec = importlib.util.spec_from_file_location(
+        "summarize_datasets", CHOOSER.parent / "summarize_datasets.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _cells(choose, dataset, scores):
     """Recorded cells with the identities of the candidates (model, settings) -> score."""
     return [
@@ -118,13 +129,7 @@ def test_preset_best_names_the_model_per_dataset(monkeypatch, caplog):
         preset_values("best", "sasrec", "Shop")
 
 
-def test_the_paper_tables_note_default_settings_and_cells_from_another_device(choose, monkeypatch):
-    monkeypatch.syspath_prepend(str(CHOOSER.parent))
-    spec = importlib.util.spec_from_file_location(
-        "summarize_datasets", CHOOSER.parent / "summarize_datasets.py"
-    )
-    summarize = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(summarize)
+def test_the_paper_tables_note_default_settings_and_cells_from_another_device(summarize):
     rows = [
         {"dataset": "Toys_and_Games", "model": m, "seed": 42, "device": "cpu"}
         for m in ("wearec", "tvrec", "sasrec")
@@ -141,15 +146,9 @@ def _marked(path: Path, name: str) -> str:
     return path.read_text().split(f"<!-- {name} -->\n", 1)[1].split(f"<!-- /{name} -->", 1)[0]
 
 
-def test_the_documents_quote_the_committed_results(choose, monkeypatch):
+def test_the_documents_quote_the_committed_results(choose, summarize):
     """docs/results.md and the README's generated parts are what the scripts make of the committed result
     files: a result committed without rerunning summarize_datasets.py and choose_best.py --write fails."""
-    monkeypatch.syspath_prepend(str(CHOOSER.parent))
-    spec = importlib.util.spec_from_file_location(
-        "summarize_datasets", CHOOSER.parent / "summarize_datasets.py"
-    )
-    summarize = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(summarize)
     root, metric = CHOOSER.parents[1], "NDCG@10"
     rows = summarize.read_rows(summarize.RESULTS)
     summary = summarize.summarize(rows, metric)
