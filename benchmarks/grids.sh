@@ -6,19 +6,22 @@
 #   bash benchmarks/grids.sh baselines-lastfm     # all 8 models on LastFM, seeds 42-44
 #   DATA=../shared/data JOBS=1 bash benchmarks/grids.sh studies-c
 #   SEEDS=42 bash benchmarks/grids.sh cold-start-beauty   # the first seed of every cell before the others
+#   ORDER=shortest bash benchmarks/grids.sh baselines-toys  # the most cells finished soonest (default: longest
+#                                                           # first, so the whole grid ends soonest)
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 BIN=${BIN:-.venv/bin}
 JOBS=${JOBS:-2}
 DEVICE=${DEVICE:-cpu}
 RESULTS=benchmarks/results
+ORDER=${ORDER:-longest}  # bsarec benchmark --order: longest, shortest or given
 THREADS=${THREADS:-1}  # torch threads per cell: 1 beside JOBS=2, 2 for one cell alone on a 2-core machine
 # the committed tables are fp32, the papers' arithmetic, whatever the machine's default (a grid's own
 # --set precision=bf16 comes later and wins); PRECISION=auto trains in bf16 where the CPU computes it
 PRECISION=${PRECISION:-fp32}
 grid() {
   "$BIN/bsarec" benchmark --data-dir "$DATA" --jobs "$JOBS" --threads "$THREADS" --device "$DEVICE" \
-    --set precision="$PRECISION" "$@"
+    --order "$ORDER" --set precision="$PRECISION" "$@"
 }
 paper_runs="--runs benchmarks/runs/baselines"
 seeds() { echo "${SEEDS:-$1}"; }  # a grid's seeds, or the SEEDS given (a subset: results of the others are kept)

@@ -552,6 +552,11 @@ def benchmark(
     pack: int = typer.Option(
         1, min=1, help="train up to N cells that differ only in seed together, as one batched model (GPU)"
     ),
+    order: str = typer.Option(
+        "longest",
+        help="which pending cells train first: longest (the whole grid ends soonest), shortest (the most cells "
+        "finish soonest, for a grid that will be stopped and resumed) or given (the order of the lists)",
+    ),
     track: list[str] = typer.Option([], help=TRACK_HELP),
 ) -> None:
     """Train a grid of models x datasets x seeds (resumable) and write results and the paper-style table.
@@ -580,6 +585,7 @@ def benchmark(
         reference=reference,
         command="bsarec " + " ".join(sys.argv[1:]),
         pack=pack,
+        order=order,
     )
     if summary_only:
         grid.rebuild()

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from bsarec.data.synthetic import generate_synthetic
+from bsarec.errors import ConfigError
 from bsarec.experiments import BenchmarkGrid, run_benchmark
 from bsarec.experiments.tables import model_order
 
@@ -174,3 +175,17 @@ def test_the_published_numbers_stand_only_beside_grids_of_the_papers_task(tmp_pa
     grid = BenchmarkGrid(**settings, overrides={"max_len": 200})
     assert "bsarec" in grid.published["full"]
     assert "each paper's run at its own settings, not these overrides" in grid.caption([1])
+
+
+def test_the_pending_cells_train_longest_shortest_or_given_first(tmp_path):
+    settings = tiny_grid(tmp_path) | {"models": ["sasrec", "fearec", "caser"], "seeds": [1, 2]}
+
+    def order(how):
+        return [(j["cell"]["model"], j["cell"]["seed"]) for j in BenchmarkGrid(**settings, order=how).pending]
+
+    given = [(m, s) for m in ("sasrec", "fearec", "caser") for s in (1, 2)]
+    assert order("given") == given
+    assert order("longest") == [("fearec", 1), ("fearec", 2), ("caser", 1), ("caser", 2), *given[:2]]
+    assert order("shortest") == [*given[:2], ("caser", 1), ("caser", 2), ("fearec", 1), ("fearec", 2)]
+    with pytest.raises(ConfigError, match="--order: expected one of longest, shortest, given"):
+        BenchmarkGrid(**settings, order="random")

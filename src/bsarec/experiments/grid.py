@@ -53,6 +53,10 @@ from bsarec.training.packed import PACKABLE, check_packable
 log = logging.getLogger("bsarec")
 # rough relative cost per epoch on a CPU (LastFM, measured by `bsarec speed`), to start the slowest cells first
 RELATIVE_COST = {"caser": 7.0, "fearec": 7.5, "duorec": 3.2, "bert4rec": 1.5}
+# the order pending cells train in: longest first finishes a whole grid soonest (the long cells do not trail
+# at the end with one core busy); shortest first finishes the most cells soonest, for a grid that will be
+# stopped and resumed; given keeps the order of --models, --datasets and --seeds
+ORDERS = ("longest", "shortest", "given")
 
 
 @dataclass
@@ -82,6 +86,7 @@ class BenchmarkGrid:
         reference: str | Path | None = None,
         command: str | None = None,
         pack: int = 1,
+        order: str = "longest",
     ):
         self.models, self.jobs, self.pack = models, jobs, pack
         self.runs, self.output = Path(runs), Path(output or runs)
@@ -90,7 +95,7 @@ class BenchmarkGrid:
         explicit = {"epochs": epochs, "threads": threads, "device": device, "data_dir": data_dir}
         self.recorded = read_recorded(self.output)
         self.pending, self.cells = plan(
-            models, datasets, seeds, self.runs, preset, overrides, self.recorded, **explicit
+            models, datasets, seeds, self.runs, preset, overrides, self.recorded, order, **explicit
         )
         first = cell_config(self.cells[0][0], preset, overrides, seed=seeds[0], **explicit)
         self.meta = {
@@ -135,7 +140,8 @@ def run_benchmark(
     models: list[str], datasets: list[str], seeds: list[int], summary_only: bool = False, **settings: Any
 ) -> BenchmarkGrid:
     """Plan the grid (BenchmarkGrid's settings: runs, output, preset, overrides, jobs, threads, device, epochs,
-    data_dir, reference, command, pack: cells trained together as one batched model, training/packed.py), train its unfinished cells unless `summary_only`, and write the results.
+    data_dir, reference, command, pack: cells trained together as one batched model, training/packed.py,
+    order: ORDERS), train its unfinished cells unless `summary_only`, and write the results.
     Returns the grid: `.results` is the content of results.json, `.output` where the files are; a failed
     cell raises in this process (several jobs: see BenchmarkGrid.run)."""
     grid = BenchmarkGrid(models, datasets, seeds, **settings)
@@ -157,13 +163,17 @@ def plan(
     preset: str | None,
     overrides: dict[str, Any],
     recorded: dict[str, dict[str, Any]] | None = None,
+    order: str = "longest",
     **explicit: Any,
 ) -> tuple[list[dict[str, Any]], list[tuple[Cell, Path]]]:
-    """(jobs still to run, every cell with its run directory). A cell is finished when its run ran to its end
-    (RunDir.status) or `recorded` (tables.read_recorded) holds it; either is checked against the request."""
+    """(jobs still to run in `order`, every cell with its run directory). A cell is finished when its run ran
+    to its end (RunDir.status) or `recorded` (tables.read_recorded) holds it; either is checked against the
+    request."""
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         raise ConfigError(f"--models: unknown {unknown}; choose from {', '.join(MODELS)}")
+    if order not in ORDERS:
+        raise ConfigError(f"--order: expected one of {', '.join(ORDERS)}, got {order!r}")
     jobs, cells, unchecked = [], [], []
     # every cell resolves the same precision (it depends on the device alone): the first one names it
     first = cell_config(Cell(models[0], datasets[0], seeds[0]), preset, overrides, seed=seeds[0], **explicit)
@@ -192,8 +202,12 @@ def plan(
         log.warning(
             "finished by the results file, which predates recorded settings: %s", ", ".join(unchecked)
         )
-    sizes = {d: _dataset_size(d, explicit.get("data_dir")) for d in datasets}
-    jobs.sort(key=lambda j: -RELATIVE_COST.get(j["cell"]["model"], 1.0) * sizes[j["cell"]["dataset"]])
+    if order != "given":
+        sizes = {d: _dataset_size(d, explicit.get("data_dir")) for d in datasets}
+        sign = -1 if order == "longest" else 1  # sorted() is stable: equal costs keep the given order
+        jobs.sort(
+            key=lambda j: sign * RELATIVE_COST.get(j["cell"]["model"], 1.0) * sizes[j["cell"]["dataset"]]
+        )
     return jobs, cells
 
 
