@@ -207,17 +207,24 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def report(searches: list[Search], cells: list) -> str:
+    """results/best_recommender.md: the provenance header, then report_body."""
     where = provenance()
-    lines = [
+    header = [
         "# bsarec's best recommender per dataset",
-        "",
         f"`{where['command']}` — {where['date']} — {where['machine']}",
-        "",
         f"Chosen on {CRITERION}. The test numbers are the winner's, over the seeds run "
         "(`bash benchmarks/grids.sh best-recommender`, DATASET=...).",
     ]
+    return "\n\n".join([*header, report_body(searches, cells)])
+
+
+def report_body(searches: list[Search], cells: list) -> str:
+    """Every search's stages and scores, and each winner's test metrics (docs/results.md quotes this part)."""
+    lines: list[str] = []
     for found in searches:
-        lines += ["", f"### {found.dataset}", "", "| stage | candidate | validation NDCG@20 | recorded in |"]
+        if lines:
+            lines.append("")
+        lines += [f"### {found.dataset}", "", "| stage | candidate | validation NDCG@20 | recorded in |"]
         lines.append("|---|---|---|---|")
         for number, stage in enumerate(found.stages, 1):
             for c in stage:
@@ -268,9 +275,8 @@ def write(searches: list[Search], cells: list) -> None:
             best.setdefault("recommender", {})[found.dataset] = recommender_entry(found.dataset, found.chosen)
             best["selection"][f"recommender/{found.dataset}"] = selection_entry(found)
     atomic_write_json(BEST_PRESET, best)
-    text = report(searches, cells)
-    atomic_write_text(RESULTS / "best_recommender.md", text)
-    replace_marked(ROOT / "docs" / "results.md", "best_recommender", text.split("\n\n", 3)[3])
+    atomic_write_text(RESULTS / "best_recommender.md", report(searches, cells))
+    replace_marked(ROOT / "docs" / "results.md", "best_recommender", report_body(searches, cells))
 
 
 def main() -> None:

@@ -173,6 +173,14 @@ def dataset_notes(rows: list[dict]) -> dict[str, str]:
 
 
 def paper_tables(rows: list[dict], where: dict[str, str]) -> str:
+    """results/paper_tables.md: the provenance header, then paper_tables_body."""
+    header = (
+        f"# The paper's table, per dataset\n\n`{where['command']}` — {where['date']} — {where['machine']}"
+    )
+    return f"{header}\n\n{paper_tables_body(rows)}"
+
+
+def paper_tables_body(rows: list[dict]) -> str:
     """One table per dataset in the paper's layout, the datasets in DATASETS' order."""
     ordered = sorted(rows, key=lambda r: (DATASETS.index(r["dataset"]), r["model"], r["seed"]))
     caption = (
@@ -180,14 +188,10 @@ def paper_tables(rows: list[dict], where: dict[str, str]) -> str:
         "presets and protocol (docs/protocol.md); published: each paper's single run. Best mean per metric in "
         "bold; the improvement is BSARec's over the best other model."
     )
-    table = markdown_table(
+    return markdown_table(
         summarise(ordered), significance(ordered), load_published(), caption,
         model_order([r["model"] for r in ordered]), notes=dataset_notes(ordered),
     )  # fmt: skip
-    header = (
-        f"# The paper's table, per dataset\n\n`{where['command']}` — {where['date']} — {where['machine']}\n\n"
-    )
-    return header + table
 
 
 def recommenders(metric: str) -> dict[str, str]:
@@ -235,6 +239,16 @@ def readme_table(summary: list[dict], metric: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def generated_parts(rows: list[dict], summary: list[dict], metric: str) -> list[tuple[Path, str, str]]:
+    """(document, marker, text) of every part of docs/results.md and the README made from the results."""
+    results, readme = ROOT / "docs" / "results.md", ROOT / "README.md"
+    return [
+        (results, "summary_datasets", "\n".join(markdown(summary, metric)) + "\n"),
+        (results, "paper_tables", paper_tables_body(rows)),
+        (readme, "summary_datasets", readme_table(summary, metric)),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metric", default="NDCG@10")
@@ -254,11 +268,8 @@ def main() -> None:
     tables = paper_tables(rows, where)
     atomic_write_text(args.results / "paper_tables.md", tables)
     if args.results == RESULTS:  # the committed results: the documents that quote them follow
-        replace_marked(
-            ROOT / "docs" / "results.md", "summary_datasets", "\n".join(markdown(summary, args.metric)) + "\n"
-        )
-        replace_marked(ROOT / "docs" / "results.md", "paper_tables", tables.split("\n\n", 2)[2])
-        replace_marked(ROOT / "README.md", "summary_datasets", readme_table(summary, args.metric))
+        for document, marker, text in generated_parts(rows, summary, args.metric):
+            replace_marked(document, marker, text)
     atomic_write_json(
         args.results / "summary_datasets.json", {"meta": where, "metric": args.metric, "rows": summary}
     )

@@ -149,14 +149,12 @@ def _marked(path: Path, name: str) -> str:
 def test_the_documents_quote_the_committed_results(choose, summarize):
     """docs/results.md and the README's generated parts are what the scripts make of the committed result
     files: a result committed without rerunning summarize_datasets.py and choose_best.py --write fails."""
-    root, metric = CHOOSER.parents[1], "NDCG@10"
+    metric = "NDCG@10"
     rows = summarize.read_rows(summarize.RESULTS)
-    summary = summarize.summarize(rows, metric)
-    results, readme = root / "docs" / "results.md", root / "README.md"
-    assert _marked(results, "summary_datasets") == "\n".join(summarize.markdown(summary, metric)) + "\n"
-    where = {"command": "", "date": "", "machine": ""}
-    assert _marked(results, "paper_tables") == summarize.paper_tables(rows, where).split("\n\n", 2)[2]
-    assert _marked(readme, "summary_datasets") == summarize.readme_table(summary, metric)
+    for document, marker, text in summarize.generated_parts(rows, summarize.summarize(rows, metric), metric):
+        assert _marked(document, marker) == text, f"{document.name}: {marker}"
     cells = choose.recorded_cells()
     searches = [choose.search(dataset, cells) for dataset in choose.DATASETS]
-    assert _marked(results, "best_recommender") == choose.report(searches, cells).split("\n\n", 3)[3]
+    assert _marked(CHOOSER.parents[1] / "docs" / "results.md", "best_recommender") == choose.report_body(
+        searches, cells
+    )

@@ -168,9 +168,8 @@ def create_app(
     rec = SequentialRecommender.load(run_dir)
     if new_items:
         rec.add_items(new_items)
-    engine = choose_engine(
-        rec, engine, threads or 1, onnx_graph
-    )  # after the new items: the encoder holds them
+    # after the new items: the encoder holds them
+    engine = choose_engine(rec, engine, threads or 1, onnx_graph)
     # as in training (a decayed Caser scores 9x faster); set for the whole process, which a worker owns
     torch.set_flush_denormal(rec.config.flush_denormal)
     unready = _cannot_score(rec)
