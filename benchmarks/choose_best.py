@@ -139,7 +139,8 @@ def score(dataset: str, candidate: Candidate, cells: list) -> Candidate:
         if len(values) > 1:
             disagreeing = [(row[SCORE], source) for row, source in found]
             raise SystemExit(f"{candidate.label} on {dataset}: recorded runs disagree: {disagreeing}")
-        candidate.score, candidate.source = found[0][0][SCORE], found[0][1]
+        first_row, first_source = found[0]
+        candidate.score, candidate.source = first_row[SCORE], first_source
     return candidate
 
 
