@@ -207,8 +207,8 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def report(searches: list[Search], cells: list) -> str:
-    """results/best_recommender.md: the provenance header, then report_body."""
+def report(body: str) -> str:
+    """results/best_recommender.md: the provenance header, then the report's body (report_body)."""
     where = provenance()
     header = [
         "# bsarec's best recommender per dataset",
@@ -216,7 +216,7 @@ def report(searches: list[Search], cells: list) -> str:
         f"Chosen on {CRITERION}. The test numbers are the winner's, over the seeds run "
         "(`bash benchmarks/grids.sh best-recommender`, DATASET=...).",
     ]
-    return "\n\n".join([*header, report_body(searches, cells)])
+    return "\n\n".join([*header, body])
 
 
 def report_body(searches: list[Search], cells: list) -> str:
@@ -269,15 +269,15 @@ def replace_marked(path: Path, name: str, text: str) -> None:
     atomic_write_text(path, head + start + text + end + rest.split(end, 1)[1])
 
 
-def write(searches: list[Search], cells: list) -> None:
+def write(searches: list[Search], body: str) -> None:
     best = json.loads(BEST_PRESET.read_text())
     for found in searches:
         if found.complete:
             best.setdefault("recommender", {})[found.dataset] = recommender_entry(found.dataset, found.chosen)
             best["selection"][f"recommender/{found.dataset}"] = selection_entry(found)
     atomic_write_json(BEST_PRESET, best)
-    atomic_write_text(RESULTS / "best_recommender.md", report(searches, cells))
-    replace_marked(ROOT / "docs" / "results.md", "best_recommender", report_body(searches, cells))
+    atomic_write_text(RESULTS / "best_recommender.md", report(body))
+    replace_marked(ROOT / "docs" / "results.md", "best_recommender", body)
 
 
 def main() -> None:
@@ -313,9 +313,10 @@ def main() -> None:
         else:
             sys.exit(1)
         return
+    body = report_body(searches, cells)
     if args.write:
-        write(searches, cells)
-    print(report(searches, cells), end="")
+        write(searches, body)
+    print(report(body), end="")
 
 
 if __name__ == "__main__":

@@ -172,12 +172,12 @@ def dataset_notes(rows: list[dict]) -> dict[str, str]:
     return notes
 
 
-def paper_tables(rows: list[dict], where: dict[str, str]) -> str:
-    """results/paper_tables.md: the provenance header, then paper_tables_body."""
+def paper_tables(body: str, where: dict[str, str]) -> str:
+    """results/paper_tables.md: the provenance header, then the tables (paper_tables_body)."""
     header = (
         f"# The paper's table, per dataset\n\n`{where['command']}` — {where['date']} — {where['machine']}"
     )
-    return f"{header}\n\n{paper_tables_body(rows)}"
+    return f"{header}\n\n{body}"
 
 
 def paper_tables_body(rows: list[dict]) -> str:
@@ -239,12 +239,13 @@ def readme_table(summary: list[dict], metric: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def generated_parts(rows: list[dict], summary: list[dict], metric: str) -> list[tuple[Path, str, str]]:
-    """(document, marker, text) of every part of docs/results.md and the README made from the results."""
+def generated_parts(summary: list[dict], tables: str, metric: str) -> list[tuple[Path, str, str]]:
+    """(document, marker, text) of every part of docs/results.md and the README made from the results
+    (`tables`: paper_tables_body)."""
     results, readme = ROOT / "docs" / "results.md", ROOT / "README.md"
     return [
         (results, "summary_datasets", "\n".join(markdown(summary, metric)) + "\n"),
-        (results, "paper_tables", paper_tables_body(rows)),
+        (results, "paper_tables", tables),
         (readme, "summary_datasets", readme_table(summary, metric)),
     ]
 
@@ -265,10 +266,10 @@ def main() -> None:
         *markdown(summary, args.metric),
     ]
     atomic_write_text(args.results / "summary_datasets.md", "\n".join(lines) + "\n")
-    tables = paper_tables(rows, where)
-    atomic_write_text(args.results / "paper_tables.md", tables)
+    tables = paper_tables_body(rows)
+    atomic_write_text(args.results / "paper_tables.md", paper_tables(tables, where))
     if args.results == RESULTS:  # the committed results: the documents that quote them follow
-        for document, marker, text in generated_parts(rows, summary, args.metric):
+        for document, marker, text in generated_parts(summary, tables, args.metric):
             replace_marked(document, marker, text)
     atomic_write_json(
         args.results / "summary_datasets.json", {"meta": where, "metric": args.metric, "rows": summary}
