@@ -108,11 +108,9 @@ def claim(row: dict) -> str:
         leader = NAMES[row["best_baseline"]]
         return f"does not hold ({leader} leads{'' if significant else ', not significantly'})"
     verdict = "holds" if significant else "BSARec leads, not significantly"
-    ran = len(PAPER_BASELINES) - len(row["missing_baselines"])
-    if ran < len(PAPER_BASELINES):
-        verdict += (
-            f" so far (only {ran} of the seven baselines {'has' if ran == 1 else 'have'} {SEEDS} seeds)"
-        )
+    if row["missing_baselines"]:
+        ran = len(PAPER_BASELINES) - len(row["missing_baselines"])
+        verdict += f" so far (only {with_seeds(ran, 'seven baselines')})"
     return verdict
 
 
@@ -121,8 +119,13 @@ def best_model(row: dict, none: str) -> str:
     if not row["best"]:
         return none
     complete = sum(n >= SEEDS for m, n in row["models"].items() if m in NAMES)
-    so_far = f" (so far: {complete} of the ten have {SEEDS} seeds)" if complete < len(NAMES) else ""
+    so_far = f" (so far: {with_seeds(complete, 'ten')})" if complete < len(NAMES) else ""
     return f"{NAMES[row['best']]} {row['best_mean']:.4f}{so_far}"
+
+
+def with_seeds(count: int, among: str) -> str:
+    """How many of a group have 3 seeds: "1 of the ten has 3 seeds", "2 of the seven baselines have 3 seeds"."""
+    return f"{count} of the {among} {'has' if count == 1 else 'have'} {SEEDS} seeds"
 
 
 def markdown(summary: list[dict], metric: str) -> list[str]:
